@@ -1,0 +1,170 @@
+//! Every configuration compiled and held in memory: the lookup path never touches the database.
+//!
+//! Writes and notifications may arrive in any order (two requests committing at once, a
+//! NOTIFY overtaking the writer's own update); each carries the store's `revision`, and an
+//! entry is only ever replaced by a newer revision, so the cache converges on what the
+//! database holds. Deleted accounts leave a tombstone (16 bytes + revision) for the same reason.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
+use dashmap::DashMap;
+
+use crate::routing::{self, CompiledRouting, RegexInterner, Source};
+use crate::sid::AccountSid;
+use crate::store::{ConfigRecord, Snapshot};
+
+#[derive(Debug)]
+struct Entry {
+    revision: i64,
+    enabled: bool,
+    routing: Arc<CompiledRouting>,
+}
+
+/// What a lookup resolved to: which configuration decides, and its compiled routing.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub source: Source,
+    pub routing: Option<Arc<CompiledRouting>>,
+}
+
+impl Resolved {
+    fn none() -> Resolved {
+        Resolved { source: Source::None, routing: None }
+    }
+}
+
+#[derive(Default)]
+pub struct RoutingCache {
+    accounts: DashMap<AccountSid, Entry>,
+    tombstones: DashMap<AccountSid, i64>,
+    global: ArcSwapOption<Entry>,
+    interner: Mutex<RegexInterner>,
+    loaded: AtomicBool,
+}
+
+impl RoutingCache {
+    pub fn new() -> RoutingCache {
+        RoutingCache::default()
+    }
+
+    /// True once a full snapshot has been loaded (`/health/ready`).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Number of account configurations held.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// The SPEC §1 decision: global switch, then the account's own configuration, then the
+    /// global one when it is enabled and not `{}`.
+    pub fn resolve(&self, account: &AccountSid) -> Resolved {
+        let global = self.global.load();
+        if let Some(g) = global.as_ref() {
+            if !g.enabled {
+                return Resolved::none();
+            }
+        }
+        if let Some(entry) = self.accounts.get(account) {
+            return if entry.enabled {
+                Resolved { source: Source::Account, routing: Some(entry.routing.clone()) }
+            } else {
+                Resolved::none()
+            };
+        }
+        match global.as_ref() {
+            Some(g) if !g.routing.is_empty() => {
+                Resolved { source: Source::Global, routing: Some(g.routing.clone()) }
+            }
+            _ => Resolved::none(),
+        }
+    }
+
+    fn compile(&self, record: &ConfigRecord) -> Option<Arc<CompiledRouting>> {
+        let mut interner = self.interner.lock().unwrap_or_else(|e| e.into_inner());
+        match routing::compile_with(&record.configuration, &mut interner) {
+            Ok(compiled) => Some(Arc::new(compiled)),
+            Err(problems) => {
+                // Stored data that no longer validates: keep serving what we had.
+                tracing::error!(
+                    account_sid = ?record.account_sid,
+                    problems = problems.len(),
+                    "stored configuration does not compile; keeping the previous one"
+                );
+                None
+            }
+        }
+    }
+
+    /// Applies a committed write (or a re-read after a notification) if it is newer.
+    pub fn apply(&self, record: &ConfigRecord) {
+        let Some(routing) = self.compile(record) else { return };
+        let entry = Entry { revision: record.revision, enabled: record.enabled, routing };
+        match record.account_sid {
+            None => {
+                let newer = self.global.load().as_ref().is_none_or(|g| g.revision < entry.revision);
+                if newer {
+                    // Only the store's writers race here; rcu keeps the newest.
+                    self.global.rcu(|cur| match cur {
+                        Some(g) if g.revision >= entry.revision => Some(g.clone()),
+                        _ => Some(Arc::new(Entry {
+                            revision: entry.revision,
+                            enabled: entry.enabled,
+                            routing: entry.routing.clone(),
+                        })),
+                    });
+                }
+            }
+            Some(account) => {
+                if self.tombstones.get(&account).is_some_and(|t| *t >= entry.revision) {
+                    return;
+                }
+                match self.accounts.entry(account) {
+                    dashmap::Entry::Occupied(mut o) => {
+                        if o.get().revision < entry.revision {
+                            o.insert(entry);
+                        }
+                    }
+                    dashmap::Entry::Vacant(v) => {
+                        v.insert(entry);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a committed delete of `account` at `revision`.
+    pub fn remove(&self, account: AccountSid, revision: i64) {
+        self.accounts.remove_if(&account, |_, e| e.revision < revision);
+        self.tombstones
+            .entry(account)
+            .and_modify(|t| *t = (*t).max(revision))
+            .or_insert(revision);
+    }
+
+    /// Replaces everything with a full snapshot taken at `snapshot.revision`, keeping any
+    /// entry that a write newer than the snapshot already put in place.
+    pub fn load(&self, snapshot: &Snapshot) {
+        if let Some(global) = &snapshot.global {
+            self.apply(global);
+        }
+        let mut present = std::collections::HashSet::with_capacity(snapshot.accounts.len());
+        for record in &snapshot.accounts {
+            if let Some(account) = record.account_sid {
+                present.insert(account);
+            }
+            self.apply(record);
+        }
+        self.accounts
+            .retain(|account, e| present.contains(account) || e.revision > snapshot.revision);
+        self.loaded.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,153 @@
+//! The command line: `serve` (default), `migrate`, `validate`, `resolve` (SPEC §7).
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::routing::{self, Destination, Source};
+
+#[derive(Debug, Parser)]
+#[command(name = "multiprovider", version, about = "Per-account outbound voice and SMS routing")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(crate::config::ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(crate::config::MigrateArgs),
+    /// Validate a ConfigurationData file (`-` or nothing: standard input).
+    Validate {
+        /// The file to read; `-` or absent for standard input.
+        file: Option<String>,
+    },
+    /// Resolve a route offline from a ConfigurationData file.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["to", "sms"])))]
+pub struct ResolveArgs {
+    /// The ConfigurationData file (`-`: standard input).
+    #[arg(long)]
+    pub config: String,
+    /// The call's destination: a sip:/sips: URI, a tel: URI or a number.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A header the engine is about to send, as 'Name: value' (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "to")]
+    pub headers: Vec<String>,
+    /// Print the SMS TLVs instead of a voice route.
+    #[arg(long, conflicts_with = "to")]
+    pub sms: bool,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap: help and version are not usage errors.
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        None => crate::config::run_serve(crate::config::ServeArgs::from_env()),
+        Some(Command::Serve(args)) => crate::config::run_serve(args),
+        Some(Command::Migrate(args)) => crate::config::run_migrate(args),
+        Some(Command::Validate { file }) => validate(file.as_deref()),
+        Some(Command::Resolve(args)) => resolve(&args),
+    }
+}
+
+fn read_input(path: Option<&str>) -> Result<String, String> {
+    let mut text = String::new();
+    match path {
+        None | Some("-") => std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?,
+        Some(path) => std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| format!("cannot read {path}: {e}"))?,
+    };
+    Ok(text)
+}
+
+/// The SPEC §3 error body for an invalid ConfigurationData.
+pub fn problems_body(problems: &[routing::Problem]) -> serde_json::Value {
+    serde_json::json!({
+        "status": 400,
+        "message": "ConfigurationData is invalid",
+        "errors": problems,
+    })
+}
+
+fn validate(file: Option<&str>) -> ExitCode {
+    let text = match read_input(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match routing::validate(&text) {
+        Ok(()) => {
+            println!("valid");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            println!("{}", problems_body(&problems));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn resolve(args: &ResolveArgs) -> ExitCode {
+    let text = match read_input(Some(&args.config)) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let compiled = match routing::compile(&text) {
+        Ok(compiled) => compiled,
+        Err(problems) => {
+            println!("{}", problems_body(&problems));
+            return ExitCode::from(1);
+        }
+    };
+    if args.sms {
+        println!("{}", routing::sms_response_json(None, Source::Account, compiled.sms_tlvs()));
+        return ExitCode::SUCCESS;
+    }
+    let to = args.to.as_deref().unwrap_or_default();
+    let mut headers = Vec::with_capacity(args.headers.len());
+    for h in &args.headers {
+        match h.split_once(':') {
+            Some((name, value)) if !name.trim().is_empty() => headers.push((name.trim(), value.trim())),
+            _ => {
+                eprintln!("multiprovider: --header takes 'Name: value', got {h:?}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let dest = match Destination::parse(to).and_then(|d| {
+        routing::check_supplied_headers(&headers)?;
+        Ok(d)
+    }) {
+        Ok(dest) => dest,
+        Err(e) => {
+            eprintln!("multiprovider: {}: {}", e.parameter, e.message);
+            return ExitCode::from(2);
+        }
+    };
+    let answer = compiled.resolve_voice(&dest, &headers);
+    println!("{}", routing::voice_response_json(None, Source::Account, &answer));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,13 @@
+//! multiprovider: per-account outbound voice and SMS routing for Restcomm-style platforms.
+//!
+//! Dependencies point one way: `http` → `cache` → `store`, and everything → `routing`.
+//! `routing` depends on nothing else of ours so that an engine written in Rust can embed it.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod routing;
+pub mod secret;
+pub mod sid;
+pub mod store;

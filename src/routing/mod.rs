@@ -1,0 +1,74 @@
+//! The routing core: pure and synchronous (no I/O, no async, nothing else of ours).
+//!
+//! `compile` validates a `ConfigurationData` document (SPEC §4), reporting every problem with
+//! its JSON pointer, and turns it into an immutable `CompiledRouting` that resolves voice
+//! routes (SPEC §5) and SMS TLVs without allocating more than the answer needs.
+
+mod answer;
+mod json;
+mod model;
+mod sip;
+mod sms;
+mod validate;
+mod voice;
+
+pub use answer::{Source, sms_response_json, voice_response_json};
+pub use sms::Tlv;
+pub use validate::{MAX_CONFIGURATION_BYTES, Problem};
+pub use voice::{CompiledProxy, Destination, LookupError, VoiceAnswer, VoiceRoute, check_supplied_headers};
+
+use std::sync::Arc;
+
+/// Shares compiled regex sets between configurations that use the same patterns, so that
+/// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
+pub use voice::RegexInterner;
+
+/// A validated, compiled `ConfigurationData`.
+#[derive(Debug)]
+pub struct CompiledRouting {
+    pub(crate) voice: Option<voice::CompiledVoice>,
+    pub(crate) sms: Vec<Tlv>,
+    pub(crate) empty: bool,
+}
+
+/// Validates and compiles one configuration.
+pub fn compile(config: &str) -> Result<CompiledRouting, Vec<Problem>> {
+    compile_with(config, &mut RegexInterner::default())
+}
+
+/// As `compile`, sharing regex sets through `interner`.
+pub fn compile_with(
+    config: &str,
+    interner: &mut RegexInterner,
+) -> Result<CompiledRouting, Vec<Problem>> {
+    let model = validate::validate(config)?;
+    voice::compile_model(model, interner)
+}
+
+/// Validates only (the compiled value is dropped).
+pub fn validate(config: &str) -> Result<(), Vec<Problem>> {
+    compile(config).map(|_| ())
+}
+
+impl CompiledRouting {
+    /// True for a document with no members (`{}`): a global `{}` routes nobody.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The voice route for `dest`; `supplied` are headers the engine is about to send.
+    pub fn resolve_voice<'a>(&'a self, dest: &Destination<'_>, supplied: &[(&str, &str)]) -> VoiceAnswer<'a> {
+        match &self.voice {
+            Some(v) => v.resolve(dest, supplied),
+            None => VoiceAnswer::none(),
+        }
+    }
+
+    /// The TLVs to add to an SMPP `submit_sm` (empty without `outbound-sms`).
+    pub fn sms_tlvs(&self) -> &[Tlv] {
+        &self.sms
+    }
+}
+
+/// Convenience for callers holding an `Arc`.
+pub type SharedRouting = Arc<CompiledRouting>;

@@ -1,0 +1,3 @@
+//! SMS TLVs.
+#[derive(Debug, Clone)]
+pub struct Tlv {}

@@ -1,0 +1,73 @@
+//! Restcomm Sids: `AC` + 32 hex digits for accounts, `EX` + 32 hex digits for the extension.
+
+use std::fmt;
+
+/// An account Sid, always held in lowercase (`AC` + 32 lowercase hex digits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountSid([u8; 16]);
+
+impl AccountSid {
+    /// Parses `AC` + 32 hex digits, either case (the `AC` prefix too).
+    pub fn parse(s: &str) -> Option<AccountSid> {
+        let b = s.as_bytes();
+        if b.len() != 34 || !b[..2].eq_ignore_ascii_case(b"AC") {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(&b[2..], &mut out).ok()?;
+        Some(AccountSid(out))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Canonical form is `AC` + lowercase hex, as Restcomm stores it.
+        f.write_str("AC")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AccountSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A fresh extension Sid: `EX` + 32 random lowercase hex digits.
+pub fn new_extension_sid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    format!("EX{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_sid_is_case_insensitive_and_lowercased() {
+        let sid = AccountSid::parse("ac0123456789ABCDEF0123456789abcdef").unwrap();
+        assert_eq!(sid.to_string(), "AC0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn account_sid_rejects_bad_input() {
+        for bad in ["", "AC", "AC0123", "XX0123456789abcdef0123456789abcdef", "AC0123456789abcdef0123456789abcdeg", "AC0123456789abcdef0123456789abcdef0"] {
+            assert!(AccountSid::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extension_sid_shape() {
+        let sid = new_extension_sid();
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("EX"));
+        assert!(sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    }
+}
