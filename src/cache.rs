@@ -32,7 +32,10 @@ pub struct Resolved {
 
 impl Resolved {
     fn none() -> Resolved {
-        Resolved { source: Source::None, routing: None }
+        Resolved {
+            source: Source::None,
+            routing: None,
+        }
     }
 }
 
@@ -75,15 +78,19 @@ impl RoutingCache {
         }
         if let Some(entry) = self.accounts.get(account) {
             return if entry.enabled {
-                Resolved { source: Source::Account, routing: Some(entry.routing.clone()) }
+                Resolved {
+                    source: Source::Account,
+                    routing: Some(entry.routing.clone()),
+                }
             } else {
                 Resolved::none()
             };
         }
         match global.as_ref() {
-            Some(g) if !g.routing.is_empty() => {
-                Resolved { source: Source::Global, routing: Some(g.routing.clone()) }
-            }
+            Some(g) if !g.routing.is_empty() => Resolved {
+                source: Source::Global,
+                routing: Some(g.routing.clone()),
+            },
             _ => Resolved::none(),
         }
     }
@@ -106,11 +113,21 @@ impl RoutingCache {
 
     /// Applies a committed write (or a re-read after a notification) if it is newer.
     pub fn apply(&self, record: &ConfigRecord) {
-        let Some(routing) = self.compile(record) else { return };
-        let entry = Entry { revision: record.revision, enabled: record.enabled, routing };
+        let Some(routing) = self.compile(record) else {
+            return;
+        };
+        let entry = Entry {
+            revision: record.revision,
+            enabled: record.enabled,
+            routing,
+        };
         match record.account_sid {
             None => {
-                let newer = self.global.load().as_ref().is_none_or(|g| g.revision < entry.revision);
+                let newer = self
+                    .global
+                    .load()
+                    .as_ref()
+                    .is_none_or(|g| g.revision < entry.revision);
                 if newer {
                     // Only the store's writers race here; rcu keeps the newest.
                     self.global.rcu(|cur| match cur {
@@ -124,7 +141,11 @@ impl RoutingCache {
                 }
             }
             Some(account) => {
-                if self.tombstones.get(&account).is_some_and(|t| *t >= entry.revision) {
+                if self
+                    .tombstones
+                    .get(&account)
+                    .is_some_and(|t| *t >= entry.revision)
+                {
                     return;
                 }
                 match self.accounts.entry(account) {
@@ -143,7 +164,8 @@ impl RoutingCache {
 
     /// Applies a committed delete of `account` at `revision`.
     pub fn remove(&self, account: AccountSid, revision: i64) {
-        self.accounts.remove_if(&account, |_, e| e.revision < revision);
+        self.accounts
+            .remove_if(&account, |_, e| e.revision < revision);
         self.tombstones
             .entry(account)
             .and_modify(|t| *t = (*t).max(revision))

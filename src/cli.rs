@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::routing::{self, Destination, Source};
 
 #[derive(Debug, Parser)]
-#[command(name = "multiprovider", version, about = "Per-account outbound voice and SMS routing")]
+#[command(
+    name = "multiprovider",
+    version,
+    about = "Per-account outbound voice and SMS routing"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -53,7 +57,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // clap: help and version are not usage errors.
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -123,14 +131,20 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         }
     };
     if args.sms {
-        println!("{}", routing::sms_response_json(None, Source::Account, compiled.sms_tlvs()));
+        print_json(&routing::sms_response_json(
+            None,
+            Source::Account,
+            compiled.sms_tlvs(),
+        ));
         return ExitCode::SUCCESS;
     }
     let to = args.to.as_deref().unwrap_or_default();
     let mut headers = Vec::with_capacity(args.headers.len());
     for h in &args.headers {
         match h.split_once(':') {
-            Some((name, value)) if !name.trim().is_empty() => headers.push((name.trim(), value.trim())),
+            Some((name, value)) if !name.trim().is_empty() => {
+                headers.push((name.trim(), value.trim()))
+            }
             _ => {
                 eprintln!("multiprovider: --header takes 'Name: value', got {h:?}");
                 return ExitCode::from(2);
@@ -148,6 +162,14 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         }
     };
     let answer = compiled.resolve_voice(&dest, &headers);
-    println!("{}", routing::voice_response_json(None, Source::Account, &answer));
+    print_json(&routing::voice_response_json(
+        None,
+        Source::Account,
+        &answer,
+    ));
     ExitCode::SUCCESS
+}
+
+fn print_json(bytes: &[u8]) {
+    println!("{}", String::from_utf8_lossy(bytes));
 }

@@ -58,7 +58,14 @@ mod tests {
 
     #[test]
     fn account_sid_rejects_bad_input() {
-        for bad in ["", "AC", "AC0123", "XX0123456789abcdef0123456789abcdef", "AC0123456789abcdef0123456789abcdeg", "AC0123456789abcdef0123456789abcdef0"] {
+        for bad in [
+            "",
+            "AC",
+            "AC0123",
+            "XX0123456789abcdef0123456789abcdef",
+            "AC0123456789abcdef0123456789abcdeg",
+            "AC0123456789abcdef0123456789abcdef0",
+        ] {
             assert!(AccountSid::parse(bad).is_none(), "{bad}");
         }
     }
@@ -68,6 +75,10 @@ mod tests {
         let sid = new_extension_sid();
         assert_eq!(sid.len(), 34);
         assert!(sid.starts_with("EX"));
-        assert!(sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            sid[2..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 mod answer;
 mod json;
+mod matcher;
 mod model;
 mod sip;
 mod sms;
@@ -14,14 +15,20 @@ mod voice;
 
 pub use answer::{Source, sms_response_json, voice_response_json};
 pub use sms::Tlv;
-pub use validate::{MAX_CONFIGURATION_BYTES, Problem};
-pub use voice::{CompiledProxy, Destination, LookupError, VoiceAnswer, VoiceRoute, check_supplied_headers};
+pub use validate::{
+    MAX_CONFIGURATION_BYTES, MAX_CREDENTIAL_BYTES, MAX_HEADERS, MAX_MATCH_BYTES, MAX_PROXIES,
+    Problem,
+};
+pub use voice::{
+    CompiledProxy, CompiledVoice, Destination, LookupError, MAX_DESTINATION_BYTES, VoiceAnswer,
+    VoiceRoute, check_supplied_headers,
+};
 
 use std::sync::Arc;
 
 /// Shares compiled regex sets between configurations that use the same patterns, so that
 /// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
-pub use voice::RegexInterner;
+pub use matcher::RegexInterner;
 
 /// A validated, compiled `ConfigurationData`.
 #[derive(Debug)]
@@ -41,7 +48,7 @@ pub fn compile_with(
     config: &str,
     interner: &mut RegexInterner,
 ) -> Result<CompiledRouting, Vec<Problem>> {
-    let model = validate::validate(config)?;
+    let model = validate::validate(config, interner)?;
     voice::compile_model(model, interner)
 }
 
@@ -57,11 +64,20 @@ impl CompiledRouting {
     }
 
     /// The voice route for `dest`; `supplied` are headers the engine is about to send.
-    pub fn resolve_voice<'a>(&'a self, dest: &Destination<'_>, supplied: &[(&str, &str)]) -> VoiceAnswer<'a> {
+    pub fn resolve_voice<'a>(
+        &'a self,
+        dest: &Destination<'_>,
+        supplied: &[(&str, &str)],
+    ) -> VoiceAnswer<'a> {
         match &self.voice {
             Some(v) => v.resolve(dest, supplied),
             None => VoiceAnswer::none(),
         }
+    }
+
+    /// The compiled `outbound-voice` section, if any (for engines embedding the library).
+    pub fn voice(&self) -> Option<&CompiledVoice> {
+        self.voice.as_ref()
     }
 
     /// The TLVs to add to an SMPP `submit_sm` (empty without `outbound-sms`).
@@ -72,3 +88,6 @@ impl CompiledRouting {
 
 /// Convenience for callers holding an `Arc`.
 pub type SharedRouting = Arc<CompiledRouting>;
+
+#[cfg(test)]
+mod tests;

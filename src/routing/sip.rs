@@ -1,1 +1,354 @@
-//! SIP parsing.
+//! The small part of RFC 3261 that routing needs: tokens, hosts, proxy URIs and URI
+//! parameters. Strict on purpose: whatever passes here is copied into SIP messages, so it must
+//! not be able to carry CR, LF, another parameter or another header.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// RFC 3261 `token`: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
+        })
+}
+
+/// Checks `host`: a DNS name, an IPv4 address, or an IPv6 address in brackets.
+pub(crate) fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or_else(|| format!("`{}` lacks its closing `]`", printable(host)))?;
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("`{}` is not an IPv6 address", printable(inner)));
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return host
+            .parse::<Ipv4Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("`{}` is not an IPv4 address", printable(host)));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "`{}` looks like an IPv6 address: write it in brackets, e.g. `[::1]`",
+            printable(host)
+        ));
+    }
+    check_dns_name(host)
+}
+
+/// RFC 3261 `hostname`: dot-separated labels of letters, digits and inner hyphens; the last
+/// label starts with a letter; an optional trailing dot.
+fn check_dns_name(host: &str) -> Result<(), String> {
+    let bad = || format!("`{}` is not a valid host name", printable(host));
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
+        return Err(bad());
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(bad());
+        }
+    }
+    let top = name.rsplit('.').next().unwrap_or_default();
+    if !top.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Splits `host[:port]` (host possibly `[IPv6]`) and checks both parts.
+pub(crate) fn parse_hostport(s: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if s.starts_with('[') {
+        match s.find(']') {
+            Some(end) => {
+                let (host, rest) = s.split_at(end + 1);
+                match rest.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None if rest.is_empty() => (host, None),
+                    None => return Err(format!("unexpected `{}` after the host", printable(rest))),
+                }
+            }
+            None => (s, None),
+        }
+    } else if s.bytes().filter(|&b| b == b':').count() > 1 {
+        (s, None) // an unbracketed IPv6 address: check_host explains
+    } else {
+        match s.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
+    check_host(host)?;
+    let port = match port {
+        None => None,
+        Some(p) => Some(parse_port(p)?),
+    };
+    Ok((host, port))
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{}` is not a port number", printable(p)));
+    }
+    match p.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(format!("port {p} is out of range 1-65535")),
+    }
+}
+
+/// One URI parameter, `name` or `name=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Param {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// A parsed proxy `uri`: `[sip:|sips:]host[:port][;param[=value]]*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxyUri {
+    pub secure: bool,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<Param>,
+}
+
+pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri, String> {
+    if let Some(c) = uri.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("the uri contains the forbidden character {c:?}"));
+    }
+    let (secure, rest) = strip_scheme(uri);
+    let mut parts = rest.split(';');
+    let hostport = parts.next().unwrap_or_default();
+    if hostport.contains('@') {
+        return Err("a proxy uri has no user part: give only host[:port][;params]".into());
+    }
+    let (host, port) = parse_hostport(hostport)?;
+    let mut params = Vec::new();
+    for raw in parts {
+        let (name, value) = match raw.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (raw, None),
+        };
+        if !is_token(name) {
+            return Err(format!(
+                "parameter name `{}` is not a SIP token",
+                printable(name)
+            ));
+        }
+        if let Some(v) = value {
+            if !is_token(v) {
+                return Err(format!(
+                    "the value of parameter `{name}` (`{}`) is not a SIP token",
+                    printable(v)
+                ));
+            }
+        }
+        params.push(Param {
+            name: name.to_owned(),
+            value: value.map(str::to_owned),
+        });
+    }
+    Ok(ProxyUri {
+        secure,
+        host: host.to_owned(),
+        port,
+        params,
+    })
+}
+
+/// Strips `sip:` or `sips:` (any case); returns whether it was `sips:`.
+pub(crate) fn strip_scheme(s: &str) -> (bool, &str) {
+    if s.len() >= 5 && s[..5].eq_ignore_ascii_case("sips:") {
+        (true, &s[5..])
+    } else if s.len() >= 4 && s[..4].eq_ignore_ascii_case("sip:") {
+        (false, &s[4..])
+    } else {
+        (false, s)
+    }
+}
+
+/// True when `s` starts with `sip:` or `sips:` (any case).
+pub(crate) fn has_sip_scheme(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("sip:"))
+        || s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("sips:"))
+}
+
+/// Sets parameter `name=value` in `params`: replaces the first of that name (any case), else
+/// appends.
+pub(crate) fn set_param(params: &mut Vec<Param>, name: &str, value: &str) {
+    match params
+        .iter_mut()
+        .find(|p| p.name.eq_ignore_ascii_case(name))
+    {
+        Some(p) => p.value = Some(value.to_owned()),
+        None => params.push(Param {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+        }),
+    }
+}
+
+pub(crate) fn render_params(out: &mut String, params: &[Param]) {
+    for p in params {
+        out.push(';');
+        out.push_str(&p.name);
+        if let Some(v) = &p.value {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+}
+
+/// Parses the `;`-separated parameter list of a destination URI (as given by the engine).
+pub(crate) fn split_params(s: &str) -> Vec<Param> {
+    s.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => Param {
+                name: n.to_owned(),
+                value: Some(v.to_owned()),
+            },
+            None => Param {
+                name: p.to_owned(),
+                value: None,
+            },
+        })
+        .collect()
+}
+
+/// Error messages quote user input; keep them on one line.
+pub(crate) fn printable(s: &str) -> String {
+    const MAX: usize = 80;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("newkey1"));
+        assert!(is_token("a-b.c!d%e*f_g+h`i'j~k"));
+        for bad in [
+            "", "a b", "a;b", "a,b", "a?b", "a<b", "a>b", "a\"b", "a\rb", "a\nb", "a=b", "a:b", "é",
+        ] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "uri.com",
+            "a",
+            "localhost",
+            "192.168.0.1",
+            "[::1]",
+            "[2001:db8::1]",
+            "sip-1.example.com.",
+            "x1.y2",
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "999.1.1.1",
+            "1.2.3",
+            "::1",
+            "[::1",
+            "[zz::1]",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "a_b.com",
+            "exa mple.com",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hostports() {
+        assert_eq!(
+            parse_hostport("uri.com:5060").unwrap(),
+            ("uri.com", Some(5060))
+        );
+        assert_eq!(parse_hostport("[::1]:5061").unwrap(), ("[::1]", Some(5061)));
+        assert_eq!(parse_hostport("[::1]").unwrap(), ("[::1]", None));
+        for bad in [
+            "uri.com:0",
+            "uri.com:65536",
+            "uri.com:",
+            "uri.com:5o60",
+            "[::1]x",
+            "a:1:2",
+        ] {
+            assert!(parse_hostport(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proxy_uris() {
+        let u = parse_proxy_uri("192.168.0.1;uriprop1=uri_prop_value1;lr").unwrap();
+        assert!(!u.secure);
+        assert_eq!(u.host, "192.168.0.1");
+        assert_eq!(u.port, None);
+        assert_eq!(u.params.len(), 2);
+        assert_eq!(
+            u.params[1],
+            Param {
+                name: "lr".into(),
+                value: None
+            }
+        );
+        let u = parse_proxy_uri("SIPS:[2001:db8::1]:5061;transport=tls").unwrap();
+        assert!(u.secure);
+        assert_eq!(u.host, "[2001:db8::1]");
+        assert_eq!(u.port, Some(5061));
+        for bad in [
+            "",
+            "sip:",
+            "a.com;",
+            "a.com;x=",
+            "a.com;=x",
+            "a.com;x=a b",
+            "a.com;x=<y>",
+            "bob@a.com",
+            "a.com\r\nVia: x",
+            "a.com;x=1,y",
+        ] {
+            assert!(parse_proxy_uri(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn set_param_replaces_case_insensitively_or_appends() {
+        let mut p = split_params("a=1;B=2;c");
+        set_param(&mut p, "b", "3");
+        set_param(&mut p, "d", "4");
+        let mut s = String::new();
+        render_params(&mut s, &p);
+        assert_eq!(s, ";a=1;B=3;c;d=4");
+    }
+}

@@ -1,13 +1,416 @@
-//! Validation.
-use serde::Serialize;
-pub const MAX_CONFIGURATION_BYTES: usize = 65_536;
+//! Walks a parsed `ConfigurationData` and collects every problem with its JSON pointer
+//! (SPEC §4). Nothing stops at the first problem: the operator fixes everything in one go.
 
+use serde::Serialize;
+
+use super::json::{self, Json, push_token};
+use super::matcher::{self, RegexInterner};
+use super::model::{FORBIDDEN_HEADERS, HeaderRule, Model, ProxyModel};
+use super::sip::{self, printable};
+
+pub const MAX_CONFIGURATION_BYTES: usize = 65_536;
+pub const MAX_PROXIES: usize = 100;
+pub const MAX_HEADERS: usize = 50;
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+pub const MAX_MATCH_BYTES: usize = 1024;
+pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
+
+/// One problem: where (RFC 6901 pointer into the document) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub pointer: String,
     pub message: String,
 }
-pub(crate) struct Model;
-pub(crate) fn validate(_config: &str) -> Result<Model, Vec<Problem>> {
-    Err(vec![])
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, pointer: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            pointer: pointer.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn wrong_type(&mut self, pointer: &str, found: &Json, expected: &str) {
+        self.add(
+            pointer,
+            format!("invalid type: {}, expected {expected}", found.describe()),
+        );
+    }
+
+    /// The members of object `v` named in `allowed` (in that order); reports unknown members,
+    /// then missing required ones. `None` when `v` is not an object.
+    fn members<'a, const N: usize>(
+        &mut self,
+        v: &'a Json,
+        pointer: &str,
+        allowed: [&str; N],
+        required: &[&str],
+    ) -> Option<[Option<&'a Json>; N]> {
+        let Json::Obj(members) = v else {
+            self.wrong_type(pointer, v, "an object");
+            return None;
+        };
+        let mut found = [None; N];
+        for (key, value) in members {
+            match allowed.iter().position(|a| a == key) {
+                Some(i) => found[i] = Some(value),
+                None => self.add(&push_token(pointer, key), format!("unknown field `{key}`")),
+            }
+        }
+        for name in required {
+            let i = allowed
+                .iter()
+                .position(|a| a == name)
+                .expect("required ⊆ allowed");
+            if found[i].is_none() {
+                self.add(pointer, format!("missing field `{name}`"));
+            }
+        }
+        Some(found)
+    }
+
+    fn string<'a>(&mut self, v: &'a Json, pointer: &str) -> Option<&'a str> {
+        match v {
+            Json::Str(s) => Some(s),
+            other => {
+                self.wrong_type(pointer, other, "a string");
+                None
+            }
+        }
+    }
+
+    /// An array of exactly one element: Restcomm's shape for both sections.
+    fn single<'a>(&mut self, v: &'a Json, pointer: &str) -> Option<&'a Json> {
+        match v {
+            Json::Arr(items) if items.len() == 1 => Some(&items[0]),
+            Json::Arr(items) => {
+                self.add(
+                    pointer,
+                    format!(
+                        "invalid length {}, expected an array of exactly one object",
+                        items.len()
+                    ),
+                );
+                None
+            }
+            other => {
+                self.wrong_type(pointer, other, "an array of exactly one object");
+                None
+            }
+        }
+    }
+}
+
+/// Validates `text`, compiling its match expressions through `interner`.
+pub(crate) fn validate(text: &str, interner: &mut RegexInterner) -> Result<Model, Vec<Problem>> {
+    if text.len() > MAX_CONFIGURATION_BYTES {
+        return Err(vec![Problem {
+            pointer: String::new(),
+            message: format!(
+                "ConfigurationData is {} bytes; at most {MAX_CONFIGURATION_BYTES} are allowed",
+                text.len()
+            ),
+        }]);
+    }
+    let (doc, duplicates) = json::parse(text).map_err(|p| vec![p])?;
+    let mut problems = Problems(duplicates);
+    let model = check_document(&doc, &mut problems, interner);
+    match model {
+        Some(model) if problems.0.is_empty() => Ok(model),
+        _ => Err(problems.0),
+    }
+}
+
+fn check_document(
+    doc: &Json,
+    problems: &mut Problems,
+    interner: &mut RegexInterner,
+) -> Option<Model> {
+    let [voice, sms] = problems.members(doc, "", ["outbound-voice", "outbound-sms"], &[])?;
+    let voice = voice.and_then(|v| check_voice(v, problems, interner));
+    let sms = sms.and_then(|v| check_sms(v, problems));
+    let empty = matches!(doc, Json::Obj(m) if m.is_empty());
+    Some(Model { voice, sms, empty })
+}
+
+fn check_sms(v: &Json, problems: &mut Problems) -> Option<u32> {
+    let pointer = "/outbound-sms/0";
+    let item = problems.single(v, "/outbound-sms")?;
+    let [id] = problems.members(
+        item,
+        pointer,
+        ["destination_network_id"],
+        &["destination_network_id"],
+    )?;
+    let id = id?;
+    let pointer = "/outbound-sms/0/destination_network_id";
+    let range =
+        || format!("destination_network_id must be between 0 and {MAX_DESTINATION_NETWORK_ID}");
+    let parsed = match id {
+        Json::Int(n) => u32::try_from(*n)
+            .ok()
+            .filter(|n| *n <= MAX_DESTINATION_NETWORK_ID)
+            .ok_or_else(range),
+        Json::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            let digits = s.trim_start_matches('0');
+            if digits.len() > 10 {
+                Err(range())
+            } else {
+                let n: u64 = if digits.is_empty() {
+                    0
+                } else {
+                    digits.parse().unwrap_or(u64::MAX)
+                };
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= MAX_DESTINATION_NETWORK_ID)
+                    .ok_or_else(range)
+            }
+        }
+        Json::Str(s) => Err(format!(
+            "`{}` is not a decimal number: expected an integer or a string of decimal digits",
+            printable(s)
+        )),
+        other => Err(format!(
+            "invalid type: {}, expected an integer or a string of decimal digits",
+            other.describe()
+        )),
+    };
+    parsed.map_err(|m| problems.add(pointer, m)).ok()
+}
+
+fn check_voice(
+    v: &Json,
+    problems: &mut Problems,
+    interner: &mut RegexInterner,
+) -> Option<Vec<ProxyModel>> {
+    let item = problems.single(v, "/outbound-voice")?;
+    let [proxy] = problems.members(item, "/outbound-voice/0", ["proxy"], &["proxy"])?;
+    let list_pointer = "/outbound-voice/0/proxy";
+    let items = match proxy? {
+        Json::Arr(items) if (1..=MAX_PROXIES).contains(&items.len()) => items,
+        Json::Arr(items) => {
+            problems.add(
+                list_pointer,
+                format!(
+                    "invalid length {}, expected 1 to {MAX_PROXIES} proxies",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        other => {
+            problems.wrong_type(list_pointer, other, "an array of proxies");
+            return None;
+        }
+    };
+    let before = problems.0.len();
+    let proxies: Vec<Option<ProxyModel>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| check_proxy(p, &push_token(list_pointer, &i.to_string()), problems))
+        .collect();
+    // Only compile the expressions when every one is individually well-formed: the set
+    // build below would otherwise report one error for all of them.
+    if problems.0.len() != before || proxies.iter().any(Option::is_none) {
+        return None;
+    }
+    let proxies: Vec<ProxyModel> = proxies.into_iter().flatten().collect();
+    let patterns: Vec<&str> = proxies
+        .iter()
+        .map(|p| p.pattern.as_deref().unwrap_or(".*"))
+        .collect();
+    if let Err(e) = interner.get_or_build(&patterns) {
+        // Blame the expressions that are too large on their own, else the list as a whole.
+        let before = problems.0.len();
+        for (i, p) in proxies.iter().enumerate() {
+            if let Some(pattern) = &p.pattern {
+                if let Err(e) = matcher::check_size(pattern) {
+                    problems.add(&format!("{list_pointer}/{i}/match"), e);
+                }
+            }
+        }
+        if problems.0.len() == before {
+            problems.add(list_pointer, e);
+        }
+        return None;
+    }
+    Some(proxies)
+}
+
+fn check_proxy(v: &Json, pointer: &str, problems: &mut Problems) -> Option<ProxyModel> {
+    let [uri, username, password, pattern, headers] = problems.members(
+        v,
+        pointer,
+        ["uri", "username", "password", "match", "headers"],
+        &["uri"],
+    )?;
+    let mut ok = true;
+
+    let uri_pointer = push_token(pointer, "uri");
+    let parsed_uri = uri
+        .and_then(|u| problems.string(u, &uri_pointer))
+        .and_then(|u| match sip::parse_proxy_uri(u) {
+            Ok(parsed) => Some((u.to_owned(), parsed)),
+            Err(e) => {
+                problems.add(&uri_pointer, format!("invalid proxy uri: {e}"));
+                None
+            }
+        });
+
+    let mut credential = |v: Option<&Json>, name: &str| -> Option<String> {
+        let v = v?;
+        let pointer = push_token(pointer, name);
+        let s = problems.string(v, &pointer);
+        match s {
+            None => {
+                ok = false;
+                None
+            }
+            // Never quote a credential back: errors end up in logs and terminals.
+            Some(s) if s.len() > MAX_CREDENTIAL_BYTES => {
+                problems.add(
+                    &pointer,
+                    format!("{name} is longer than {MAX_CREDENTIAL_BYTES} bytes"),
+                );
+                ok = false;
+                None
+            }
+            Some(s) if s.chars().any(char::is_control) => {
+                problems.add(&pointer, format!("{name} contains a control character"));
+                ok = false;
+                None
+            }
+            Some(s) => Some(s.to_owned()),
+        }
+    };
+    let username = credential(username, "username");
+    let password = credential(password, "password");
+
+    let pattern = match pattern {
+        None => None,
+        Some(m) => {
+            let pointer = push_token(pointer, "match");
+            match problems.string(m, &pointer) {
+                Some(m) if m.len() > MAX_MATCH_BYTES => {
+                    problems.add(
+                        &pointer,
+                        format!("match is longer than {MAX_MATCH_BYTES} bytes"),
+                    );
+                    ok = false;
+                    None
+                }
+                Some(m) => match matcher::check_pattern(m) {
+                    Ok(()) => Some(m.to_owned()),
+                    Err(e) => {
+                        problems.add(&pointer, e);
+                        ok = false;
+                        None
+                    }
+                },
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+
+    let headers = match headers {
+        None => Vec::new(),
+        Some(h) => {
+            check_headers(h, &push_token(pointer, "headers"), problems).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            })
+        }
+    };
+
+    let (uri, parsed) = parsed_uri?;
+    ok.then_some(ProxyModel {
+        uri,
+        parsed,
+        username,
+        password,
+        pattern,
+        headers,
+    })
+}
+
+fn check_headers(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Vec<HeaderRule>> {
+    let items = match v {
+        Json::Arr(items) if items.len() <= MAX_HEADERS => items,
+        Json::Arr(items) => {
+            problems.add(
+                pointer,
+                format!(
+                    "invalid length {}, expected at most {MAX_HEADERS} headers",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        other => {
+            problems.wrong_type(pointer, other, "an array of headers");
+            return None;
+        }
+    };
+    let rules: Vec<Option<HeaderRule>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, h)| check_header(h, &push_token(pointer, &i.to_string()), problems))
+        .collect();
+    rules.into_iter().collect()
+}
+
+fn check_header(v: &Json, pointer: &str, problems: &mut Problems) -> Option<HeaderRule> {
+    let fields = ["headerName", "key", "value"];
+    let found = problems.members(v, pointer, fields, &fields)?;
+    let mut out = [None, None, None];
+    for (i, (name, value)) in fields.iter().zip(found).enumerate() {
+        let Some(value) = value else { continue };
+        let field_pointer = push_token(pointer, name);
+        let Some(s) = problems.string(value, &field_pointer) else {
+            continue;
+        };
+        let verdict = match *name {
+            "headerName" => check_header_name(s),
+            "key" if sip::is_token(s) => Ok(()),
+            "key" => Err(format!("key `{}` is not a SIP token", printable(s))),
+            _ if sip::is_token(s) || sip::parse_hostport(s).is_ok() => Ok(()),
+            _ => Err(format!(
+                "value `{}` is neither a SIP token nor host[:port]",
+                printable(s)
+            )),
+        };
+        match verdict {
+            Ok(()) => out[i] = Some(s.to_owned()),
+            Err(e) => problems.add(&field_pointer, e),
+        }
+    }
+    let [header, key, value] = out;
+    Some(HeaderRule {
+        header: header?,
+        key: key?,
+        value: value?,
+    })
+}
+
+fn check_header_name(name: &str) -> Result<(), String> {
+    if !sip::is_token(name) {
+        return Err(format!(
+            "headerName `{}` is not a SIP header name",
+            printable(name)
+        ));
+    }
+    if FORBIDDEN_HEADERS
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+    {
+        return Err(format!("header `{name}` cannot be changed by routing"));
+    }
+    Ok(())
 }
