@@ -1,1 +1,99 @@
-fn main(){}
+//! Resolution cost (SPEC §5–§6): the lookup API answers every call from this path.
+//!
+//! The worst case for proxy selection is a configuration where only the last proxy matches:
+//! 100 proxies (the maximum) against 10, resolving only and resolving plus the JSON answer.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use multiprovider::routing::{
+    self, CompiledRouting, Destination, RegexInterner, Source, compile, compile_with,
+    voice_response_json,
+};
+use serde_json::json;
+
+const VOICE_EXAMPLE: &str = include_str!("../tests/fixtures/voice.json");
+const TARGET: &str = "sip:bob@target.example.net";
+
+/// `n` proxies: the first `n - 1` match `uri{i}.example.com` only, the last matches the
+/// target; each carries the documentation's header instructions.
+fn config(n: usize) -> String {
+    let proxies: Vec<_> = (0..n)
+        .map(|i| {
+            let last = i + 1 == n;
+            json!({
+                "uri": format!("10.0.{}.{};transport=udp", i / 256, i % 256),
+                "username": format!("user{i}"),
+                "password": format!("password{i}"),
+                "match": if last { r"target\.example\.net".to_owned() } else { format!(r"uri{i}\.example\.com") },
+                "headers": [
+                    {"headerName": "Request-URI", "key": "newkey1", "value": format!("newvalue{i}")},
+                    {"headerName": "Request-URI", "key": "newkey2", "value": "newvalue2"},
+                    {"headerName": "To", "key": "newkey3", "value": "newvalue3"},
+                    {"headerName": "X-CustomHeader", "key": "newkey4", "value": "newvalue4"}
+                ]
+            })
+        })
+        .collect();
+    json!({"outbound-voice": [{"proxy": proxies}]}).to_string()
+}
+
+fn compiled(n: usize) -> CompiledRouting {
+    let c = compile(&config(n)).expect("the benchmark configuration is valid");
+    // Check the premise: exactly the last proxy matches.
+    let dest = Destination::parse(TARGET).unwrap();
+    let answer = c.resolve_voice(&dest, &[]);
+    assert_eq!(answer.route.as_ref().map(|r| r.proxy.index()), Some(n - 1));
+    assert!(answer.fallbacks.is_empty());
+    c
+}
+
+fn resolution(c: &mut Criterion) {
+    let dest = Destination::parse(TARGET).unwrap();
+    for n in [100, 10] {
+        let routing = compiled(n);
+        let mut group = c.benchmark_group(format!("voice_{n}_proxies_last_matches"));
+        group.bench_function("resolve", |b| {
+            b.iter(|| {
+                let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+                black_box(answer.route.is_some())
+            })
+        });
+        group.bench_function("resolve_and_json", |b| {
+            b.iter(|| {
+                let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+                black_box(voice_response_json(
+                    Some("AC0123456789abcdef0123456789abcdef"),
+                    Source::Account,
+                    &answer,
+                ))
+            })
+        });
+        group.bench_function("parse_resolve_and_json", |b| {
+            b.iter(|| {
+                let dest = Destination::parse(black_box(TARGET)).unwrap();
+                let answer = black_box(&routing)
+                    .resolve_voice(&dest, &[("To", "<sip:bob@target.example.net>")]);
+                black_box(voice_response_json(
+                    Some("AC0123456789abcdef0123456789abcdef"),
+                    Source::Account,
+                    &answer,
+                ))
+            })
+        });
+        group.finish();
+    }
+}
+
+fn validation(c: &mut Criterion) {
+    c.bench_function("validate_documentation_example", |b| {
+        b.iter(|| routing::validate(black_box(VOICE_EXAMPLE)).unwrap())
+    });
+    let hundred = config(100);
+    c.bench_function("compile_100_proxies_cold_interner", |b| {
+        b.iter(|| compile_with(black_box(&hundred), &mut RegexInterner::default()).unwrap())
+    });
+}
+
+criterion_group!(benches, resolution, validation);
+criterion_main!(benches);

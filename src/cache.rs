@@ -71,10 +71,10 @@ impl RoutingCache {
     /// global one when it is enabled and not `{}`.
     pub fn resolve(&self, account: &AccountSid) -> Resolved {
         let global = self.global.load();
-        if let Some(g) = global.as_ref() {
-            if !g.enabled {
-                return Resolved::none();
-            }
+        if let Some(g) = global.as_ref()
+            && !g.enabled
+        {
+            return Resolved::none();
         }
         if let Some(entry) = self.accounts.get(account) {
             return if entry.enabled {

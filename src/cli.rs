@@ -43,7 +43,12 @@ pub struct ResolveArgs {
     #[arg(long)]
     pub to: Option<String>,
     /// A header the engine is about to send, as 'Name: value' (repeatable).
-    #[arg(long = "header", value_name = "NAME: VALUE", requires = "to")]
+    #[arg(
+        long = "header",
+        value_name = "NAME: VALUE",
+        requires = "to",
+        conflicts_with = "sms"
+    )]
     pub headers: Vec<String>,
     /// Print the SMS TLVs instead of a voice route.
     #[arg(long, conflicts_with = "to")]
@@ -73,17 +78,37 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn read_input(path: Option<&str>) -> Result<String, String> {
-    let mut text = String::new();
+fn read_input(path: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
     match path {
         None | Some("-") => std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read standard input: {e}"))?,
         Some(path) => std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
+            .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| format!("cannot read {path}: {e}"))?,
     };
-    Ok(text)
+    Ok(bytes)
+}
+
+/// Reads a ConfigurationData file. An unreadable file is a usage error (exit 2); a file that
+/// is not UTF-8 is readable but invalid (exit 1, with the error body, as the API answers 400).
+fn read_config(path: Option<&str>) -> Result<String, ExitCode> {
+    let bytes = read_input(path).map_err(|e| {
+        eprintln!("multiprovider: {e}");
+        ExitCode::from(2)
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let problem = routing::Problem {
+            pointer: String::new(),
+            message: format!(
+                "ConfigurationData is not valid UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        };
+        println!("{}", problems_body(&[problem]));
+        ExitCode::from(1)
+    })
 }
 
 /// The SPEC §3 error body for an invalid ConfigurationData.
@@ -96,12 +121,9 @@ pub fn problems_body(problems: &[routing::Problem]) -> serde_json::Value {
 }
 
 fn validate(file: Option<&str>) -> ExitCode {
-    let text = match read_input(file) {
+    let text = match read_config(file) {
         Ok(text) => text,
-        Err(e) => {
-            eprintln!("multiprovider: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match routing::validate(&text) {
         Ok(()) => {
@@ -116,12 +138,9 @@ fn validate(file: Option<&str>) -> ExitCode {
 }
 
 fn resolve(args: &ResolveArgs) -> ExitCode {
-    let text = match read_input(Some(&args.config)) {
+    let text = match read_config(Some(&args.config)) {
         Ok(text) => text,
-        Err(e) => {
-            eprintln!("multiprovider: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let compiled = match routing::compile(&text) {
         Ok(compiled) => compiled,

@@ -1,26 +1,428 @@
-//! Settings from the environment and `serve` flags (SPEC §2). PLACEHOLDER: being written by
-//! the HTTP/admin work; keep these four items.
+//! Settings from the environment and `serve` flags (SPEC §2).
+//!
+//! Every variable of SPEC §2 is also a flag; a flag wins over its variable. An empty variable
+//! (`MULTIPROVIDER_ENGINE_TOKEN=` in a compose file) counts as unset, as shells and compose
+//! files use it that way. Secrets are never printed: clap hides their environment values in
+//! `--help`, and `Debug` of `ServeArgs` and `Settings` redacts them.
 
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {}
+use clap::Parser;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct MigrateArgs {}
+use crate::secret::SecretKey;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://multiprovider.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_ADMIN_SID: &str = "ACae6e420f425248d6a26948c17a9e2acf";
+
+/// The flags of `multiprovider serve` (each also read from its environment variable).
+#[derive(Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Listen address, `HOST:PORT`.
+    #[arg(long, env = "MULTIPROVIDER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Super-admin account Sid (the basic-auth user).
+    #[arg(long, env = "MULTIPROVIDER_ADMIN_SID", default_value = DEFAULT_ADMIN_SID)]
+    pub admin_sid: String,
+    /// Super-admin auth token (the basic-auth password); generated and printed once when unset.
+    #[arg(long, env = "MULTIPROVIDER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Bearer token of the lookup API; unset: engines use the admin credentials.
+    #[arg(long, env = "MULTIPROVIDER_ENGINE_TOKEN", hide_env_values = true)]
+    pub engine_token: Option<String>,
+    /// 32-byte key (hex or base64) encrypting proxy passwords at rest.
+    #[arg(long, env = "MULTIPROVIDER_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(
+        long = "log",
+        visible_alias = "rust-log",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub log: String,
+}
+
+/// The flags of `multiprovider migrate`.
+#[derive(Clone, clap::Args)]
+pub struct MigrateArgs {
+    /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(
+        long = "log",
+        visible_alias = "rust-log",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub log: String,
+}
+
+/// `serve` with no flags: the environment (and defaults) only.
+#[derive(Parser)]
+#[command(name = "multiprovider")]
+struct EnvOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
 
 impl ServeArgs {
+    /// Exactly what `multiprovider serve` without flags reads.
     pub fn from_env() -> ServeArgs {
-        ServeArgs {}
+        match EnvOnly::try_parse_from(["multiprovider"]) {
+            Ok(parsed) => parsed.args,
+            // Only reachable with a non-UTF-8 variable; clap's message names it.
+            Err(e) => e.exit(),
+        }
     }
 }
 
-pub fn run_serve(_args: ServeArgs) -> ExitCode {
-    eprintln!("multiprovider: serve is not available yet");
-    ExitCode::from(2)
+impl fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("admin_sid", &self.admin_sid)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| REDACTED))
+            .field(
+                "engine_token",
+                &self.engine_token.as_ref().map(|_| REDACTED),
+            )
+            .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
+            .field("log", &self.log)
+            .finish()
+    }
 }
 
-pub fn run_migrate(_args: MigrateArgs) -> ExitCode {
-    eprintln!("multiprovider: migrate is not available yet");
-    ExitCode::from(2)
+impl fmt::Debug for MigrateArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrateArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// The database URL with any password replaced, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/... — only the part between the first ':' after the
+    // scheme and the last '@' of the authority is secret.
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let password = if userinfo.contains(':') {
+                ":<redacted>"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{password}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Validated settings of a running server.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub admin_sid: String,
+    pub admin_token: String,
+    /// True when `admin_token` was generated (it is then printed once at start).
+    pub admin_token_generated: bool,
+    pub engine_token: Option<String>,
+    pub secret_key: Option<SecretKey>,
+    pub log: String,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("admin_sid", &self.admin_sid)
+            .field("admin_token", &REDACTED)
+            .field(
+                "engine_token",
+                &self.engine_token.as_ref().map(|_| REDACTED),
+            )
+            .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Defaults of SPEC §2 for `database_url`, with a freshly generated admin token and the
+    /// listen address `127.0.0.1:0` (tests and embedders change the fields they need).
+    pub fn new(database_url: impl Into<String>) -> Settings {
+        Settings {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_sid: DEFAULT_ADMIN_SID.to_owned(),
+            admin_token: generate_token(),
+            admin_token_generated: true,
+            engine_token: None,
+            secret_key: None,
+            log: "info".to_owned(),
+        }
+    }
+
+    /// Checks every setting; the error names the variable and never echoes a secret.
+    pub fn from_args(args: ServeArgs) -> Result<Settings, String> {
+        check_database_url(&args.database_url)?;
+        let listen = parse_listen(&args.listen)?;
+        let admin_sid = args.admin_sid;
+        if admin_sid.is_empty()
+            || admin_sid.contains(':')
+            || admin_sid.chars().any(char::is_control)
+        {
+            return Err(
+                "MULTIPROVIDER_ADMIN_SID must be non-empty, without ':' or control characters"
+                    .into(),
+            );
+        }
+        let (admin_token, admin_token_generated) = match non_empty(args.admin_token) {
+            Some(token) => {
+                check_token("MULTIPROVIDER_ADMIN_TOKEN", &token)?;
+                (token, false)
+            }
+            None => (generate_token(), true),
+        };
+        let engine_token = non_empty(args.engine_token);
+        if let Some(token) = &engine_token {
+            check_token("MULTIPROVIDER_ENGINE_TOKEN", token)?;
+        }
+        let secret_key = match non_empty(args.secret_key) {
+            Some(key) => Some(
+                SecretKey::parse(&key)
+                    .map_err(|e| format!("MULTIPROVIDER_SECRET_KEY is invalid: {e}"))?,
+            ),
+            None => None,
+        };
+        tracing_subscriber::EnvFilter::try_new(&args.log)
+            .map_err(|e| format!("RUST_LOG is invalid: {e}"))?;
+        Ok(Settings {
+            database_url: args.database_url,
+            listen,
+            admin_sid,
+            admin_token,
+            admin_token_generated,
+            engine_token,
+            secret_key,
+            log: args.log,
+        })
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn check_token(name: &str, token: &str) -> Result<(), String> {
+    // Header values cannot carry control characters, so such a token could never match.
+    if token.chars().any(char::is_control) {
+        return Err(format!("{name} must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_database_url(url: &str) -> Result<(), String> {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|p| url.starts_with(p)) {
+        Ok(())
+    } else {
+        Err("DATABASE_URL must start with sqlite:// or postgres://".into())
+    }
+}
+
+fn parse_listen(listen: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    // `localhost:8080` and other names: resolved once at start.
+    listen
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("MULTIPROVIDER_LISTEN must be HOST:PORT, got {listen:?}"))
+}
+
+/// A random admin token: 32 lowercase hex digits, the shape of a Restcomm auth token.
+pub fn generate_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+fn init_logging(filter: &str) {
+    // Logs go to stdout; stderr is kept for the generated token and fatal errors.
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only on a terminal: piped logs (containers, collectors) stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("multiprovider: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+pub fn run_serve(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::from_args(args) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log);
+    if settings.admin_token_generated {
+        // Deliberately not a log line: it must not end up in log aggregation.
+        eprintln!(
+            "multiprovider: generated admin token (set MULTIPROVIDER_ADMIN_TOKEN to choose one): {}",
+            settings.admin_token
+        );
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::http::serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn run_migrate(args: MigrateArgs) -> ExitCode {
+    if let Err(e) = check_database_url(&args.database_url) {
+        eprintln!("multiprovider: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&args.log) {
+        eprintln!("multiprovider: RUST_LOG is invalid: {e}");
+        return ExitCode::from(2);
+    }
+    init_logging(&args.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async {
+        let store = crate::store::Store::connect(&args.database_url, None).await?;
+        store.migrate().await
+    });
+    match result {
+        Ok(()) => {
+            eprintln!(
+                "multiprovider: migrations applied to {}",
+                redact_url(&args.database_url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("multiprovider: migration failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            database_url: DEFAULT_DATABASE_URL.into(),
+            listen: DEFAULT_LISTEN.into(),
+            admin_sid: DEFAULT_ADMIN_SID.into(),
+            admin_token: Some("admintoken".into()),
+            engine_token: Some("enginetoken".into()),
+            secret_key: None,
+            log: "info".into(),
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut a = args();
+        a.database_url = "postgres://user:pw123@db:5432/x".into();
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains("admintoken")
+                && !shown.contains("enginetoken")
+                && !shown.contains("pw123")
+        );
+        let settings = Settings::from_args(a).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("admintoken")
+                && !shown.contains("enginetoken")
+                && !shown.contains("pw123")
+        );
+        assert!(shown.contains("postgres://user:<redacted>@db:5432/x"));
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let mut a = args();
+        a.listen = "not an address".into();
+        assert!(
+            Settings::from_args(a)
+                .unwrap_err()
+                .contains("MULTIPROVIDER_LISTEN")
+        );
+        let mut a = args();
+        a.database_url = "mysql://x".into();
+        assert!(Settings::from_args(a).unwrap_err().contains("DATABASE_URL"));
+        let mut a = args();
+        a.secret_key = Some("tooshort".into());
+        assert!(
+            Settings::from_args(a)
+                .unwrap_err()
+                .contains("MULTIPROVIDER_SECRET_KEY")
+        );
+    }
+
+    #[test]
+    fn missing_or_empty_admin_token_is_generated() {
+        let mut a = args();
+        a.admin_token = Some(String::new());
+        let s = Settings::from_args(a).unwrap();
+        assert!(s.admin_token_generated);
+        assert_eq!(s.admin_token.len(), 32);
+    }
+
+    #[test]
+    fn redact_url_keeps_url_without_password() {
+        assert_eq!(
+            redact_url("sqlite://multiprovider.db"),
+            "sqlite://multiprovider.db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
 }

@@ -1,1 +1,300 @@
-//! The HTTP layer. PLACEHOLDER: being written.
+//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6), operations (SPEC §7).
+//!
+//! `start` connects and migrates the database, fills the cache (retrying in the background
+//! if the first load fails: `/health/ready` tells when it is done), and serves until told to
+//! stop; `serve` adds the listening socket and SIGINT/SIGTERM handling around it.
+
+pub mod auth;
+pub mod error;
+pub mod extensions;
+pub mod lookup;
+pub mod ops;
+pub mod repr;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::cache::RoutingCache;
+use crate::config::{Settings, redact_url};
+use crate::store::{Change, Store, StoreError};
+
+pub use auth::{EngineOrAdmin, SuperAdmin};
+pub use error::ApiError;
+pub use repr::Format;
+
+/// How long one request may take before it is answered 503 (the SQLite busy timeout is
+/// 30 s, so contention alone never reaches this).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cache: Arc<RoutingCache>,
+    pub settings: Arc<Settings>,
+}
+
+/// The whole application: every resource's routes plus the cross-cutting layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(extensions::router())
+        .merge(lookup::router())
+        .merge(ops::router())
+        .fallback(fallback)
+        // Per route (axum applies `layer` to each route), so `MatchedPath` is known.
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                // Path only: query strings and headers can carry tokens.
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_ms = %format_args!("{:.3}", latency.as_secs_f64() * 1000.0),
+                        "answered"
+                    );
+                })
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Unknown paths: under the admin prefixes the caller must authenticate first, so that
+/// the admin API's shape is not visible to strangers; elsewhere a plain 404.
+async fn fallback(state: axum::extract::State<AppState>, request: Request) -> ApiError {
+    if repr::is_admin_path(request.uri().path()) {
+        let (mut parts, _) = request.into_parts();
+        if let Err(e) =
+            <SuperAdmin as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+                &mut parts, &state,
+            )
+            .await
+        {
+            return e;
+        }
+    }
+    ApiError::from_status(StatusCode::NOT_FOUND)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect { url: String, source: StoreError },
+    #[error("database migration failed: {0}")]
+    Migrate(StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server started by `start`: stop it with `shutdown`.
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    /// Background cache work: the retried first load, the PostgreSQL change follower.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = match (&mut self.task).await {
+            Ok(result) => result.map_err(ServeError::Io),
+            Err(join) => Err(ServeError::Io(std::io::Error::other(join))),
+        };
+        for task in &self.background {
+            task.abort();
+        }
+        self.state.store.close().await;
+        served
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // A server dropped without `shutdown` (a failing test) must not linger.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Connects, migrates, loads the cache and serves on `listener` until `shutdown`.
+pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningServer, ServeError> {
+    let store = Store::connect(&settings.database_url, settings.secret_key.clone())
+        .await
+        .map_err(|source| ServeError::Connect {
+            url: redact_url(&settings.database_url),
+            source,
+        })?;
+    store.migrate().await.map_err(ServeError::Migrate)?;
+    ops::metrics_handle();
+    let state = AppState {
+        store,
+        cache: Arc::new(RoutingCache::new()),
+        settings: Arc::new(settings),
+    };
+
+    // Other instances' writes (PostgreSQL): subscribe before the first load so that no
+    // change falls between the snapshot and the subscription.
+    let mut background = Vec::new();
+    if let Some(changes) = state.store.listen() {
+        background.push(tokio::spawn(follow_changes(state.clone(), changes)));
+    }
+    // One attempt before serving, so that a healthy start is ready at once; then retries
+    // in the background while the server already answers (not ready) probes.
+    if !load_cache(&state).await {
+        let state = state.clone();
+        background.push(tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                tokio::time::sleep(delay).await;
+                if load_cache(&state).await {
+                    break;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }));
+    }
+
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, backend = state.store.backend_name(), "listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+        background,
+    })
+}
+
+async fn load_cache(state: &AppState) -> bool {
+    match state.store.load_all().await {
+        Ok(snapshot) => {
+            state.cache.load(&snapshot);
+            tracing::info!(accounts = state.cache.len(), "routing cache loaded");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the routing cache yet; retrying");
+            ops::database_error();
+            false
+        }
+    }
+}
+
+/// Applies the changes other instances commit (PostgreSQL LISTEN/NOTIFY): each notified
+/// configuration is re-read (the notification carries no data, so nothing secret travels
+/// through it), and everything is reloaded after a (re)connect of the listener.
+async fn follow_changes(state: AppState, mut changes: tokio::sync::mpsc::Receiver<Change>) {
+    while let Some(change) = changes.recv().await {
+        let result = match change {
+            Change::Resync => state
+                .store
+                .load_all()
+                .await
+                .map(|snapshot| state.cache.load(&snapshot)),
+            Change::Scope {
+                account_sid: None, ..
+            } => state
+                .store
+                .global()
+                .await
+                .map(|record| record.iter().for_each(|r| state.cache.apply(r))),
+            Change::Scope {
+                account_sid: Some(account),
+                revision,
+            } => state.store.get(account).await.map(|record| match record {
+                Some(record) => state.cache.apply(&record),
+                None => state.cache.remove(account, revision),
+            }),
+        };
+        if let Err(e) = result {
+            // The listener reconnects and sends `Resync` once the database is back.
+            tracing::warn!(error = %e, "cannot apply a change notified by another instance");
+            ops::database_error();
+        }
+    }
+}
+
+/// Binds `settings.listen` and serves until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let addr = settings.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let server = start(settings, listener).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

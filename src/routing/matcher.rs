@@ -35,7 +35,7 @@ fn syntax_message(full: &str) -> String {
         .lines()
         .find_map(|l| l.trim().strip_prefix("error: "))
         .unwrap_or(full.lines().last().unwrap_or(full));
-    let reason = match reason {
+    match reason {
         r if r.contains("look-around") => {
             format!("{r} (the regex crate dialect has no look-ahead or look-behind)")
         }
@@ -43,8 +43,7 @@ fn syntax_message(full: &str) -> String {
             format!("{r} (the regex crate dialect has no back-references)")
         }
         r => r.to_owned(),
-    };
-    reason
+    }
 }
 
 /// Checks that one expression alone compiles within the size limit.

@@ -151,13 +151,13 @@ pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri, String> {
                 printable(name)
             ));
         }
-        if let Some(v) = value {
-            if !is_token(v) {
-                return Err(format!(
-                    "the value of parameter `{name}` (`{}`) is not a SIP token",
-                    printable(v)
-                ));
-            }
+        if let Some(v) = value
+            && !is_token(v)
+        {
+            return Err(format!(
+                "the value of parameter `{name}` (`{}`) is not a SIP token",
+                printable(v)
+            ));
         }
         params.push(Param {
             name: name.to_owned(),
@@ -174,9 +174,10 @@ pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri, String> {
 
 /// Strips `sip:` or `sips:` (any case); returns whether it was `sips:`.
 pub(crate) fn strip_scheme(s: &str) -> (bool, &str) {
-    if s.len() >= 5 && s[..5].eq_ignore_ascii_case("sips:") {
+    // `get`, not slicing: the 4th or 5th byte may be inside a multi-byte character.
+    if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("sips:")) {
         (true, &s[5..])
-    } else if s.len() >= 4 && s[..4].eq_ignore_ascii_case("sip:") {
+    } else if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("sip:")) {
         (false, &s[4..])
     } else {
         (false, s)

@@ -227,10 +227,10 @@ fn check_voice(
         // Blame the expressions that are too large on their own, else the list as a whole.
         let before = problems.0.len();
         for (i, p) in proxies.iter().enumerate() {
-            if let Some(pattern) = &p.pattern {
-                if let Err(e) = matcher::check_size(pattern) {
-                    problems.add(&format!("{list_pointer}/{i}/match"), e);
-                }
+            if let Some(pattern) = &p.pattern
+                && let Err(e) = matcher::check_size(pattern)
+            {
+                problems.add(&format!("{list_pointer}/{i}/match"), e);
             }
         }
         if problems.0.len() == before {

@@ -27,7 +27,11 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::borrow::Borrow;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
@@ -105,16 +109,256 @@ pub enum Store {
     Postgres(postgres::PostgresStore),
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend_name())
+    }
+}
+
 impl Store {
     pub async fn connect(url: &str, secret: Option<SecretKey>) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PostgresStore::connect(url, secret).await?))
+            Ok(Store::Postgres(
+                postgres::PostgresStore::connect(url, secret).await?,
+            ))
         } else if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(sqlite::SqliteStore::connect(url, secret).await?))
+            Ok(Store::Sqlite(
+                sqlite::SqliteStore::connect(url, secret).await?,
+            ))
         } else {
             Err(StoreError::Unavailable(
                 "DATABASE_URL must start with sqlite:// or postgres://".into(),
             ))
         }
     }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs the embedded versioned migrations (idempotent; safe to run from several
+    /// instances at once on PostgreSQL, which takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// True when the database answers a trivial query within 2 seconds.
+    pub async fn ping(&self) -> bool {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// Creates or updates one configuration (see the module documentation).
+    pub async fn upsert(&self, write: &Write) -> Result<ConfigRecord, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.upsert(write).await,
+            Store::Postgres(s) => s.upsert(write).await,
+        }
+    }
+
+    /// One account's configuration.
+    pub async fn get(
+        &self,
+        account: impl Borrow<AccountSid>,
+    ) -> Result<Option<ConfigRecord>, StoreError> {
+        let account = account.borrow();
+        match self {
+            Store::Sqlite(s) => s.get(account).await,
+            Store::Postgres(s) => s.get(account).await,
+        }
+    }
+
+    /// The extension record as a configuration with `account_sid: None`; `None` if the
+    /// extension was never created.
+    pub async fn global(&self) -> Result<Option<ConfigRecord>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.global().await,
+            Store::Postgres(s) => s.global().await,
+        }
+    }
+
+    /// Removes one account's configuration: `Some(revision)` of the delete, or `None` if
+    /// there was none.
+    pub async fn delete(
+        &self,
+        account: impl Borrow<AccountSid>,
+    ) -> Result<Option<i64>, StoreError> {
+        let account = account.borrow();
+        match self {
+            Store::Sqlite(s) => s.delete(account).await,
+            Store::Postgres(s) => s.delete(account).await,
+        }
+    }
+
+    /// One page of account configurations ordered by `date_created` then `account_sid`,
+    /// and the total number of account configurations (read consistently with the page).
+    /// Negative `offset`/`limit` count as 0.
+    pub async fn list_accounts(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ConfigRecord>, i64), StoreError> {
+        let (offset, limit) = (offset.max(0), limit.max(0));
+        match self {
+            Store::Sqlite(s) => s.list_accounts(offset, limit).await,
+            Store::Postgres(s) => s.list_accounts(offset, limit).await,
+        }
+    }
+
+    /// Everything, read in one consistent snapshot, with the revision counter of that
+    /// snapshot: every write at or below `Snapshot::revision` is reflected in it.
+    pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.load_all().await,
+            Store::Postgres(s) => s.load_all().await,
+        }
+    }
+
+    /// PostgreSQL: starts the background LISTEN task (see the module documentation); it
+    /// ends when the receiver is dropped. SQLite: `None` (a single instance owns the file).
+    /// Must be called from within a Tokio runtime.
+    pub fn listen(&self) -> Option<mpsc::Receiver<Change>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.listen()),
+        }
+    }
+
+    /// Closes the connection pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Channel of the PostgreSQL notifications; payload `<AC…|global>:<revision>`.
+pub const NOTIFY_CHANNEL: &str = "multiprovider";
+
+/// Name of the extension (the only one this service implements).
+pub const EXTENSION_NAME: &str = "multi_provider";
+
+/// How long `ping` waits.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The NOTIFY payload of a write.
+pub(crate) fn notify_payload(account: Option<&AccountSid>, revision: i64) -> String {
+    match account {
+        Some(account) => format!("{account}:{revision}"),
+        None => format!("global:{revision}"),
+    }
+}
+
+/// Parses a NOTIFY payload; `None` if it is not one of ours.
+pub fn parse_notify_payload(payload: &str) -> Option<Change> {
+    let (scope, revision) = payload.rsplit_once(':')?;
+    let revision: i64 = revision.parse().ok()?;
+    let account_sid = if scope == "global" {
+        None
+    } else {
+        Some(AccountSid::parse(scope)?)
+    };
+    Some(Change::Scope {
+        account_sid,
+        revision,
+    })
+}
+
+/// Now, truncated to microseconds (what both backends store).
+pub(crate) fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+pub(crate) fn datetime_from_micros(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt(format!("date out of range: {micros}")))
+}
+
+/// A configuration row as stored (configuration possibly encrypted, dates in microseconds).
+pub(crate) struct RawConfig {
+    pub account_sid: Option<String>,
+    pub configuration: String,
+    pub enabled: bool,
+    pub date_created: i64,
+    pub date_updated: i64,
+    pub revision: i64,
+}
+
+/// The extension's identity, copied into every record.
+#[derive(Clone)]
+pub(crate) struct ExtensionId {
+    pub sid: String,
+    pub name: String,
+}
+
+impl RawConfig {
+    pub(crate) fn into_record(
+        self,
+        extension: &ExtensionId,
+        secret: Option<&SecretKey>,
+    ) -> Result<ConfigRecord, StoreError> {
+        let account_sid = match self.account_sid {
+            None => None,
+            Some(s) => Some(AccountSid::parse(&s).ok_or_else(|| {
+                StoreError::Corrupt(format!("stored account sid {s:?} is malformed"))
+            })?),
+        };
+        let configuration = crate::secret::open(secret, &self.configuration).map_err(|e| {
+            StoreError::Corrupt(match &account_sid {
+                Some(a) => format!("configuration of {a}: {e}"),
+                None => format!("global configuration: {e}"),
+            })
+        })?;
+        Ok(ConfigRecord {
+            extension_sid: extension.sid.clone(),
+            extension_name: extension.name.clone(),
+            account_sid,
+            configuration,
+            enabled: self.enabled,
+            date_created: datetime_from_micros(self.date_created)?,
+            date_updated: datetime_from_micros(self.date_updated)?,
+            revision: self.revision,
+        })
+    }
+}
+
+/// Maps a sqlx error to a `StoreError` whose message never contains the connection URL or
+/// stored data.
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    let message = match &e {
+        E::PoolTimedOut => "timed out waiting for a database connection".to_string(),
+        E::PoolClosed => "the database connection pool is closed".to_string(),
+        E::Io(io) => format!("I/O error talking to the database: {io}"),
+        E::Tls(_) => "TLS error talking to the database".to_string(),
+        E::Protocol(_) => "database protocol error".to_string(),
+        E::WorkerCrashed => "database worker crashed".to_string(),
+        E::Configuration(_) => "invalid database configuration (check DATABASE_URL)".to_string(),
+        E::Database(db) => match db.code() {
+            Some(code) => format!("database error {code}: {}", db.message()),
+            None => format!("database error: {}", db.message()),
+        },
+        E::Migrate(m) => format!("migration failed: {m}"),
+        E::BeginFailed => "could not begin a transaction".to_string(),
+        E::RowNotFound
+        | E::ColumnNotFound(_)
+        | E::ColumnIndexOutOfBounds { .. }
+        | E::ColumnDecode { .. }
+        | E::Decode(_)
+        | E::TypeNotFound { .. } => {
+            return StoreError::Corrupt(format!("unexpected stored data: {e}"));
+        }
+        _ => "database error".to_string(),
+    };
+    StoreError::Unavailable(message)
 }

@@ -1,12 +1,526 @@
-//! PostgreSQL backend. PLACEHOLDER: being written.
-use super::StoreError;
-use crate::secret::SecretKey;
+//! PostgreSQL backend.
+//!
+//! Every write transaction bumps `revision_counter` as its first statement
+//! (`UPDATE … RETURNING`): the row lock it takes is held until commit, so writers are
+//! serialised and revisions are handed out in commit order. A REPEATABLE READ snapshot that
+//! reads the counter therefore sees exactly the writes at or below the value it reads, which
+//! is what `Snapshot::revision` promises (a SEQUENCE could not: `nextval` is not
+//! transactional, so a snapshot could miss an in-flight write with a lower revision). Admin
+//! writes are rare; serialising them costs nothing that matters.
+//!
+//! Each write `NOTIFY`s channel `multiprovider` with `<AC…|global>:<revision>` inside its
+//! transaction, so the notification is delivered if and only if the write commits.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::mpsc;
+
+use super::{
+    Change, ConfigRecord, EXTENSION_NAME, ExtensionId, NOTIFY_CHANNEL, PING_TIMEOUT, RawConfig,
+    Snapshot, StoreError, Write, db_error, notify_payload, parse_notify_payload,
+};
+use crate::secret::{self, SecretKey};
+use crate::sid::AccountSid;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 16;
+/// A dead database must surface as `Unavailable` quickly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Listener reconnect back-off bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Buffered changes between the listener task and its consumer.
+const CHANGE_BUFFER: usize = 1024;
+
+const EXT_COLUMNS: &str = "sid, name, configuration, enabled, \
+     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT, \
+     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT, revision";
+const ACCOUNT_COLUMNS: &str = "account_sid, configuration, enabled, \
+     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT, \
+     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT, revision";
+
+/// SQL turning a bound `BIGINT` of unix microseconds into a `TIMESTAMPTZ`, exactly.
+macro_rules! ts {
+    ($n:literal) => {
+        concat!(
+            "(TIMESTAMPTZ 'epoch' + $",
+            $n,
+            "::BIGINT * INTERVAL '1 microsecond')"
+        )
+    };
+}
 
 #[derive(Clone)]
-pub struct PostgresStore {}
+pub struct PostgresStore {
+    pool: PgPool,
+    /// For the listener's own pool (boxed: the options are large and `Store` is cloned).
+    options: Arc<PgConnectOptions>,
+    secret: Option<SecretKey>,
+}
+
+fn ext_from_row(row: &PgRow) -> Result<(ExtensionId, RawConfig), sqlx::Error> {
+    Ok((
+        ExtensionId {
+            sid: row.try_get(0)?,
+            name: row.try_get(1)?,
+        },
+        RawConfig {
+            account_sid: None,
+            configuration: row.try_get(2)?,
+            enabled: row.try_get(3)?,
+            date_created: row.try_get(4)?,
+            date_updated: row.try_get(5)?,
+            revision: row.try_get(6)?,
+        },
+    ))
+}
+
+fn account_from_row(row: &PgRow) -> Result<RawConfig, sqlx::Error> {
+    Ok(RawConfig {
+        account_sid: Some(row.try_get(0)?),
+        configuration: row.try_get(1)?,
+        enabled: row.try_get(2)?,
+        date_created: row.try_get(3)?,
+        date_updated: row.try_get(4)?,
+        revision: row.try_get(5)?,
+    })
+}
+
+fn orphan_extension() -> ExtensionId {
+    ExtensionId {
+        sid: String::new(),
+        name: EXTENSION_NAME.to_string(),
+    }
+}
+
+async fn notify(
+    tx: &mut Transaction<'static, Postgres>,
+    account: Option<&AccountSid>,
+    revision: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(notify_payload(account, revision))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
 
 impl PostgresStore {
-    pub async fn connect(_url: &str, _secret: Option<SecretKey>) -> Result<PostgresStore, StoreError> {
-        Err(StoreError::Unavailable("not yet implemented".into()))
+    pub async fn connect(
+        url: &str,
+        secret: Option<SecretKey>,
+    ) -> Result<PostgresStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| {
+                StoreError::Unavailable("DATABASE_URL is not a valid postgres URL".into())
+            })?
+            .application_name("multiprovider");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(600))
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error)?;
+        Ok(PostgresStore {
+            pool,
+            options: Arc::new(options),
+            secret,
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| db_error(e.into()))
+    }
+
+    pub async fn ping(&self) -> bool {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Ok(_)))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Begins a write: takes the counter's row lock and the revision, and the database's
+    /// clock (unix microseconds) read under that lock.
+    async fn begin_write(&self) -> Result<(Transaction<'static, Postgres>, i64, i64), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let row = sqlx::query(
+            "UPDATE revision_counter SET value = value + 1 WHERE id = 1 \
+             RETURNING value, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let revision: i64 = row.try_get(0).map_err(db_error)?;
+        let now: i64 = row.try_get(1).map_err(db_error)?;
+        Ok((tx, revision, now))
+    }
+
+    async fn begin_snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error)
+    }
+
+    async fn extension_in(
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<Option<(ExtensionId, RawConfig)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXT_COLUMNS} FROM extensions WHERE id = 1"
+        ))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(ext_from_row).transpose().map_err(db_error)
+    }
+
+    async fn insert_extension(
+        tx: &mut Transaction<'static, Postgres>,
+        configuration: &str,
+        enabled: bool,
+        now: i64,
+        revision: i64,
+    ) -> Result<(ExtensionId, RawConfig), StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO extensions (id, sid, name, configuration, enabled, date_created, \
+             date_updated, revision) VALUES (1, $1, $2, $3, $4, {ts5}, {ts5}, $6) \
+             RETURNING {EXT_COLUMNS}",
+            ts5 = ts!(5)
+        ))
+        .bind(crate::sid::new_extension_sid())
+        .bind(EXTENSION_NAME)
+        .bind(configuration)
+        .bind(enabled)
+        .bind(now)
+        .bind(revision)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        let created = ext_from_row(&row).map_err(db_error)?;
+        notify(tx, None, revision).await?;
+        Ok(created)
+    }
+
+    pub async fn upsert(&self, write: &Write) -> Result<ConfigRecord, StoreError> {
+        let sealed = write
+            .configuration
+            .as_deref()
+            .map(|c| secret::seal(self.secret.as_ref(), c));
+        let (mut tx, revision, now) = self.begin_write().await?;
+        let existing = Self::extension_in(&mut tx).await?;
+
+        let Some(account) = write.account_sid else {
+            let (ext, raw) = match existing {
+                None => {
+                    let Some(configuration) = sealed.as_deref() else {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Err(StoreError::MissingConfiguration);
+                    };
+                    let enabled = write.enabled.unwrap_or(true);
+                    Self::insert_extension(&mut tx, configuration, enabled, now, revision).await?
+                }
+                Some(_) => {
+                    let row = sqlx::query(&format!(
+                        "UPDATE extensions SET configuration = COALESCE($1, configuration), \
+                         enabled = COALESCE($2, enabled), date_updated = {ts3}, revision = $4 \
+                         WHERE id = 1 RETURNING {EXT_COLUMNS}",
+                        ts3 = ts!(3)
+                    ))
+                    .bind(sealed.as_deref())
+                    .bind(write.enabled)
+                    .bind(now)
+                    .bind(revision)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    let updated = ext_from_row(&row).map_err(db_error)?;
+                    notify(&mut tx, None, revision).await?;
+                    updated
+                }
+            };
+            // Converted before committing: a row this instance cannot read is not written.
+            let record = raw.into_record(&ext, self.secret.as_ref())?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(record);
+        };
+
+        let account_text = account.to_string();
+        let row = match sealed.as_deref() {
+            Some(configuration) => sqlx::query(&format!(
+                "INSERT INTO account_configurations AS t (account_sid, configuration, enabled, \
+                 date_created, date_updated, revision) \
+                 VALUES ($1, $2, COALESCE($3, TRUE), {ts4}, {ts4}, $5) \
+                 ON CONFLICT (account_sid) DO UPDATE SET \
+                 configuration = EXCLUDED.configuration, \
+                 enabled = COALESCE($3, t.enabled), \
+                 date_updated = EXCLUDED.date_updated, revision = EXCLUDED.revision \
+                 RETURNING {ACCOUNT_COLUMNS}",
+                ts4 = ts!(4)
+            ))
+            .bind(&account_text)
+            .bind(configuration)
+            .bind(write.enabled)
+            .bind(now)
+            .bind(revision)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?,
+            None => {
+                let row = sqlx::query(&format!(
+                    "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
+                     date_updated = {ts2}, revision = $3 WHERE account_sid = $4 \
+                     RETURNING {ACCOUNT_COLUMNS}",
+                    ts2 = ts!(2)
+                ))
+                .bind(write.enabled)
+                .bind(now)
+                .bind(revision)
+                .bind(&account_text)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                match row {
+                    Some(row) => row,
+                    None => {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Err(StoreError::MissingConfiguration);
+                    }
+                }
+            }
+        };
+        let raw = account_from_row(&row).map_err(db_error)?;
+        let ext = match existing {
+            Some((ext, _)) => ext,
+            None => {
+                Self::insert_extension(
+                    &mut tx,
+                    &secret::seal(self.secret.as_ref(), "{}"),
+                    true,
+                    now,
+                    revision,
+                )
+                .await?
+                .0
+            }
+        };
+        notify(&mut tx, Some(&account), revision).await?;
+        let record = raw.into_record(&ext, self.secret.as_ref())?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(record)
+    }
+
+    pub async fn get(&self, account: &AccountSid) -> Result<Option<ConfigRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, \
+             (SELECT sid FROM extensions WHERE id = 1), (SELECT name FROM extensions WHERE id = 1) \
+             FROM account_configurations WHERE account_sid = $1"
+        ))
+        .bind(account.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let raw = account_from_row(&row).map_err(db_error)?;
+        let sid: Option<String> = row.try_get(6).map_err(db_error)?;
+        let name: Option<String> = row.try_get(7).map_err(db_error)?;
+        let ext = match (sid, name) {
+            (Some(sid), Some(name)) => ExtensionId { sid, name },
+            _ => orphan_extension(),
+        };
+        raw.into_record(&ext, self.secret.as_ref()).map(Some)
+    }
+
+    pub async fn global(&self) -> Result<Option<ConfigRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXT_COLUMNS} FROM extensions WHERE id = 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
+        raw.into_record(&ext, self.secret.as_ref()).map(Some)
+    }
+
+    pub async fn delete(&self, account: &AccountSid) -> Result<Option<i64>, StoreError> {
+        let (mut tx, revision, _) = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
+            .bind(account.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if deleted == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(None);
+        }
+        notify(&mut tx, Some(account), revision).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(revision))
+    }
+
+    pub async fn list_accounts(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ConfigRecord>, i64), StoreError> {
+        let mut tx = self.begin_snapshot().await?;
+        let ext = Self::extension_in(&mut tx).await?.map(|(ext, _)| ext);
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_configurations")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let rows = if limit > 0 && offset < total {
+            sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM account_configurations \
+                 ORDER BY date_created, account_sid LIMIT $1 OFFSET $2"
+            ))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(db_error)?;
+        let ext = ext.unwrap_or_else(orphan_extension);
+        let records = rows
+            .iter()
+            .map(|row| {
+                account_from_row(row)
+                    .map_err(db_error)?
+                    .into_record(&ext, self.secret.as_ref())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, total))
+    }
+
+    pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.begin_snapshot().await?;
+        // The first statement fixes the snapshot; the counter read in it bounds every write
+        // the snapshot contains, and every write at or below it is in the snapshot.
+        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let extension = Self::extension_in(&mut tx).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM account_configurations"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+
+        let secret = self.secret.as_ref();
+        let (ext, global) = match extension {
+            Some((ext, raw)) => {
+                let global = raw.into_record(&ext, secret)?;
+                (ext, Some(global))
+            }
+            None => (orphan_extension(), None),
+        };
+        let accounts = rows
+            .iter()
+            .map(|row| {
+                account_from_row(row)
+                    .map_err(db_error)?
+                    .into_record(&ext, secret)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot {
+            revision,
+            global,
+            accounts,
+        })
+    }
+
+    /// Spawns the LISTEN task on its own one-connection pool (so that a busy main pool never
+    /// delays notifications and the listener never takes a request's connection).
+    pub fn listen(&self) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(CHANGE_BUFFER);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*self.options).clone());
+        tokio::spawn(async move {
+            let mut backoff = BACKOFF_MIN;
+            loop {
+                let outcome = tokio::select! {
+                    _ = tx.closed() => break,
+                    outcome = listen_session(&pool, &tx, &mut backoff) => outcome,
+                };
+                match outcome {
+                    Ok(Session::ReceiverGone) => break,
+                    Ok(Session::ConnectionLost) => {
+                        tracing::warn!("database notification connection lost; reconnecting");
+                    }
+                    Err(e) => {
+                        let e = db_error(e);
+                        tracing::warn!(error = %e, "database notification listener failed; retrying");
+                    }
+                }
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            pool.close().await;
+        });
+        rx
+    }
+}
+
+enum Session {
+    ReceiverGone,
+    ConnectionLost,
+}
+
+/// One connection's worth of listening: LISTEN, report `Resync`, then forward notifications
+/// until the connection is lost.
+async fn listen_session(
+    pool: &PgPool,
+    tx: &mpsc::Sender<Change>,
+    backoff: &mut Duration,
+) -> Result<Session, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // Reconnection is ours to do, so that every reconnect is followed by a Resync.
+    listener.eager_reconnect(false);
+    listener.listen(NOTIFY_CHANNEL).await?;
+    *backoff = BACKOFF_MIN;
+    tracing::debug!("listening for database notifications");
+    if tx.send(Change::Resync).await.is_err() {
+        return Ok(Session::ReceiverGone);
+    }
+    loop {
+        let Some(notification) = listener.try_recv().await? else {
+            return Ok(Session::ConnectionLost);
+        };
+        let change = parse_notify_payload(notification.payload()).unwrap_or_else(|| {
+            // Not one of ours: the safe reaction is a full reload.
+            tracing::warn!("unexpected payload on the notification channel; resyncing");
+            Change::Resync
+        });
+        if tx.send(change).await.is_err() {
+            return Ok(Session::ReceiverGone);
+        }
     }
 }

@@ -1,0 +1,321 @@
+//! One error type for every failure the HTTP layer answers, in the SPEC §3 error body.
+//!
+//! `ApiError::into_response` renders JSON and leaves the error in the response's extensions;
+//! the `render_errors` middleware then re-renders it as XML when the request negotiated XML,
+//! and turns any other error response (axum's 404/405, a body-limit or timeout answer from a
+//! layer, a caught panic) into the same format. So no response leaves the server in another
+//! error format, whichever layer produced it.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::repr::{self, Format};
+use crate::routing::Problem;
+use crate::store::StoreError;
+
+/// The largest request body accepted (SPEC §3: 413 above it).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// One entry of `errors`: a JSON-pointer problem in `ConfigurationData` or a form parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ErrorEntry {
+    Pointer { pointer: String, message: String },
+    Parameter { parameter: String, message: String },
+}
+
+impl From<Problem> for ErrorEntry {
+    fn from(p: Problem) -> ErrorEntry {
+        ErrorEntry::Pointer {
+            pointer: p.pointer,
+            message: p.message,
+        }
+    }
+}
+
+/// An error answer: status, message, problems. Build it with the constructors below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub errors: Vec<ErrorEntry>,
+}
+
+#[derive(Serialize)]
+struct JsonBody<'a> {
+    status: u16,
+    message: &'a str,
+    errors: &'a [ErrorEntry],
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 401; the response carries `WWW-Authenticate: Basic realm="Restcomm realm"`.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: HTTP Basic with the super-admin Sid and auth token",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 400 for one form or query parameter.
+    pub fn parameter(parameter: &str, message: impl Into<String>) -> ApiError {
+        ApiError::parameters(vec![(parameter.to_owned(), message.into())])
+    }
+
+    /// 400 for several parameters at once (every problem in one answer).
+    pub fn parameters(problems: Vec<(String, String)>) -> ApiError {
+        let message = match problems.as_slice() {
+            [(name, _)] => format!("{name} is invalid"),
+            _ => {
+                let names: Vec<&str> = problems.iter().map(|(n, _)| n.as_str()).collect();
+                format!("invalid parameters: {}", names.join(", "))
+            }
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            errors: problems
+                .into_iter()
+                .map(|(parameter, message)| ErrorEntry::Parameter { parameter, message })
+                .collect(),
+        }
+    }
+
+    /// 400 "ConfigurationData is invalid" with every problem and its pointer.
+    pub fn configuration(problems: Vec<Problem>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: "ConfigurationData is invalid".into(),
+            errors: problems.into_iter().map(ErrorEntry::from).collect(),
+        }
+    }
+
+    pub fn payload_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
+
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable; nothing was changed",
+        )
+    }
+
+    /// 500 without details (they go to the log, never to the client).
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// The generic answer for an error status that no handler described.
+    pub fn from_status(status: StatusCode) -> ApiError {
+        let message = match status {
+            StatusCode::NOT_FOUND => "no such resource".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this resource".to_owned(),
+            StatusCode::PAYLOAD_TOO_LARGE => return ApiError::payload_too_large(),
+            StatusCode::REQUEST_TIMEOUT => "request timed out".to_owned(),
+            StatusCode::UNAUTHORIZED => return ApiError::unauthorized(),
+            s if s.is_server_error() => s
+                .canonical_reason()
+                .unwrap_or("server error")
+                .to_ascii_lowercase(),
+            s => s
+                .canonical_reason()
+                .unwrap_or("request refused")
+                .to_ascii_lowercase(),
+        };
+        ApiError::new(status, message)
+    }
+
+    /// This error as a body in `format`.
+    pub fn render(&self, format: Format) -> Response {
+        let mut response = match format {
+            Format::Json => {
+                let body = JsonBody {
+                    status: self.status.as_u16(),
+                    message: &self.message,
+                    errors: &self.errors,
+                };
+                repr::json_response(self.status, &body)
+            }
+            Format::Xml => repr::xml_response(self.status, &repr::error_xml(self)),
+        };
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Restcomm realm\""),
+            );
+        }
+        response
+            .extensions_mut()
+            .insert(Rendered(Arc::new(self.clone())));
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // JSON by default; `render_errors` switches to XML where the request asked for it.
+        self.render(Format::Json)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                super::ops::database_error();
+                ApiError::unavailable()
+            }
+            StoreError::MissingConfiguration => ApiError::parameter(
+                "ConfigurationData",
+                "required: the target configuration does not exist yet",
+            ),
+            StoreError::Corrupt(detail) => {
+                tracing::error!(error = %detail, "stored data could not be read");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Marks a response whose body an `ApiError` rendered (kept for re-rendering).
+#[derive(Clone)]
+struct Rendered(Arc<ApiError>);
+
+/// Middleware: every error response of the router leaves in the request's format.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let format = Format::of(request.uri().path(), request.headers());
+    let response = next.run(request).await;
+    if let Some(Rendered(error)) = response.extensions().get::<Rendered>().cloned() {
+        return if format == Format::Json {
+            response
+        } else {
+            rerender(response, &error, format)
+        };
+    }
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || has_own_body(&response) {
+        return response;
+    }
+    // An answer from axum or a tower layer (404, 405, 408, 413, a caught panic...), or an
+    // axum extractor rejection (text/plain): keep the rejection's explanation when it is a
+    // plain client error, since it tells the caller what to fix.
+    let mut error = ApiError::from_status(status);
+    let (parts, body) = response.into_parts();
+    let keeps_text = matches!(
+        status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY
+    );
+    if keeps_text && let Ok(bytes) = axum::body::to_bytes(body, 4096).await {
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if !text.is_empty() {
+            error.message = text.to_owned();
+        }
+    }
+    rerender(
+        Response::from_parts(parts, axum::body::Body::empty()),
+        &error,
+        format,
+    )
+}
+
+/// True when a handler deliberately answered an error with its own JSON or XML body
+/// (e.g. a readiness probe); those are left alone.
+fn has_own_body(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| !ct.starts_with("text/plain"))
+}
+
+/// `error` in `format`, keeping the original response's other headers (e.g. `Allow`).
+fn rerender(original: Response, error: &ApiError, format: Format) -> Response {
+    let (parts, _) = original.into_parts();
+    let mut response = error.render(format);
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
+        }
+    }
+    response
+}
+
+/// `CatchPanicLayer` handler: a generic 500, the panic itself only in the log.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_message_names_each_parameter() {
+        let e = ApiError::parameters(vec![
+            ("Enabled".into(), "must be true or false".into()),
+            ("AccountSid".into(), "must be AC + 32 hex digits".into()),
+        ]);
+        assert_eq!(e.message, "invalid parameters: Enabled, AccountSid");
+        let json = serde_json::to_value(&e.errors).unwrap();
+        assert_eq!(json[0]["parameter"], "Enabled");
+    }
+
+    #[test]
+    fn unauthorized_carries_the_challenge() {
+        let r = ApiError::unauthorized().into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"Restcomm realm\""
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The lookup API of SPEC §6, for the call and SMS engines. Answered from the cache alone:
+//! no database, no regex compilation, one buffer allocated for the answer.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::EngineOrAdmin;
+use super::error::ApiError;
+use crate::cache::Resolved;
+use crate::routing::{self, Destination, LookupError, VoiceAnswer};
+use crate::sid::AccountSid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/accounts/{account_sid}/voice-route",
+            get(voice_get).post(voice_post),
+        )
+        .route("/v1/accounts/{account_sid}/sms-route", get(sms_get))
+}
+
+fn account(raw: &str) -> Result<AccountSid, ApiError> {
+    AccountSid::parse(raw).ok_or_else(|| {
+        ApiError::parameter("AccountSid", "must be AC followed by 32 hexadecimal digits")
+    })
+}
+
+fn lookup_error(e: LookupError) -> ApiError {
+    ApiError::parameter(&e.parameter, e.message)
+}
+
+fn json(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn observe(kind: &'static str, started: Instant) {
+    metrics::histogram!("multiprovider_lookup_duration_seconds", "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+}
+
+fn answer_voice(
+    state: &AppState,
+    account: AccountSid,
+    to: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, ApiError> {
+    let dest = Destination::parse(to).map_err(lookup_error)?;
+    routing::check_supplied_headers(headers).map_err(lookup_error)?;
+    let Resolved { source, routing } = state.cache.resolve(&account);
+    let sid = account.to_string();
+    let body = match &routing {
+        Some(r) => {
+            routing::voice_response_json(Some(&sid), source, &r.resolve_voice(&dest, headers))
+        }
+        None => routing::voice_response_json(Some(&sid), source, &VoiceAnswer::none()),
+    };
+    Ok(json(body))
+}
+
+/// `GET …/voice-route?to=…`: `+` in the query is a literal plus (RFC 3986), not a space.
+async fn voice_get(
+    _auth: EngineOrAdmin,
+    State(state): State<AppState>,
+    Path(account_sid): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let account = account(&account_sid)?;
+    let to = query_param(query.as_deref().unwrap_or(""), "to")?
+        .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
+    let response = answer_voice(&state, account, &to, &[]);
+    observe("voice", started);
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceQuery {
+    to: String,
+    #[serde(default)]
+    headers: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST …/voice-route` with `{"to": …, "headers": {"To": …}}`.
+async fn voice_post(
+    _auth: EngineOrAdmin,
+    State(state): State<AppState>,
+    Path(account_sid): Path<String>,
+    request_headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let account = account(&account_sid)?;
+    if let Some(ct) = request_headers.get(header::CONTENT_TYPE) {
+        let is_json = ct
+            .to_str()
+            .ok()
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::unsupported_media_type(
+                "the body must be application/json",
+            ));
+        }
+    }
+    let query: VoiceQuery = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a voice-route query: {e}")))?;
+    let mut headers = Vec::with_capacity(query.headers.len());
+    for (name, value) in &query.headers {
+        match value.as_str() {
+            Some(v) => headers.push((name.as_str(), v)),
+            None => {
+                return Err(ApiError::parameter(
+                    "headers",
+                    format!("the value of header `{name}` must be a string"),
+                ));
+            }
+        }
+    }
+    let response = answer_voice(&state, account, &query.to, &headers);
+    observe("voice", started);
+    response
+}
+
+/// `GET …/sms-route`.
+async fn sms_get(
+    _auth: EngineOrAdmin,
+    State(state): State<AppState>,
+    Path(account_sid): Path<String>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let account = account(&account_sid)?;
+    let Resolved { source, routing } = state.cache.resolve(&account);
+    let sid = account.to_string();
+    let tlvs = routing.as_deref().map(|r| r.sms_tlvs()).unwrap_or_default();
+    let response = json(routing::sms_response_json(Some(&sid), source, tlvs));
+    observe("sms", started);
+    Ok(response)
+}
+
+/// The one value of `name` in a raw query string, percent-decoded per RFC 3986 (a `+` stays
+/// a plus). Given twice, or not UTF-8 once decoded: 400.
+fn query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    let mut found = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(key).as_deref() != Some(name) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ApiError::parameter(name, "given more than once"));
+        }
+        found = Some(
+            percent_decode(value)
+                .ok_or_else(|| ApiError::parameter(name, "is not valid percent-encoded UTF-8"))?,
+        );
+    }
+    Ok(found)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_is_literal_and_percent_escapes_decode() {
+        assert_eq!(
+            query_param("to=+15551234", "to").unwrap().unwrap(),
+            "+15551234"
+        );
+        assert_eq!(
+            query_param("x=1&to=sip%3Abob%40uri1.com", "to")
+                .unwrap()
+                .unwrap(),
+            "sip:bob@uri1.com"
+        );
+        assert_eq!(query_param("to=%2B1", "to").unwrap().unwrap(), "+1");
+        assert_eq!(query_param("x=1", "to").unwrap(), None);
+        assert!(query_param("to=1&to=2", "to").is_err());
+        assert!(query_param("to=%ZZ", "to").is_err());
+        assert!(query_param("to=%ff", "to").is_err());
+        assert!(query_param("to=%4", "to").is_err());
+        assert_eq!(query_param("to=a%0Db", "to").unwrap().unwrap(), "a\rb");
+    }
+}

@@ -1,0 +1,140 @@
+//! Health and metrics (SPEC §7): no authentication, so that orchestrators and Prometheus can
+//! reach them; they reveal no configuration.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+}
+
+/// Lookup latencies in seconds: the interesting range is 10 µs to 10 ms.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1, 0.5, 1.0,
+];
+
+/// The process-wide Prometheus recorder (several servers in one test process share it).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&LATENCY_BUCKETS)
+            .expect("buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; ours then stays empty.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "multiprovider_http_requests_total",
+        "HTTP requests by route and status"
+    );
+    metrics::describe_histogram!(
+        "multiprovider_lookup_duration_seconds",
+        metrics::Unit::Seconds,
+        "time to answer a lookup, from the handler's start"
+    );
+    metrics::describe_gauge!(
+        "multiprovider_cache_accounts",
+        "account configurations in the routing cache"
+    );
+    metrics::describe_gauge!(
+        "multiprovider_cache_loaded",
+        "1 once the routing cache was filled"
+    );
+    metrics::describe_counter!(
+        "multiprovider_database_errors_total",
+        "database operations that failed because the database was unreachable or refused"
+    );
+    // Exported from the start, so that alerts can use rate() before the first failure.
+    metrics::counter!("multiprovider_database_errors_total").increment(0);
+}
+
+/// Counts every request by matched route (never the raw path: it holds account Sids) and
+/// status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "multiprovider_http_requests_total",
+        "method" => method,
+        "route" => route,
+        "status" => status
+    )
+    .increment(1);
+    response
+}
+
+/// Counts one database failure (the log says which).
+pub fn database_error() {
+    metrics::counter!("multiprovider_database_errors_total").increment(1);
+}
+
+async fn live() -> &'static str {
+    "live\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let loaded = state.cache.is_loaded();
+    let started = Instant::now();
+    let reachable = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
+        .await
+        .unwrap_or(false);
+    let body = serde_json::json!({
+        "status": if loaded { "ready" } else { "loading" },
+        "cache_loaded": loaded,
+        "cache_accounts": state.cache.len(),
+        "database": if reachable { "reachable" } else { "unreachable" },
+        "database_backend": state.store.backend_name(),
+        "database_check_ms": started.elapsed().as_secs_f64() * 1000.0,
+    });
+    let status = if loaded {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    let handle = metrics_handle();
+    metrics::gauge!("multiprovider_cache_accounts").set(state.cache.len() as f64);
+    metrics::gauge!("multiprovider_cache_loaded").set(if state.cache.is_loaded() {
+        1.0
+    } else {
+        0.0
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
