@@ -25,8 +25,43 @@ impl Source {
     }
 }
 
+/// Writes `s` JSON-escaped (without quotes).
+pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    out.push(b'"');
+    escape_into(out, s);
+    out.push(b'"');
 }
 
 pub(crate) fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -76,4 +111,27 @@ pub fn sms_response_json(account_sid: Option<&str>, source: Source, tlvs: &[Tlv]
     serde_json::to_writer(&mut out, tlvs).expect("writing to a Vec cannot fail");
     out.push(b'}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s",
+            "\r\n\t",
+            "\u{0}\u{1f}\u{7f}",
+            "é€😀",
+            "<sip:a@b>;x=1",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, s);
+        }
+    }
 }

@@ -68,10 +68,23 @@ fn build(patterns: &[&str]) -> Result<RegexSet, String> {
         })
 }
 
+/// One string for a list of expressions: each is length-prefixed, so no two lists share a
+/// key whatever characters the expressions contain.
+fn key(patterns: &[&str]) -> String {
+    let mut key = String::with_capacity(patterns.iter().map(|p| p.len() + 4).sum());
+    for p in patterns {
+        key.push_str(&p.len().to_string());
+        key.push(':');
+        key.push_str(p);
+    }
+    key
+}
+
 /// Hands out shared compiled sets, keyed by the exact list of expressions.
 #[derive(Default)]
 pub struct RegexInterner {
-    sets: HashMap<Box<[Box<str>]>, Weak<RegexSet>>,
+    /// Keyed by `key(patterns)`.
+    sets: HashMap<Box<str>, Weak<RegexSet>>,
     built_since_prune: usize,
 }
 
@@ -84,9 +97,16 @@ impl std::fmt::Debug for RegexInterner {
 }
 
 impl RegexInterner {
+    /// The live set for exactly `patterns`, if one was built.
+    pub(crate) fn get(&self, patterns: &[&str]) -> Option<Arc<RegexSet>> {
+        self.sets
+            .get(key(patterns).as_str())
+            .and_then(Weak::upgrade)
+    }
+
     /// The set for `patterns` (checked individually already), shared if one is alive.
     pub(crate) fn get_or_build(&mut self, patterns: &[&str]) -> Result<Arc<RegexSet>, String> {
-        let key: Box<[Box<str>]> = patterns.iter().map(|p| Box::from(*p)).collect();
+        let key = key(patterns).into_boxed_str();
         if let Some(set) = self.sets.get(&key).and_then(Weak::upgrade) {
             return Ok(set);
         }

@@ -20,8 +20,8 @@ pub use validate::{
     Problem,
 };
 pub use voice::{
-    CompiledProxy, CompiledVoice, Destination, LookupError, MAX_DESTINATION_BYTES, VoiceAnswer,
-    VoiceRoute, check_supplied_headers,
+    CompiledVoice, Destination, LookupError, MAX_DESTINATION_BYTES, Proxy, VoiceAnswer, VoiceRoute,
+    check_supplied_headers,
 };
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub use matcher::RegexInterner;
 #[derive(Debug)]
 pub struct CompiledRouting {
     pub(crate) voice: Option<voice::CompiledVoice>,
-    pub(crate) sms: Vec<Tlv>,
+    pub(crate) sms: Option<Tlv>,
     pub(crate) empty: bool,
 }
 
@@ -82,7 +82,7 @@ impl CompiledRouting {
 
     /// The TLVs to add to an SMPP `submit_sm` (empty without `outbound-sms`).
     pub fn sms_tlvs(&self) -> &[Tlv] {
-        &self.sms
+        self.sms.as_slice()
     }
 }
 

@@ -1,7 +1,5 @@
 //! A validated `ConfigurationData` (SPEC §4), before compilation.
 
-use super::sip::ProxyUri;
-
 #[derive(Debug)]
 pub(crate) struct Model {
     pub voice: Option<Vec<ProxyModel>>,
@@ -11,8 +9,8 @@ pub(crate) struct Model {
 }
 
 pub(crate) struct ProxyModel {
+    /// Validated: `sip::parse_proxy_uri` accepts it.
     pub uri: String,
-    pub parsed: ProxyUri,
     pub username: Option<String>,
     pub password: Option<String>,
     /// `None` = the default `.*`.

@@ -112,35 +112,42 @@ fn parse_port(p: &str) -> Result<u16, String> {
     }
 }
 
-/// One URI parameter, `name` or `name=value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Param {
-    pub name: String,
-    pub value: Option<String>,
+/// One URI parameter, `name` or `name=value`, borrowed from the text it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Param<'a> {
+    pub name: &'a str,
+    pub value: Option<&'a str>,
 }
 
 /// A parsed proxy `uri`: `[sip:|sips:]host[:port][;param[=value]]*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProxyUri {
+pub(crate) struct ProxyUri<'a> {
     pub secure: bool,
-    pub host: String,
+    /// Where the host starts in the uri (after the scheme).
+    pub host_at: usize,
+    pub host: &'a str,
     pub port: Option<u16>,
-    pub params: Vec<Param>,
+    /// The raw `;a=b;c` tail (empty without parameters).
+    pub params_raw: &'a str,
+    pub params: Vec<Param<'a>>,
 }
 
-pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri, String> {
+pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri<'_>, String> {
     if let Some(c) = uri.chars().find(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("the uri contains the forbidden character {c:?}"));
     }
     let (secure, rest) = strip_scheme(uri);
-    let mut parts = rest.split(';');
-    let hostport = parts.next().unwrap_or_default();
+    let host_at = uri.len() - rest.len();
+    let (hostport, params_raw) = match rest.find(';') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
     if hostport.contains('@') {
         return Err("a proxy uri has no user part: give only host[:port][;params]".into());
     }
     let (host, port) = parse_hostport(hostport)?;
     let mut params = Vec::new();
-    for raw in parts {
+    for raw in params_raw.split(';').skip(1) {
         let (name, value) = match raw.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (raw, None),
@@ -159,15 +166,14 @@ pub(crate) fn parse_proxy_uri(uri: &str) -> Result<ProxyUri, String> {
                 printable(v)
             ));
         }
-        params.push(Param {
-            name: name.to_owned(),
-            value: value.map(str::to_owned),
-        });
+        params.push(Param { name, value });
     }
     Ok(ProxyUri {
         secure,
-        host: host.to_owned(),
+        host_at,
+        host,
         port,
+        params_raw,
         params,
     })
 }
@@ -192,41 +198,41 @@ pub(crate) fn has_sip_scheme(s: &str) -> bool {
 
 /// Sets parameter `name=value` in `params`: replaces the first of that name (any case), else
 /// appends.
-pub(crate) fn set_param(params: &mut Vec<Param>, name: &str, value: &str) {
+pub(crate) fn set_param<'a>(params: &mut Vec<Param<'a>>, name: &'a str, value: &'a str) {
     match params
         .iter_mut()
         .find(|p| p.name.eq_ignore_ascii_case(name))
     {
-        Some(p) => p.value = Some(value.to_owned()),
+        Some(p) => p.value = Some(value),
         None => params.push(Param {
-            name: name.to_owned(),
-            value: Some(value.to_owned()),
+            name,
+            value: Some(value),
         }),
     }
 }
 
-pub(crate) fn render_params(out: &mut String, params: &[Param]) {
+pub(crate) fn render_params(out: &mut String, params: &[Param<'_>]) {
     for p in params {
         out.push(';');
-        out.push_str(&p.name);
-        if let Some(v) = &p.value {
+        out.push_str(p.name);
+        if let Some(v) = p.value {
             out.push('=');
             out.push_str(v);
         }
     }
 }
 
-/// Parses the `;`-separated parameter list of a destination URI (as given by the engine).
-pub(crate) fn split_params(s: &str) -> Vec<Param> {
+/// Parses a `;`-separated parameter list (as given by the engine, or a validated proxy's).
+pub(crate) fn split_params(s: &str) -> Vec<Param<'_>> {
     s.split(';')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((n, v)) => Param {
-                name: n.to_owned(),
-                value: Some(v.to_owned()),
+            Some((name, value)) => Param {
+                name,
+                value: Some(value),
             },
             None => Param {
-                name: p.to_owned(),
+                name: p,
                 value: None,
             },
         })
@@ -319,10 +325,11 @@ mod tests {
         assert_eq!(
             u.params[1],
             Param {
-                name: "lr".into(),
+                name: "lr",
                 value: None
             }
         );
+        assert_eq!(u.params_raw, ";uriprop1=uri_prop_value1;lr");
         let u = parse_proxy_uri("SIPS:[2001:db8::1]:5061;transport=tls").unwrap();
         assert!(u.secure);
         assert_eq!(u.host, "[2001:db8::1]");

@@ -1,35 +1,64 @@
 //! SMS routing: the account's `destination_network_id` as SMPP TLV 0x060E.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// SMPP `dest_network_id`.
 pub const DEST_NETWORK_ID_TAG: u16 = 0x060E;
 
-/// One TLV for `submit_sm`, with both encodings engines use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One TLV for `submit_sm`. Serialised with both encodings engines use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tlv {
     pub tag: u16,
-    pub name: &'static str,
-    /// Canonical decimal.
-    pub value: String,
-    /// 4-byte big-endian integer, as Restcomm sends it (1000 → `000003E8`).
-    pub value_hex: String,
-    /// SMPP 5.0 C-octet string: the ASCII digits and a NUL (1000 → `3130303000`).
-    pub cstring_hex: String,
+    pub value: u32,
 }
 
 impl Tlv {
     pub fn dest_network_id(id: u32) -> Tlv {
-        let value = id.to_string();
-        let mut cstring = value.clone().into_bytes();
-        cstring.push(0);
         Tlv {
             tag: DEST_NETWORK_ID_TAG,
-            name: "dest_network_id",
-            value_hex: hex::encode_upper(id.to_be_bytes()),
-            cstring_hex: hex::encode_upper(cstring),
-            value,
+            value: id,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.tag {
+            DEST_NETWORK_ID_TAG => "dest_network_id",
+            _ => "unknown",
+        }
+    }
+
+    /// 4-byte big-endian integer, as Restcomm sends it.
+    pub fn value_bytes(&self) -> [u8; 4] {
+        self.value.to_be_bytes()
+    }
+
+    /// SMPP 5.0 C-octet string: the ASCII digits and a NUL.
+    pub fn cstring_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.value.to_string().into_bytes();
+        bytes.push(0);
+        bytes
+    }
+
+    /// `value_bytes` in uppercase hex (1000 → `000003E8`).
+    pub fn value_hex(&self) -> String {
+        hex::encode_upper(self.value_bytes())
+    }
+
+    /// `cstring_bytes` in uppercase hex (1000 → `3130303000`).
+    pub fn cstring_hex(&self) -> String {
+        hex::encode_upper(self.cstring_bytes())
+    }
+}
+
+impl Serialize for Tlv {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_struct("Tlv", 5)?;
+        t.serialize_field("tag", &self.tag)?;
+        t.serialize_field("name", self.name())?;
+        t.serialize_field("value", &self.value.to_string())?;
+        t.serialize_field("value_hex", &self.value_hex())?;
+        t.serialize_field("cstring_hex", &self.cstring_hex())?;
+        t.end()
     }
 }
 
@@ -41,15 +70,19 @@ mod tests {
     fn encodings() {
         let t = Tlv::dest_network_id(1000);
         assert_eq!(t.tag, 1550);
-        assert_eq!(t.value, "1000");
-        assert_eq!(t.value_hex, "000003E8");
-        assert_eq!(t.cstring_hex, "3130303000");
+        assert_eq!(t.name(), "dest_network_id");
+        assert_eq!(t.value_hex(), "000003E8");
+        assert_eq!(t.cstring_hex(), "3130303000");
         let t = Tlv::dest_network_id(0);
         assert_eq!(
-            (t.value_hex.as_str(), t.cstring_hex.as_str()),
+            (t.value_hex().as_str(), t.cstring_hex().as_str()),
             ("00000000", "3000")
         );
-        let t = Tlv::dest_network_id(2_147_483_647);
-        assert_eq!(t.value_hex, "7FFFFFFF");
+        assert_eq!(Tlv::dest_network_id(2_147_483_647).value_hex(), "7FFFFFFF");
+        assert_eq!(
+            serde_json::to_value(Tlv::dest_network_id(1000)).unwrap(),
+            serde_json::json!({"tag": 1550, "name": "dest_network_id", "value": "1000",
+                               "value_hex": "000003E8", "cstring_hex": "3130303000"})
+        );
     }
 }

@@ -42,13 +42,13 @@ impl Problems {
 
     /// The members of object `v` named in `allowed` (in that order); reports unknown members,
     /// then missing required ones. `None` when `v` is not an object.
-    fn members<'a, const N: usize>(
+    fn members<'a, 'j, const N: usize>(
         &mut self,
-        v: &'a Json,
+        v: &'a Json<'j>,
         pointer: &str,
         allowed: [&str; N],
         required: &[&str],
-    ) -> Option<[Option<&'a Json>; N]> {
+    ) -> Option<[Option<&'a Json<'j>>; N]> {
         let Json::Obj(members) = v else {
             self.wrong_type(pointer, v, "an object");
             return None;
@@ -72,7 +72,7 @@ impl Problems {
         Some(found)
     }
 
-    fn string<'a>(&mut self, v: &'a Json, pointer: &str) -> Option<&'a str> {
+    fn string<'a>(&mut self, v: &'a Json<'_>, pointer: &str) -> Option<&'a str> {
         match v {
             Json::Str(s) => Some(s),
             other => {
@@ -83,7 +83,7 @@ impl Problems {
     }
 
     /// An array of exactly one element: Restcomm's shape for both sections.
-    fn single<'a>(&mut self, v: &'a Json, pointer: &str) -> Option<&'a Json> {
+    fn single<'a, 'j>(&mut self, v: &'a Json<'j>, pointer: &str) -> Option<&'a Json<'j>> {
         match v {
             Json::Arr(items) if items.len() == 1 => Some(&items[0]),
             Json::Arr(items) => {
@@ -208,26 +208,36 @@ fn check_voice(
         }
     };
     let before = problems.0.len();
-    let proxies: Vec<Option<ProxyModel>> = items
+    let checked: Vec<(Option<ProxyModel>, Option<String>)> = items
         .iter()
         .enumerate()
         .map(|(i, p)| check_proxy(p, &push_token(list_pointer, &i.to_string()), problems))
         .collect();
-    // Only compile the expressions when every one is individually well-formed: the set
-    // build below would otherwise report one error for all of them.
-    if problems.0.len() != before || proxies.iter().any(Option::is_none) {
+    let all_fine = problems.0.len() == before && checked.iter().all(|(p, _)| p.is_some());
+    let patterns: Vec<&str> = checked
+        .iter()
+        .map(|(_, m)| m.as_deref().unwrap_or(".*"))
+        .collect();
+    // Stored configurations mostly repeat expressions: a set already compiled for this list
+    // proves each of them valid, so the (Unicode-heavy) per-expression check is skipped.
+    if all_fine && interner.get(&patterns).is_some() {
+        return Some(checked.into_iter().filter_map(|(p, _)| p).collect());
+    }
+    for (i, (_, pattern)) in checked.iter().enumerate() {
+        if let Some(pattern) = pattern
+            && let Err(e) = matcher::check_pattern(pattern)
+        {
+            problems.add(&format!("{list_pointer}/{i}/match"), e);
+        }
+    }
+    if problems.0.len() != before || !all_fine {
         return None;
     }
-    let proxies: Vec<ProxyModel> = proxies.into_iter().flatten().collect();
-    let patterns: Vec<&str> = proxies
-        .iter()
-        .map(|p| p.pattern.as_deref().unwrap_or(".*"))
-        .collect();
     if let Err(e) = interner.get_or_build(&patterns) {
         // Blame the expressions that are too large on their own, else the list as a whole.
         let before = problems.0.len();
-        for (i, p) in proxies.iter().enumerate() {
-            if let Some(pattern) = &p.pattern
+        for (i, (_, pattern)) in checked.iter().enumerate() {
+            if let Some(pattern) = pattern
                 && let Err(e) = matcher::check_size(pattern)
             {
                 problems.add(&format!("{list_pointer}/{i}/match"), e);
@@ -238,23 +248,31 @@ fn check_voice(
         }
         return None;
     }
-    Some(proxies)
+    Some(checked.into_iter().filter_map(|(p, _)| p).collect())
 }
 
-fn check_proxy(v: &Json, pointer: &str, problems: &mut Problems) -> Option<ProxyModel> {
-    let [uri, username, password, pattern, headers] = problems.members(
+/// Checks one proxy; also returns its `match` when that is a string of acceptable length,
+/// for the caller to check as an expression (possibly through the interner).
+fn check_proxy(
+    v: &Json,
+    pointer: &str,
+    problems: &mut Problems,
+) -> (Option<ProxyModel>, Option<String>) {
+    let Some([uri, username, password, pattern, headers]) = problems.members(
         v,
         pointer,
         ["uri", "username", "password", "match", "headers"],
         &["uri"],
-    )?;
+    ) else {
+        return (None, None);
+    };
     let mut ok = true;
 
     let uri_pointer = push_token(pointer, "uri");
     let parsed_uri = uri
         .and_then(|u| problems.string(u, &uri_pointer))
         .and_then(|u| match sip::parse_proxy_uri(u) {
-            Ok(parsed) => Some((u.to_owned(), parsed)),
+            Ok(_) => Some(u.to_owned()),
             Err(e) => {
                 problems.add(&uri_pointer, format!("invalid proxy uri: {e}"));
                 None
@@ -303,14 +321,7 @@ fn check_proxy(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Proxy
                     ok = false;
                     None
                 }
-                Some(m) => match matcher::check_pattern(m) {
-                    Ok(()) => Some(m.to_owned()),
-                    Err(e) => {
-                        problems.add(&pointer, e);
-                        ok = false;
-                        None
-                    }
-                },
+                Some(m) => Some(m.to_owned()),
                 None => {
                     ok = false;
                     None
@@ -329,15 +340,17 @@ fn check_proxy(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Proxy
         }
     };
 
-    let (uri, parsed) = parsed_uri?;
-    ok.then_some(ProxyModel {
-        uri,
-        parsed,
-        username,
-        password,
-        pattern,
-        headers,
-    })
+    let model = match parsed_uri {
+        Some(uri) if ok => Some(ProxyModel {
+            uri,
+            username,
+            password,
+            pattern: pattern.clone(),
+            headers,
+        }),
+        _ => None,
+    };
+    (model, pattern)
 }
 
 fn check_headers(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Vec<HeaderRule>> {

@@ -1,16 +1,19 @@
 //! Voice routing (SPEC §5): proxy selection by anchored regex set, Request-URI rewriting,
-//! `Route` entries and header parameters. Everything that does not depend on the call is
-//! rendered once at compile time, including the static parts of the JSON answer.
+//! `Route` entries and header parameters.
+//!
+//! A compiled configuration is compact on purpose: every string of it lives in one arena and
+//! proxies refer to it by offsets, so 100,000 accounts with ten proxies each fit in a few
+//! hundred megabytes. The answer for the one or two matching proxies is rendered per call;
+//! that costs a microsecond, against tens of kilobytes per account for pre-rendering.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use regex::RegexSet;
 
 use super::CompiledRouting;
-use super::answer::{push_json_str, write_opt_str};
+use super::answer::{escape_into, push_json_str, write_opt_str};
 use super::matcher::RegexInterner;
-use super::model::{HeaderRule, Model, ProxyModel};
+use super::model::{Model, ProxyModel};
 use super::sip::{self, Param, printable};
 use super::sms::Tlv;
 use super::validate::Problem;
@@ -161,138 +164,246 @@ pub fn check_supplied_headers(headers: &[(&str, &str)]) -> Result<(), LookupErro
     Ok(())
 }
 
+/// A range of a compiled configuration's arena.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn get(self, arena: &str) -> &str {
+        &arena[self.start as usize..(self.start + self.len) as usize]
+    }
+
+    /// The part of `self` from byte `from` (relative) for `len` bytes.
+    fn sub(self, from: usize, len: usize) -> Span {
+        Span {
+            start: self.start + from as u32,
+            len: len as u32,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Arena(String);
+
+impl Arena {
+    fn push(&mut self, s: &str) -> Span {
+        let start = self.0.len() as u32;
+        self.0.push_str(s);
+        Span {
+            start,
+            len: s.len() as u32,
+        }
+    }
+}
+
+struct ProxyEntry {
+    uri: Span,
+    host: Span,
+    /// The raw `;a=b;c` tail of the uri.
+    params: Span,
+    port: Option<u16>,
+    secure: bool,
+    username: Option<Span>,
+    password: Option<Span>,
+    /// This proxy's header instructions: `rules[first..first + count]`.
+    first_rule: u32,
+    rule_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleKind {
+    RequestUri,
+    Route,
+    Header,
+}
+
+struct RuleEntry {
+    kind: RuleKind,
+    header: Span,
+    key: Span,
+    value: Span,
+}
+
 /// The compiled `outbound-voice` section.
-#[derive(Debug)]
 pub struct CompiledVoice {
     pub(crate) set: Arc<RegexSet>,
-    proxies: Vec<CompiledProxy>,
+    arena: Box<str>,
+    proxies: Box<[ProxyEntry]>,
+    rules: Box<[RuleEntry]>,
 }
 
-/// One header changed or added by a proxy: its configured spelling and `k=v;k2=v2`.
-#[derive(Debug)]
-struct HeaderGroup {
-    name: Box<str>,
-    params: Box<str>,
-}
-
-/// One compiled proxy.
-pub struct CompiledProxy {
-    index: usize,
-    uri: Box<str>,
-    secure: bool,
-    host: Box<str>,
-    port: Option<u16>,
-    params: Vec<Param>,
-    sip_uri: Box<str>,
-    username: Option<Box<str>>,
-    password: Option<Box<str>>,
-    /// `Request-URI` instructions, in order.
-    ruri_rules: Box<[(Box<str>, Box<str>)]>,
-    /// What follows the number in a PSTN Request-URI: `@host[:port];params`.
-    pstn_suffix: Box<str>,
-    groups: Box<[HeaderGroup]>,
-    routes: Box<[Box<str>]>,
-    rules: Box<[HeaderRule]>,
-    /// `{"proxy_index":…,"proxy":{…},"username":…,"password":…,"request_uri":`
-    json_head: Box<str>,
-    /// `,"header_params":[…],"routes":[…]}`
-    json_tail: Box<str>,
-}
-
-impl std::fmt::Debug for CompiledProxy {
-    // Holds a password: never print it.
+impl std::fmt::Debug for CompiledVoice {
+    // The arena holds passwords: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledProxy")
-            .field("index", &self.index)
-            .field("uri", &self.uri)
+        f.debug_struct("CompiledVoice")
+            .field("proxies", &self.proxies.len())
             .finish_non_exhaustive()
     }
 }
 
-impl CompiledProxy {
+impl CompiledVoice {
+    pub(crate) fn resolve<'a>(
+        &'a self,
+        dest: &Destination<'_>,
+        supplied: &[(&str, &str)],
+    ) -> VoiceAnswer<'a> {
+        let matched = self.set.matches(dest.target);
+        let mut routes = matched.iter().map(|i| self.proxy(i).route(dest, supplied));
+        let route = routes.next();
+        VoiceAnswer {
+            route,
+            fallbacks: routes.collect(),
+        }
+    }
+
+    /// The proxies, in configured order.
+    pub fn proxies(&self) -> impl ExactSizeIterator<Item = Proxy<'_>> {
+        (0..self.proxies.len()).map(|i| self.proxy(i))
+    }
+
+    fn proxy(&self, index: usize) -> Proxy<'_> {
+        Proxy {
+            voice: self,
+            index,
+            entry: &self.proxies[index],
+        }
+    }
+}
+
+/// One configured proxy.
+#[derive(Clone, Copy)]
+pub struct Proxy<'a> {
+    voice: &'a CompiledVoice,
+    index: usize,
+    entry: &'a ProxyEntry,
+}
+
+impl std::fmt::Debug for Proxy<'_> {
+    // Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("index", &self.index)
+            .field("uri", &self.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Proxy<'a> {
+    fn text(&self, span: Span) -> &'a str {
+        span.get(&self.voice.arena)
+    }
+
+    fn rules(&self) -> &'a [RuleEntry] {
+        let first = self.entry.first_rule as usize;
+        &self.voice.rules[first..first + self.entry.rule_count as usize]
+    }
+
+    fn rules_of(&self, kind: RuleKind) -> impl Iterator<Item = &'a RuleEntry> + use<'a> {
+        self.rules().iter().filter(move |r| r.kind == kind)
+    }
+
+    /// 0-based position in the configuration.
     pub fn index(&self) -> usize {
         self.index
     }
     /// The `uri` as configured.
-    pub fn uri(&self) -> &str {
-        &self.uri
+    pub fn uri(&self) -> &'a str {
+        self.text(self.entry.uri)
     }
-    pub fn host(&self) -> &str {
-        &self.host
+    /// The host, IPv6 with its brackets.
+    pub fn host(&self) -> &'a str {
+        self.text(self.entry.host)
     }
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.entry.port
     }
-    /// `sip:host[:port];params;lr` (`sips:` when configured).
-    pub fn sip_uri(&self) -> &str {
-        &self.sip_uri
+    pub fn is_sips(&self) -> bool {
+        self.entry.secure
     }
-    pub fn username(&self) -> Option<&str> {
-        self.username.as_deref()
+    /// The URI parameters of the proxy `uri`, in order.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + use<'a> {
+        sip::split_params(self.text(self.entry.params))
+            .into_iter()
+            .map(|p| (p.name, p.value))
     }
-    pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+    /// `sip:host[:port];params;lr` (`sips:` when configured; `;lr` once).
+    pub fn sip_uri(&self) -> String {
+        let mut out = String::with_capacity(self.entry.uri.len as usize + 12);
+        self.push_hostport(&mut out, if self.entry.secure { "sips:" } else { "sip:" });
+        let params = self.text(self.entry.params);
+        out.push_str(params);
+        if !sip::split_params(params)
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case("lr"))
+        {
+            out.push_str(";lr");
+        }
+        out
+    }
+    pub fn username(&self) -> Option<&'a str> {
+        self.entry.username.map(|s| self.text(s))
+    }
+    pub fn password(&self) -> Option<&'a str> {
+        self.entry.password.map(|s| self.text(s))
     }
     /// The `Route` values to add, rendered `<sip:value;lr>`.
-    pub fn routes(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|r| &**r)
-    }
-    /// The URI parameters of the proxy `uri`, as `(name, value)`.
-    pub fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.params
-            .iter()
-            .map(|p| (p.name.as_str(), p.value.as_deref()))
+    pub fn routes(&self) -> impl Iterator<Item = String> + use<'a> {
+        let voice = self.voice;
+        self.rules_of(RuleKind::Route)
+            .map(move |r| format!("<sip:{};lr>", r.value.get(&voice.arena)))
     }
     /// The configured header instructions, in order, as `(header, key, value)`.
-    pub fn header_params(&self) -> impl Iterator<Item = (&str, &str, &str)> {
-        self.rules
+    pub fn header_params(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + use<'a> {
+        let arena = &self.voice.arena;
+        self.rules()
             .iter()
-            .map(|r| (r.header.as_str(), r.key.as_str(), r.value.as_str()))
+            .map(move |r| (r.header.get(arena), r.key.get(arena), r.value.get(arena)))
     }
 
-    fn route<'a>(&'a self, dest: &Destination<'_>, supplied: &[(&str, &str)]) -> VoiceRoute<'a> {
+    fn push_hostport(&self, out: &mut String, scheme: &str) {
+        out.push_str(scheme);
+        out.push_str(self.host());
+        if let Some(port) = self.entry.port {
+            out.push(':');
+            out.push_str(itoa_u16(port, &mut [0; 5]));
+        }
+    }
+
+    fn route(&self, dest: &Destination<'_>, supplied: &[(&str, &str)]) -> VoiceRoute<'a> {
         let request_uri = match dest.kind {
-            Kind::Sip { .. } if self.ruri_rules.is_empty() => Cow::Owned(dest.raw.to_owned()),
-            Kind::Sip { params_at } => Cow::Owned(self.rewrite_sip_uri(dest.raw, params_at)),
-            Kind::Pstn { number } => Cow::Owned(self.pstn_uri(number)),
+            Kind::Sip { params_at } => self.rewrite_sip_uri(dest.raw, params_at),
+            Kind::Pstn { number } => self.pstn_uri(number),
         };
-        let headers = self
-            .groups
-            .iter()
-            .map(|g| {
-                let value = match supplied
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(&g.name))
-                {
-                    Some((_, current)) => {
-                        let mut v = String::with_capacity(current.len() + 1 + g.params.len());
-                        v.push_str(current);
-                        v.push(';');
-                        v.push_str(&g.params);
-                        v
-                    }
-                    None => String::from(&*g.params),
-                };
-                (&*g.name, value)
-            })
-            .collect();
         VoiceRoute {
-            proxy: self,
+            proxy: *self,
             request_uri,
-            headers,
+            headers: self.headers(supplied),
+        }
+    }
+
+    fn set_ruri_params<'x>(&self, params: &mut Vec<Param<'x>>)
+    where
+        'a: 'x,
+    {
+        for r in self.rules_of(RuleKind::RequestUri) {
+            sip::set_param(params, self.text(r.key), self.text(r.value));
         }
     }
 
     fn rewrite_sip_uri(&self, uri: &str, params_at: usize) -> String {
+        if self.rules_of(RuleKind::RequestUri).next().is_none() {
+            return uri.to_owned();
+        }
         let (base, rest) = uri.split_at(params_at);
         let (params, headers) = match rest.find('?') {
             Some(q) => rest.split_at(q),
             None => (rest, ""),
         };
         let mut params = sip::split_params(params);
-        for (k, v) in self.ruri_rules.iter() {
-            sip::set_param(&mut params, k, v);
-        }
+        self.set_ruri_params(&mut params);
         let mut out = String::with_capacity(uri.len() + 64);
         out.push_str(base);
         sip::render_params(&mut out, &params);
@@ -301,8 +412,8 @@ impl CompiledProxy {
     }
 
     fn pstn_uri(&self, number: &str) -> String {
-        let mut out = String::with_capacity(5 + number.len() + 2 + self.pstn_suffix.len());
-        out.push_str(if self.secure { "sips:" } else { "sip:" });
+        let mut out = String::with_capacity(number.len() + self.entry.uri.len as usize + 64);
+        out.push_str(if self.entry.secure { "sips:" } else { "sip:" });
         // `#` is not allowed unescaped in a SIP user part (RFC 3261 §25.1).
         for c in number.chars() {
             match c {
@@ -310,16 +421,93 @@ impl CompiledProxy {
                 c => out.push(c),
             }
         }
-        out.push_str(&self.pstn_suffix);
+        self.push_hostport(&mut out, "@");
+        let mut params = sip::split_params(self.text(self.entry.params));
+        self.set_ruri_params(&mut params);
+        sip::render_params(&mut out, &params);
         out
     }
+
+    /// Headers changed or added: grouped by name (any case) in first-configured order and
+    /// spelling, each appended to the engine's value when it supplied one.
+    fn headers(&self, supplied: &[(&str, &str)]) -> Vec<(&'a str, String)> {
+        let mut groups: Vec<(&'a str, String)> = Vec::new();
+        for r in self.rules_of(RuleKind::Header) {
+            let (name, key, value) = (self.text(r.header), self.text(r.key), self.text(r.value));
+            let at = match groups
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some(at) => {
+                    groups[at].1.push(';');
+                    at
+                }
+                None => {
+                    let current = supplied.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+                    let mut v = String::with_capacity(64);
+                    if let Some((_, current)) = current {
+                        v.push_str(current);
+                        v.push(';');
+                    }
+                    groups.push((name, v));
+                    groups.len() - 1
+                }
+            };
+            let v = &mut groups[at].1;
+            v.push_str(key);
+            v.push('=');
+            v.push_str(value);
+        }
+        groups
+    }
+
+    fn write_proxy_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"uri\":");
+        push_json_str(out, self.uri());
+        out.extend_from_slice(b",\"host\":");
+        push_json_str(out, self.host());
+        out.extend_from_slice(b",\"port\":");
+        match self.entry.port {
+            Some(port) => out.extend_from_slice(itoa_u16(port, &mut [0; 5]).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"params\":[");
+        for (i, (name, value)) in self.params().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            push_json_str(out, name);
+            out.extend_from_slice(b",\"value\":");
+            write_opt_str(out, value);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"sip_uri\":\"");
+        escape_into(out, &self.sip_uri());
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// Formats a port without allocating.
+fn itoa_u16(n: u16, buf: &mut [u8; 5]) -> &str {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("digits")
 }
 
 /// The route through one proxy for one call.
 #[derive(Debug)]
 pub struct VoiceRoute<'a> {
-    pub proxy: &'a CompiledProxy,
-    pub request_uri: Cow<'a, str>,
+    pub proxy: Proxy<'a>,
+    pub request_uri: String,
     /// Headers changed or added: configured spelling → final value, in configured order.
     pub headers: Vec<(&'a str, String)>,
 }
@@ -327,7 +515,16 @@ pub struct VoiceRoute<'a> {
 impl VoiceRoute<'_> {
     /// Appends this route's SPEC §6 JSON object to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.proxy.json_head.as_bytes());
+        let p = &self.proxy;
+        out.extend_from_slice(b"{\"proxy_index\":");
+        out.extend_from_slice(p.index.to_string().as_bytes());
+        out.extend_from_slice(b",\"proxy\":");
+        p.write_proxy_json(out);
+        out.extend_from_slice(b",\"username\":");
+        write_opt_str(out, p.username());
+        out.extend_from_slice(b",\"password\":");
+        write_opt_str(out, p.password());
+        out.extend_from_slice(b",\"request_uri\":");
         push_json_str(out, &self.request_uri);
         out.extend_from_slice(b",\"headers\":{");
         for (i, (name, value)) in self.headers.iter().enumerate() {
@@ -338,8 +535,29 @@ impl VoiceRoute<'_> {
             out.push(b':');
             push_json_str(out, value);
         }
-        out.push(b'}');
-        out.extend_from_slice(self.proxy.json_tail.as_bytes());
+        out.extend_from_slice(b"},\"header_params\":[");
+        for (i, (header, key, value)) in p.header_params().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"header\":");
+            push_json_str(out, header);
+            out.extend_from_slice(b",\"key\":");
+            push_json_str(out, key);
+            out.extend_from_slice(b",\"value\":");
+            push_json_str(out, value);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"routes\":[");
+        for (i, r) in p.rules_of(RuleKind::Route).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"<sip:");
+            escape_into(out, p.text(r.value));
+            out.extend_from_slice(b";lr>\"");
+        }
+        out.extend_from_slice(b"]}");
     }
 }
 
@@ -356,28 +574,6 @@ impl VoiceAnswer<'_> {
             route: None,
             fallbacks: Vec::new(),
         }
-    }
-}
-
-impl CompiledVoice {
-    pub(crate) fn resolve<'a>(
-        &'a self,
-        dest: &Destination<'_>,
-        supplied: &[(&str, &str)],
-    ) -> VoiceAnswer<'a> {
-        let matched = self.set.matches(dest.target);
-        let mut routes = matched
-            .iter()
-            .map(|i| self.proxies[i].route(dest, supplied));
-        let route = routes.next();
-        VoiceAnswer {
-            route,
-            fallbacks: routes.collect(),
-        }
-    }
-
-    pub fn proxies(&self) -> &[CompiledProxy] {
-        &self.proxies
     }
 }
 
@@ -399,157 +595,74 @@ pub(crate) fn compile_model(
                     message: e,
                 }]
             })?;
-            let proxies = proxies
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| compile_proxy(i, p))
-                .collect();
-            Some(CompiledVoice { set, proxies })
+            Some(compile_voice(set, &proxies))
         }
     };
-    let sms = model.sms.map(Tlv::dest_network_id).into_iter().collect();
     Ok(CompiledRouting {
         voice,
-        sms,
+        sms: model.sms.map(Tlv::dest_network_id),
         empty: model.empty,
     })
 }
 
-fn compile_proxy(index: usize, p: ProxyModel) -> CompiledProxy {
-    let ProxyModel {
-        uri,
-        parsed,
-        username,
-        password,
-        pattern: _,
-        headers: rules,
-    } = p;
-    let scheme = if parsed.secure { "sips:" } else { "sip:" };
-    let mut hostport = parsed.host.clone();
-    if let Some(port) = parsed.port {
-        hostport.push(':');
-        hostport.push_str(&port.to_string());
-    }
-
-    let mut sip_uri = format!("{scheme}{hostport}");
-    sip::render_params(&mut sip_uri, &parsed.params);
-    if !parsed
-        .params
+fn compile_voice(set: Arc<RegexSet>, proxies: &[ProxyModel]) -> CompiledVoice {
+    let size: usize = proxies
         .iter()
-        .any(|p| p.name.eq_ignore_ascii_case("lr"))
-    {
-        sip_uri.push_str(";lr");
-    }
-
-    let mut ruri_rules = Vec::new();
-    let mut routes = Vec::new();
-    let mut groups: Vec<(String, String)> = Vec::new();
-    for rule in &rules {
-        if rule.header.eq_ignore_ascii_case("request-uri") {
-            ruri_rules.push((Box::from(rule.key.as_str()), Box::from(rule.value.as_str())));
-        } else if rule.header.eq_ignore_ascii_case("route") {
-            routes.push(format!("<sip:{};lr>", rule.value).into_boxed_str());
-        } else {
-            let kv = format!("{}={}", rule.key, rule.value);
-            match groups
-                .iter_mut()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&rule.header))
-            {
-                Some((_, params)) => {
-                    params.push(';');
-                    params.push_str(&kv);
-                }
-                None => groups.push((rule.header.clone(), kv)),
-            }
+        .map(|p| {
+            p.uri.len()
+                + p.username.as_ref().map_or(0, String::len)
+                + p.password.as_ref().map_or(0, String::len)
+                + p.headers
+                    .iter()
+                    .map(|h| h.header.len() + h.key.len() + h.value.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    let mut arena = Arena(String::with_capacity(size));
+    let mut entries = Vec::with_capacity(proxies.len());
+    let mut rules = Vec::with_capacity(proxies.iter().map(|p| p.headers.len()).sum());
+    for p in proxies {
+        let parsed = sip::parse_proxy_uri(&p.uri).expect("validated proxy uri");
+        let uri = arena.push(&p.uri);
+        let host = uri.sub(parsed.host_at, parsed.host.len());
+        let params = uri.sub(
+            p.uri.len() - parsed.params_raw.len(),
+            parsed.params_raw.len(),
+        );
+        let username = p.username.as_deref().map(|u| arena.push(u));
+        let password = p.password.as_deref().map(|u| arena.push(u));
+        let first_rule = rules.len() as u32;
+        for h in &p.headers {
+            let kind = if h.header.eq_ignore_ascii_case("request-uri") {
+                RuleKind::RequestUri
+            } else if h.header.eq_ignore_ascii_case("route") {
+                RuleKind::Route
+            } else {
+                RuleKind::Header
+            };
+            rules.push(RuleEntry {
+                kind,
+                header: arena.push(&h.header),
+                key: arena.push(&h.key),
+                value: arena.push(&h.value),
+            });
         }
+        entries.push(ProxyEntry {
+            uri,
+            host,
+            params,
+            port: parsed.port,
+            secure: parsed.secure,
+            username,
+            password,
+            first_rule,
+            rule_count: p.headers.len() as u32,
+        });
     }
-
-    let mut pstn_params = parsed.params.clone();
-    for (k, v) in &ruri_rules {
-        sip::set_param(&mut pstn_params, k, v);
-    }
-    let mut pstn_suffix = format!("@{hostport}");
-    sip::render_params(&mut pstn_suffix, &pstn_params);
-
-    let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(format!("{{\"proxy_index\":{index},\"proxy\":{{\"uri\":").as_bytes());
-    push_json_str(&mut head, &uri);
-    head.extend_from_slice(b",\"host\":");
-    push_json_str(&mut head, &parsed.host);
-    head.extend_from_slice(b",\"port\":");
-    match parsed.port {
-        Some(port) => head.extend_from_slice(port.to_string().as_bytes()),
-        None => head.extend_from_slice(b"null"),
-    }
-    head.extend_from_slice(b",\"params\":[");
-    for (i, param) in parsed.params.iter().enumerate() {
-        if i > 0 {
-            head.push(b',');
-        }
-        head.extend_from_slice(b"{\"name\":");
-        push_json_str(&mut head, &param.name);
-        head.extend_from_slice(b",\"value\":");
-        write_opt_str(&mut head, param.value.as_deref());
-        head.push(b'}');
-    }
-    head.extend_from_slice(b"],\"sip_uri\":");
-    push_json_str(&mut head, &sip_uri);
-    head.extend_from_slice(b"},\"username\":");
-    write_opt_str(&mut head, username.as_deref());
-    head.extend_from_slice(b",\"password\":");
-    write_opt_str(&mut head, password.as_deref());
-    head.extend_from_slice(b",\"request_uri\":");
-
-    let mut tail = Vec::with_capacity(128);
-    tail.extend_from_slice(b",\"header_params\":[");
-    for (i, rule) in rules.iter().enumerate() {
-        if i > 0 {
-            tail.push(b',');
-        }
-        tail.extend_from_slice(b"{\"header\":");
-        push_json_str(&mut tail, &rule.header);
-        tail.extend_from_slice(b",\"key\":");
-        push_json_str(&mut tail, &rule.key);
-        tail.extend_from_slice(b",\"value\":");
-        push_json_str(&mut tail, &rule.value);
-        tail.push(b'}');
-    }
-    tail.extend_from_slice(b"],\"routes\":[");
-    for (i, route) in routes.iter().enumerate() {
-        if i > 0 {
-            tail.push(b',');
-        }
-        push_json_str(&mut tail, route);
-    }
-    tail.extend_from_slice(b"]}");
-
-    let utf8 = |v: Vec<u8>| {
-        String::from_utf8(v)
-            .expect("JSON built from str is UTF-8")
-            .into_boxed_str()
-    };
-    CompiledProxy {
-        index,
-        uri: uri.into_boxed_str(),
-        secure: parsed.secure,
-        host: parsed.host.into_boxed_str(),
-        port: parsed.port,
-        params: parsed.params,
-        sip_uri: sip_uri.into_boxed_str(),
-        username: username.map(String::into_boxed_str),
-        password: password.map(String::into_boxed_str),
-        ruri_rules: ruri_rules.into_boxed_slice(),
-        pstn_suffix: pstn_suffix.into_boxed_str(),
-        groups: groups
-            .into_iter()
-            .map(|(name, params)| HeaderGroup {
-                name: name.into_boxed_str(),
-                params: params.into_boxed_str(),
-            })
-            .collect(),
-        routes: routes.into_boxed_slice(),
+    CompiledVoice {
+        set,
+        arena: arena.0.into_boxed_str(),
+        proxies: entries.into_boxed_slice(),
         rules: rules.into_boxed_slice(),
-        json_head: utf8(head),
-        json_tail: utf8(tail),
     }
 }
