@@ -217,10 +217,26 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     })
 }
 
+/// Compiling a full snapshot takes seconds at 100,000 accounts: off the async workers.
+async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot) {
+    let cache = state.cache.clone();
+    let started = std::time::Instant::now();
+    let accounts = snapshot.accounts.len();
+    if let Err(e) = tokio::task::spawn_blocking(move || cache.load(&snapshot)).await {
+        tracing::error!(error = %e, "loading the routing cache failed");
+        return;
+    }
+    tracing::debug!(
+        accounts,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot compiled"
+    );
+}
+
 async fn load_cache(state: &AppState) -> bool {
     match state.store.load_all().await {
         Ok(snapshot) => {
-            state.cache.load(&snapshot);
+            load_snapshot(state, snapshot).await;
             tracing::info!(accounts = state.cache.len(), "routing cache loaded");
             true
         }
@@ -238,11 +254,13 @@ async fn load_cache(state: &AppState) -> bool {
 async fn follow_changes(state: AppState, mut changes: tokio::sync::mpsc::Receiver<Change>) {
     while let Some(change) = changes.recv().await {
         let result = match change {
-            Change::Resync => state
-                .store
-                .load_all()
-                .await
-                .map(|snapshot| state.cache.load(&snapshot)),
+            Change::Resync => match state.store.load_all().await {
+                Ok(snapshot) => {
+                    load_snapshot(&state, snapshot).await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
             Change::Scope {
                 account_sid: None, ..
             } => state

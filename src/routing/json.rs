@@ -55,16 +55,25 @@ pub(crate) fn push_token(pointer: &str, token: &str) -> String {
     out
 }
 
-/// Where a value sits, built only when a duplicate needs reporting.
+/// Where a value sits: a chain on the stack, rendered as a JSON pointer only when a problem
+/// is reported (building pointer strings for every member would dominate validation).
 #[derive(Clone, Copy)]
-enum Path<'p> {
+pub(crate) enum Path<'p> {
     Root,
     Member(&'p Path<'p>, &'p str),
     Index(&'p Path<'p>, usize),
 }
 
-impl Path<'_> {
-    fn pointer(&self) -> String {
+impl<'p> Path<'p> {
+    pub(crate) fn member(&'p self, key: &'p str) -> Path<'p> {
+        Path::Member(self, key)
+    }
+
+    pub(crate) fn index(&'p self, i: usize) -> Path<'p> {
+        Path::Index(self, i)
+    }
+
+    pub(crate) fn pointer(&self) -> String {
         match self {
             Path::Root => String::new(),
             Path::Member(parent, key) => push_token(&parent.pointer(), key),

@@ -4,7 +4,8 @@
 //! the same expressions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use regex::{RegexSet, RegexSetBuilder};
 
@@ -80,50 +81,63 @@ fn key(patterns: &[&str]) -> String {
     key
 }
 
-/// Hands out shared compiled sets, keyed by the exact list of expressions.
+/// Hands out shared compiled sets, keyed by the exact list of expressions. Shared between
+/// threads: the lock is held for map look-ups only, never while a set compiles.
 #[derive(Default)]
 pub struct RegexInterner {
     /// Keyed by `key(patterns)`.
-    sets: HashMap<Box<str>, Weak<RegexSet>>,
-    built_since_prune: usize,
+    sets: Mutex<HashMap<Box<str>, Weak<RegexSet>>>,
+    built_since_prune: AtomicUsize,
 }
 
 impl std::fmt::Debug for RegexInterner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegexInterner")
-            .field("sets", &self.sets.len())
+            .field("sets", &self.live_sets())
             .finish()
     }
 }
 
 impl RegexInterner {
+    fn sets(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Weak<RegexSet>>> {
+        self.sets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The live set for exactly `patterns`, if one was built.
     pub(crate) fn get(&self, patterns: &[&str]) -> Option<Arc<RegexSet>> {
-        self.sets
+        self.sets()
             .get(key(patterns).as_str())
             .and_then(Weak::upgrade)
     }
 
     /// The set for `patterns` (checked individually already), shared if one is alive.
-    pub(crate) fn get_or_build(&mut self, patterns: &[&str]) -> Result<Arc<RegexSet>, String> {
+    pub(crate) fn get_or_build(&self, patterns: &[&str]) -> Result<Arc<RegexSet>, String> {
         let key = key(patterns).into_boxed_str();
-        if let Some(set) = self.sets.get(&key).and_then(Weak::upgrade) {
+        if let Some(set) = self.sets().get(&key).and_then(Weak::upgrade) {
             return Ok(set);
         }
-        let set = Arc::new(build(patterns)?);
-        self.sets.insert(key, Arc::downgrade(&set));
-        self.built_since_prune += 1;
-        // Forget dead entries now and then, so the map stays proportional to live sets.
-        if self.built_since_prune > 1024 && self.built_since_prune > self.sets.len() / 2 {
-            self.sets.retain(|_, w| w.strong_count() > 0);
-            self.built_since_prune = 0;
+        let built = Arc::new(build(patterns)?);
+        let mut sets = self.sets();
+        // Another thread may have built the same set meanwhile: keep one.
+        if let Some(set) = sets.get(&key).and_then(Weak::upgrade) {
+            return Ok(set);
         }
-        Ok(set)
+        sets.insert(key, Arc::downgrade(&built));
+        // Forget dead entries now and then, so the map stays proportional to live sets.
+        let built_since = self.built_since_prune.fetch_add(1, Ordering::Relaxed) + 1;
+        if built_since > 1024 && built_since > sets.len() / 2 {
+            sets.retain(|_, w| w.strong_count() > 0);
+            self.built_since_prune.store(0, Ordering::Relaxed);
+        }
+        Ok(built)
     }
 
     /// Number of distinct live sets (for metrics and tests).
     pub fn live_sets(&self) -> usize {
-        self.sets.values().filter(|w| w.strong_count() > 0).count()
+        self.sets()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 }
 
@@ -174,7 +188,7 @@ mod tests {
 
     #[test]
     fn identical_lists_share_one_set() {
-        let mut i = RegexInterner::default();
+        let i = RegexInterner::default();
         let a = i.get_or_build(&["a", "b"]).unwrap();
         let b = i.get_or_build(&["a", "b"]).unwrap();
         assert!(Arc::ptr_eq(&a, &b));

@@ -40,16 +40,16 @@ pub struct CompiledRouting {
 
 /// Validates and compiles one configuration.
 pub fn compile(config: &str) -> Result<CompiledRouting, Vec<Problem>> {
-    compile_with(config, &mut RegexInterner::default())
+    compile_with(config, &RegexInterner::default())
 }
 
 /// As `compile`, sharing regex sets through `interner`.
 pub fn compile_with(
     config: &str,
-    interner: &mut RegexInterner,
+    interner: &RegexInterner,
 ) -> Result<CompiledRouting, Vec<Problem>> {
     let model = validate::validate(config, interner)?;
-    voice::compile_model(model, interner)
+    Ok(voice::compile_model(model))
 }
 
 /// Validates only (the compiled value is dropped).

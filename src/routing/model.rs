@@ -1,8 +1,13 @@
 //! A validated `ConfigurationData` (SPEC §4), before compilation.
 
+use std::sync::Arc;
+
+use regex::RegexSet;
+
 #[derive(Debug)]
 pub(crate) struct Model {
-    pub voice: Option<Vec<ProxyModel>>,
+    /// The proxies and their expressions compiled as one set.
+    pub voice: Option<(Vec<ProxyModel>, Arc<RegexSet>)>,
     pub sms: Option<u32>,
     /// The document was `{}`.
     pub empty: bool,
@@ -13,8 +18,6 @@ pub(crate) struct ProxyModel {
     pub uri: String,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// `None` = the default `.*`.
-    pub pattern: Option<String>,
     pub headers: Vec<HeaderRule>,
 }
 

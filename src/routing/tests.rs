@@ -752,9 +752,9 @@ fn sms_answer_shape() {
 
 #[test]
 fn interner_shares_sets_across_documents() {
-    let mut interner = RegexInterner::default();
-    let a = compile_with(VOICE_EXAMPLE, &mut interner).unwrap();
-    let b = compile_with(&VOICE_EXAMPLE.replace("someuser1", "other"), &mut interner).unwrap();
+    let interner = RegexInterner::default();
+    let a = compile_with(VOICE_EXAMPLE, &interner).unwrap();
+    let b = compile_with(&VOICE_EXAMPLE.replace("someuser1", "other"), &interner).unwrap();
     assert!(Arc::ptr_eq(
         &a.voice.as_ref().unwrap().set,
         &b.voice.as_ref().unwrap().set

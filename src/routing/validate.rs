@@ -1,9 +1,12 @@
 //! Walks a parsed `ConfigurationData` and collects every problem with its JSON pointer
 //! (SPEC §4). Nothing stops at the first problem: the operator fixes everything in one go.
 
+use std::sync::Arc;
+
+use regex::RegexSet;
 use serde::Serialize;
 
-use super::json::{self, Json, push_token};
+use super::json::{self, Json, Path};
 use super::matcher::{self, RegexInterner};
 use super::model::{FORBIDDEN_HEADERS, HeaderRule, Model, ProxyModel};
 use super::sip::{self, printable};
@@ -26,14 +29,14 @@ pub struct Problem {
 struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, pointer: &str, message: impl Into<String>) {
+    fn add(&mut self, pointer: Path<'_>, message: impl Into<String>) {
         self.0.push(Problem {
-            pointer: pointer.to_owned(),
+            pointer: pointer.pointer(),
             message: message.into(),
         });
     }
 
-    fn wrong_type(&mut self, pointer: &str, found: &Json, expected: &str) {
+    fn wrong_type(&mut self, pointer: Path<'_>, found: &Json, expected: &str) {
         self.add(
             pointer,
             format!("invalid type: {}, expected {expected}", found.describe()),
@@ -45,7 +48,7 @@ impl Problems {
     fn members<'a, 'j, const N: usize>(
         &mut self,
         v: &'a Json<'j>,
-        pointer: &str,
+        pointer: Path<'_>,
         allowed: [&str; N],
         required: &[&str],
     ) -> Option<[Option<&'a Json<'j>>; N]> {
@@ -57,7 +60,7 @@ impl Problems {
         for (key, value) in members {
             match allowed.iter().position(|a| a == key) {
                 Some(i) => found[i] = Some(value),
-                None => self.add(&push_token(pointer, key), format!("unknown field `{key}`")),
+                None => self.add(pointer.member(key), format!("unknown field `{key}`")),
             }
         }
         for name in required {
@@ -72,7 +75,7 @@ impl Problems {
         Some(found)
     }
 
-    fn string<'a>(&mut self, v: &'a Json<'_>, pointer: &str) -> Option<&'a str> {
+    fn string<'a>(&mut self, v: &'a Json<'_>, pointer: Path<'_>) -> Option<&'a str> {
         match v {
             Json::Str(s) => Some(s),
             other => {
@@ -83,7 +86,7 @@ impl Problems {
     }
 
     /// An array of exactly one element: Restcomm's shape for both sections.
-    fn single<'a, 'j>(&mut self, v: &'a Json<'j>, pointer: &str) -> Option<&'a Json<'j>> {
+    fn single<'a, 'j>(&mut self, v: &'a Json<'j>, pointer: Path<'_>) -> Option<&'a Json<'j>> {
         match v {
             Json::Arr(items) if items.len() == 1 => Some(&items[0]),
             Json::Arr(items) => {
@@ -105,7 +108,7 @@ impl Problems {
 }
 
 /// Validates `text`, compiling its match expressions through `interner`.
-pub(crate) fn validate(text: &str, interner: &mut RegexInterner) -> Result<Model, Vec<Problem>> {
+pub(crate) fn validate(text: &str, interner: &RegexInterner) -> Result<Model, Vec<Problem>> {
     if text.len() > MAX_CONFIGURATION_BYTES {
         return Err(vec![Problem {
             pointer: String::new(),
@@ -124,12 +127,9 @@ pub(crate) fn validate(text: &str, interner: &mut RegexInterner) -> Result<Model
     }
 }
 
-fn check_document(
-    doc: &Json,
-    problems: &mut Problems,
-    interner: &mut RegexInterner,
-) -> Option<Model> {
-    let [voice, sms] = problems.members(doc, "", ["outbound-voice", "outbound-sms"], &[])?;
+fn check_document(doc: &Json, problems: &mut Problems, interner: &RegexInterner) -> Option<Model> {
+    let [voice, sms] =
+        problems.members(doc, Path::Root, ["outbound-voice", "outbound-sms"], &[])?;
     let voice = voice.and_then(|v| check_voice(v, problems, interner));
     let sms = sms.and_then(|v| check_sms(v, problems));
     let empty = matches!(doc, Json::Obj(m) if m.is_empty());
@@ -137,8 +137,9 @@ fn check_document(
 }
 
 fn check_sms(v: &Json, problems: &mut Problems) -> Option<u32> {
-    let pointer = "/outbound-sms/0";
-    let item = problems.single(v, "/outbound-sms")?;
+    let section = Path::Root.member("outbound-sms");
+    let pointer = section.index(0);
+    let item = problems.single(v, section)?;
     let [id] = problems.members(
         item,
         pointer,
@@ -146,7 +147,7 @@ fn check_sms(v: &Json, problems: &mut Problems) -> Option<u32> {
         &["destination_network_id"],
     )?;
     let id = id?;
-    let pointer = "/outbound-sms/0/destination_network_id";
+    let pointer = pointer.member("destination_network_id");
     let range =
         || format!("destination_network_id must be between 0 and {MAX_DESTINATION_NETWORK_ID}");
     let parsed = match id {
@@ -185,11 +186,13 @@ fn check_sms(v: &Json, problems: &mut Problems) -> Option<u32> {
 fn check_voice(
     v: &Json,
     problems: &mut Problems,
-    interner: &mut RegexInterner,
-) -> Option<Vec<ProxyModel>> {
-    let item = problems.single(v, "/outbound-voice")?;
-    let [proxy] = problems.members(item, "/outbound-voice/0", ["proxy"], &["proxy"])?;
-    let list_pointer = "/outbound-voice/0/proxy";
+    interner: &RegexInterner,
+) -> Option<(Vec<ProxyModel>, Arc<RegexSet>)> {
+    let section = Path::Root.member("outbound-voice");
+    let item_pointer = section.index(0);
+    let list_pointer = item_pointer.member("proxy");
+    let item = problems.single(v, section)?;
+    let [proxy] = problems.members(item, item_pointer, ["proxy"], &["proxy"])?;
     let items = match proxy? {
         Json::Arr(items) if (1..=MAX_PROXIES).contains(&items.len()) => items,
         Json::Arr(items) => {
@@ -211,7 +214,7 @@ fn check_voice(
     let checked: Vec<(Option<ProxyModel>, Option<String>)> = items
         .iter()
         .enumerate()
-        .map(|(i, p)| check_proxy(p, &push_token(list_pointer, &i.to_string()), problems))
+        .map(|(i, p)| check_proxy(p, list_pointer.index(i), problems))
         .collect();
     let all_fine = problems.0.len() == before && checked.iter().all(|(p, _)| p.is_some());
     let patterns: Vec<&str> = checked
@@ -220,42 +223,45 @@ fn check_voice(
         .collect();
     // Stored configurations mostly repeat expressions: a set already compiled for this list
     // proves each of them valid, so the (Unicode-heavy) per-expression check is skipped.
-    if all_fine && interner.get(&patterns).is_some() {
-        return Some(checked.into_iter().filter_map(|(p, _)| p).collect());
+    if all_fine && let Some(set) = interner.get(&patterns) {
+        return Some((checked.into_iter().filter_map(|(p, _)| p).collect(), set));
     }
     for (i, (_, pattern)) in checked.iter().enumerate() {
         if let Some(pattern) = pattern
             && let Err(e) = matcher::check_pattern(pattern)
         {
-            problems.add(&format!("{list_pointer}/{i}/match"), e);
+            problems.add(list_pointer.index(i).member("match"), e);
         }
     }
     if problems.0.len() != before || !all_fine {
         return None;
     }
-    if let Err(e) = interner.get_or_build(&patterns) {
-        // Blame the expressions that are too large on their own, else the list as a whole.
-        let before = problems.0.len();
-        for (i, (_, pattern)) in checked.iter().enumerate() {
-            if let Some(pattern) = pattern
-                && let Err(e) = matcher::check_size(pattern)
-            {
-                problems.add(&format!("{list_pointer}/{i}/match"), e);
+    let set = match interner.get_or_build(&patterns) {
+        Ok(set) => set,
+        Err(e) => {
+            // Blame the expressions that are too large on their own, else the list as a whole.
+            let before = problems.0.len();
+            for (i, (_, pattern)) in checked.iter().enumerate() {
+                if let Some(pattern) = pattern
+                    && let Err(e) = matcher::check_size(pattern)
+                {
+                    problems.add(list_pointer.index(i).member("match"), e);
+                }
             }
+            if problems.0.len() == before {
+                problems.add(list_pointer, e);
+            }
+            return None;
         }
-        if problems.0.len() == before {
-            problems.add(list_pointer, e);
-        }
-        return None;
-    }
-    Some(checked.into_iter().filter_map(|(p, _)| p).collect())
+    };
+    Some((checked.into_iter().filter_map(|(p, _)| p).collect(), set))
 }
 
 /// Checks one proxy; also returns its `match` when that is a string of acceptable length,
 /// for the caller to check as an expression (possibly through the interner).
 fn check_proxy(
     v: &Json,
-    pointer: &str,
+    pointer: Path<'_>,
     problems: &mut Problems,
 ) -> (Option<ProxyModel>, Option<String>) {
     let Some([uri, username, password, pattern, headers]) = problems.members(
@@ -268,21 +274,21 @@ fn check_proxy(
     };
     let mut ok = true;
 
-    let uri_pointer = push_token(pointer, "uri");
+    let uri_pointer = pointer.member("uri");
     let parsed_uri = uri
-        .and_then(|u| problems.string(u, &uri_pointer))
+        .and_then(|u| problems.string(u, uri_pointer))
         .and_then(|u| match sip::parse_proxy_uri(u) {
             Ok(_) => Some(u.to_owned()),
             Err(e) => {
-                problems.add(&uri_pointer, format!("invalid proxy uri: {e}"));
+                problems.add(uri_pointer, format!("invalid proxy uri: {e}"));
                 None
             }
         });
 
     let mut credential = |v: Option<&Json>, name: &str| -> Option<String> {
         let v = v?;
-        let pointer = push_token(pointer, name);
-        let s = problems.string(v, &pointer);
+        let pointer = pointer.member(name);
+        let s = problems.string(v, pointer);
         match s {
             None => {
                 ok = false;
@@ -291,14 +297,14 @@ fn check_proxy(
             // Never quote a credential back: errors end up in logs and terminals.
             Some(s) if s.len() > MAX_CREDENTIAL_BYTES => {
                 problems.add(
-                    &pointer,
+                    pointer,
                     format!("{name} is longer than {MAX_CREDENTIAL_BYTES} bytes"),
                 );
                 ok = false;
                 None
             }
             Some(s) if s.chars().any(char::is_control) => {
-                problems.add(&pointer, format!("{name} contains a control character"));
+                problems.add(pointer, format!("{name} contains a control character"));
                 ok = false;
                 None
             }
@@ -311,11 +317,11 @@ fn check_proxy(
     let pattern = match pattern {
         None => None,
         Some(m) => {
-            let pointer = push_token(pointer, "match");
-            match problems.string(m, &pointer) {
+            let pointer = pointer.member("match");
+            match problems.string(m, pointer) {
                 Some(m) if m.len() > MAX_MATCH_BYTES => {
                     problems.add(
-                        &pointer,
+                        pointer,
                         format!("match is longer than {MAX_MATCH_BYTES} bytes"),
                     );
                     ok = false;
@@ -332,12 +338,10 @@ fn check_proxy(
 
     let headers = match headers {
         None => Vec::new(),
-        Some(h) => {
-            check_headers(h, &push_token(pointer, "headers"), problems).unwrap_or_else(|| {
-                ok = false;
-                Vec::new()
-            })
-        }
+        Some(h) => check_headers(h, pointer.member("headers"), problems).unwrap_or_else(|| {
+            ok = false;
+            Vec::new()
+        }),
     };
 
     let model = match parsed_uri {
@@ -345,7 +349,6 @@ fn check_proxy(
             uri,
             username,
             password,
-            pattern: pattern.clone(),
             headers,
         }),
         _ => None,
@@ -353,7 +356,7 @@ fn check_proxy(
     (model, pattern)
 }
 
-fn check_headers(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Vec<HeaderRule>> {
+fn check_headers(v: &Json, pointer: Path<'_>, problems: &mut Problems) -> Option<Vec<HeaderRule>> {
     let items = match v {
         Json::Arr(items) if items.len() <= MAX_HEADERS => items,
         Json::Arr(items) => {
@@ -374,19 +377,19 @@ fn check_headers(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Vec
     let rules: Vec<Option<HeaderRule>> = items
         .iter()
         .enumerate()
-        .map(|(i, h)| check_header(h, &push_token(pointer, &i.to_string()), problems))
+        .map(|(i, h)| check_header(h, pointer.index(i), problems))
         .collect();
     rules.into_iter().collect()
 }
 
-fn check_header(v: &Json, pointer: &str, problems: &mut Problems) -> Option<HeaderRule> {
+fn check_header(v: &Json, pointer: Path<'_>, problems: &mut Problems) -> Option<HeaderRule> {
     let fields = ["headerName", "key", "value"];
     let found = problems.members(v, pointer, fields, &fields)?;
     let mut out = [None, None, None];
     for (i, (name, value)) in fields.iter().zip(found).enumerate() {
         let Some(value) = value else { continue };
-        let field_pointer = push_token(pointer, name);
-        let Some(s) = problems.string(value, &field_pointer) else {
+        let field_pointer = pointer.member(name);
+        let Some(s) = problems.string(value, field_pointer) else {
             continue;
         };
         let verdict = match *name {
@@ -401,7 +404,7 @@ fn check_header(v: &Json, pointer: &str, problems: &mut Problems) -> Option<Head
         };
         match verdict {
             Ok(()) => out[i] = Some(s.to_owned()),
-            Err(e) => problems.add(&field_pointer, e),
+            Err(e) => problems.add(field_pointer, e),
         }
     }
     let [header, key, value] = out;

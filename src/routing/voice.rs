@@ -12,11 +12,9 @@ use regex::RegexSet;
 
 use super::CompiledRouting;
 use super::answer::{escape_into, push_json_str, write_opt_str};
-use super::matcher::RegexInterner;
 use super::model::{Model, ProxyModel};
 use super::sip::{self, Param, printable};
 use super::sms::Tlv;
-use super::validate::Problem;
 
 /// Longest `to` accepted (a SIP URI with parameters; numbers are limited to 64 characters).
 pub const MAX_DESTINATION_BYTES: usize = 2048;
@@ -577,32 +575,14 @@ impl VoiceAnswer<'_> {
     }
 }
 
-pub(crate) fn compile_model(
-    model: Model,
-    interner: &mut RegexInterner,
-) -> Result<CompiledRouting, Vec<Problem>> {
-    let voice = match model.voice {
-        None => None,
-        Some(proxies) => {
-            let patterns: Vec<&str> = proxies
-                .iter()
-                .map(|p| p.pattern.as_deref().unwrap_or(".*"))
-                .collect();
-            // Validation built (or found) this set already; this is a map lookup.
-            let set = interner.get_or_build(&patterns).map_err(|e| {
-                vec![Problem {
-                    pointer: "/outbound-voice/0/proxy".into(),
-                    message: e,
-                }]
-            })?;
-            Some(compile_voice(set, &proxies))
-        }
-    };
-    Ok(CompiledRouting {
-        voice,
+pub(crate) fn compile_model(model: Model) -> CompiledRouting {
+    CompiledRouting {
+        voice: model
+            .voice
+            .map(|(proxies, set)| compile_voice(set, &proxies)),
         sms: model.sms.map(Tlv::dest_network_id),
         empty: model.empty,
-    })
+    }
 }
 
 fn compile_voice(set: Arc<RegexSet>, proxies: &[ProxyModel]) -> CompiledVoice {

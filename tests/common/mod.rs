@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod db;
+pub mod reliability;
 pub mod tcp_proxy;

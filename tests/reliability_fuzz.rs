@@ -1,0 +1,1137 @@
+//! Reliability battery, hostile input over HTTP (the routing core's own fuzzing is in
+//! `routing_props.rs`): arbitrary form bodies, query strings, paths, `Authorization` headers
+//! and lookup queries against a real server, on every backend of `test_databases()`.
+//!
+//! Invariants, checked on every case:
+//! - never a 5xx, never a dropped connection: every request gets a complete answer;
+//! - an error answer has the error body of SPEC §3 in the route's format;
+//! - the status is the one the rules of SPEC §3/§6 predict (an oracle re-states them);
+//! - nothing is stored unless the request was valid: after any non-2xx answer the store
+//!   (every row and the revision counter) is exactly as before;
+//! - after every case the in-memory cache answers exactly what the store holds.
+//!
+//! `FUZZ_CASES=n` sets the number of cases per property and backend (default 256).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::app::spawn_app;
+use common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode};
+use common::db::test_databases;
+use common::reliability::{Outcome, Stored, Tally, cache_agrees, exchange, runtime, stored};
+use multiprovider::routing::{self, Destination, VoiceAnswer, voice_response_json};
+use multiprovider::sid::AccountSid;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{Value, json};
+
+const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
+const X: &str = "/2012-04-24/ExtensionsConfiguration";
+const A1: &str = "AC0123456789abcdef0123456789abcdef";
+const A2: &str = "AC11111111111111111111111111111111";
+const A3: &str = "AC22222222222222222222222222222222";
+/// Never configured: resolved through the global configuration.
+const A_NONE: &str = "ACffffffffffffffffffffffffffffffff";
+const VOICE: &str = include_str!("fixtures/voice.json");
+const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
+const POST_PARAMETERS: [&str; 4] = [
+    "ExtensionName",
+    "Enabled",
+    "ConfigurationData",
+    "AccountSid",
+];
+
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_iters: 200,
+        ..Config::default()
+    })
+}
+
+/// A server per backend with a global configuration (SMS), A1 (the documentation's voice
+/// example) and A2 (SMS); runs `property` on each and prints the status tally.
+fn on_every_backend(
+    name: &str,
+    property: impl Fn(&tokio::runtime::Runtime, &TestApp, &str, &Mutex<Tally>) -> TestRunner,
+) {
+    let rt = runtime();
+    let dbs = rt.block_on(test_databases());
+    for db in dbs {
+        let app = rt.block_on(spawn_app(&db.url, AppOptions::default()));
+        let ext = rt.block_on(seed(&app));
+        let tally = Mutex::new(Tally::default());
+        let started = Instant::now();
+        let _ = property(&rt, &app, &ext, &tally);
+        eprintln!(
+            "{name} on {}: {} cases in {:?}, statuses {}",
+            db.kind,
+            cases(),
+            started.elapsed(),
+            tally.lock().unwrap()
+        );
+        rt.block_on(app.stop());
+    }
+}
+
+/// Runs `strategy` through `check`, each case inside `rt`; panics with the minimal failing
+/// input.
+fn run<S: Strategy>(
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) -> TestRunner
+where
+    S::Value: std::fmt::Debug,
+{
+    let mut runner = runner();
+    if let Err(e) = runner.run(&strategy, check) {
+        panic!("{e}");
+    }
+    runner
+}
+
+async fn seed(app: &TestApp) -> String {
+    let mut ext = String::new();
+    for (account, config) in [(None, SMS), (Some(A1), VOICE), (Some(A2), SMS)] {
+        let mut pairs = vec![
+            ("ExtensionName", "multi_provider"),
+            ("ConfigurationData", config),
+        ];
+        if let Some(a) = account {
+            pairs.push(("AccountSid", a));
+        }
+        let r = app.post_form(J, &pairs).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        if account.is_none() {
+            ext = v["sid"].as_str().unwrap().to_owned();
+        }
+    }
+    ext
+}
+
+// ------------------------------------------------------------------------ shared checks
+
+/// The cache answers exactly what the store holds, for every account the fuzzing can touch.
+async fn check_cache_matches_store(app: &TestApp) -> Result<Stored, TestCaseError> {
+    let now = stored(&app.state().store).await;
+    let mut accounts: BTreeSet<String> = [A1, A2, A3, A_NONE].map(String::from).into();
+    accounts.extend(now.accounts.keys().cloned());
+    for account in accounts {
+        cache_agrees(app.state(), &now, &account).map_err(TestCaseError::fail)?;
+    }
+    Ok(now)
+}
+
+/// No 5xx; an error carries the error body of SPEC §3 in the route's format.
+fn check_answer(path: &str, outcome: &Outcome) -> Result<u16, TestCaseError> {
+    let Some(status) = outcome.status() else {
+        return Err(TestCaseError::fail(format!(
+            "no complete answer: {outcome:?}"
+        )));
+    };
+    prop_assert!(status < 500, "{status} for {path}: {outcome:?}");
+    // A HEAD answer has the headers of the GET and no body.
+    if status >= 400 && !path.starts_with("HEAD ") {
+        let content_type = outcome.header("content-type").unwrap_or_default();
+        let body = outcome.body_text();
+        if content_type.starts_with("application/json") {
+            let v: Value = serde_json::from_str(&body).map_err(|e| {
+                TestCaseError::fail(format!("error body is not JSON ({e}): {body}"))
+            })?;
+            prop_assert_eq!(&v["status"], &json!(status), "{}", body);
+            prop_assert!(
+                v["message"].is_string() && v["errors"].is_array(),
+                "{}",
+                body
+            );
+        } else if content_type.starts_with("application/xml") {
+            prop_assert!(
+                body.starts_with("<?xml") && body.contains("<RestcommResponse><Message>"),
+                "{}",
+                body
+            );
+        } else {
+            // Only hyper's own refusals of unparseable requests come without our body.
+            prop_assert!(body.is_empty(), "{status} with {content_type:?}: {body}");
+        }
+    }
+    Ok(status)
+}
+
+fn request_bytes(method: &str, target: &[u8], headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + target.len() + body.len());
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+async fn send(app: &TestApp, request: Vec<u8>) -> Outcome {
+    exchange(app.addr, request, Duration::from_secs(20)).await
+}
+
+// ------------------------------------------------------------------------ strategies
+
+fn valid_configs() -> Vec<String> {
+    vec![
+        SMS.to_owned(),
+        r#"{"outbound-sms": [{"destination_network_id": 2147483647}]}"#.to_owned(),
+        r#"{"outbound-sms":[{"destination_network_id":"0007"}]}"#.to_owned(),
+        "{}".to_owned(),
+        " \n\t{ } \r\n".to_owned(),
+        VOICE.to_owned(),
+        json!({"outbound-voice": [{"proxy": [{"uri": "sips:[2001:db8::1]:5061;transport=tls",
+            "username": "ü-ser", "password": "p@ss w0rd ✓", "match": "^\\+1.*",
+            "headers": [{"headerName": "Request-URI", "key": "tgrp", "value": "t1"}]}]}],
+            "outbound-sms": [{"destination_network_id": 7}]})
+        .to_string(),
+    ]
+}
+
+fn invalid_configs() -> Vec<String> {
+    let many_proxies: Vec<Value> = (0..101).map(|_| json!({"uri": "a.example.com"})).collect();
+    vec![
+        String::new(),
+        "{".to_owned(),
+        "null".to_owned(),
+        "[]".to_owned(),
+        r#"{"outbound-sms": []}"#.to_owned(),
+        r#"{"outbound-sms": [{"destination_network_id": "2147483648"}]}"#.to_owned(),
+        r#"{"outbound-sms": [{"destination_network_id": -1}]}"#.to_owned(),
+        r#"{"outbound-sms": [{"destination_network_id": "1"}], "outbound-sms": []}"#.to_owned(),
+        r#"{"outbound-voice": [{"proxy": [{"uri": "uri.com", "match": "uri\.com"}]}]}"#.to_owned(),
+        r#"{"outbound-voice": [{"proxy": [{"uri": "uri.com", "usename": "x"}]}]}"#.to_owned(),
+        r#"{"outbound-voice": [{"proxy": [{"uri": "uri.com", "match": "(?=x)"}]}]}"#.to_owned(),
+        json!({"outbound-voice": [{"proxy": [{"uri": "u.com", "headers": [
+            {"headerName": "Via", "key": "a", "value": "b"}]}]}]})
+        .to_string(),
+        json!({"outbound-voice": [{"proxy": [{"uri": "u.com", "headers": [
+            {"headerName": "X-A", "key": "a", "value": "b\r\nInjected: 1"}]}]}]})
+        .to_string(),
+        json!({"outbound-voice": [{"proxy": [{"uri": "u.com;a=b\r\nX: y"}]}]}).to_string(),
+        json!({"outbound-voice": [{"proxy": [{"uri": "u.com", "match": "a".repeat(1025)}]}]})
+            .to_string(),
+        json!({"outbound-voice": [{"proxy": many_proxies}]}).to_string(),
+        // One byte over the 65,536 allowed (padding is valid JSON whitespace).
+        format!("{SMS}{}", " ".repeat(65_537 - SMS.len())),
+        "{\"outbound-sms\": [{\"destination_network_id\": \"1\u{0}\"}]}".to_owned(),
+    ]
+}
+
+const KEYS: [&str; 13] = [
+    "outbound-voice",
+    "outbound-sms",
+    "proxy",
+    "uri",
+    "username",
+    "password",
+    "match",
+    "headers",
+    "headerName",
+    "key",
+    "value",
+    "destination_network_id",
+    "to",
+];
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        select(vec![
+            "uri.com",
+            "sip:bob@uri1.com",
+            "+15551234",
+            "Route",
+            "1000",
+            ".*"
+        ])
+        .prop_map(|s| Value::String(s.to_owned())),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        3 => select(KEYS.to_vec()).prop_map(str::to_owned),
+                        1 => any::<String>()
+                    ],
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|members| Value::Object(members.into_iter().collect())),
+        ]
+    })
+}
+
+fn config_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => select(valid_configs()),
+        3 => select(invalid_configs()),
+        2 => json_value().prop_map(|v| v.to_string()),
+        1 => any::<String>(),
+    ]
+}
+
+fn account_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => select(vec![A1, A2, A3, A_NONE]).prop_map(str::to_owned),
+        1 => Just(A3.to_uppercase()),
+        1 => Just(format!("ac{}", &A1[2..].to_uppercase())),
+        1 => select(vec!["", "AC123", "ACzz23456789abcdef0123456789abcdef", "AC0123456789abcdef0123456789abcdef0"])
+            .prop_map(str::to_owned),
+        1 => "AC[0-9a-fA-F]{32}",
+        1 => any::<String>(),
+    ]
+}
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => select(POST_PARAMETERS.to_vec()).prop_map(str::to_owned),
+        1 => select(vec!["extensionname", "Enable", "accountSid", "", "ConfigurationData ", "Sid", "Page"])
+            .prop_map(str::to_owned),
+        1 => any::<String>(),
+    ]
+}
+
+fn value_for(name: &str) -> BoxedStrategy<String> {
+    match name {
+        "ConfigurationData" => config_value().boxed(),
+        "AccountSid" => account_value().boxed(),
+        "Enabled" => prop_oneof![
+            4 => select(vec!["true", "false", "TRUE", "False"]).prop_map(str::to_owned),
+            1 => select(vec!["", "yes", "1", "true ", "t"]).prop_map(str::to_owned),
+            1 => any::<String>(),
+        ]
+        .boxed(),
+        "ExtensionName" => prop_oneof![
+            4 => Just("multi_provider".to_owned()),
+            1 => select(vec!["Multi_Provider", "multi-provider", "", "multi_provider "])
+                .prop_map(str::to_owned),
+            1 => any::<String>(),
+        ]
+        .boxed(),
+        _ => any::<String>().boxed(),
+    }
+}
+
+fn pair() -> impl Strategy<Value = (String, String)> {
+    name().prop_flat_map(|n| {
+        let v = value_for(&n);
+        (Just(n), v)
+    })
+}
+
+/// Where a form is posted.
+#[derive(Debug, Clone)]
+enum Target {
+    Collection,
+    /// `POST …/{ExtensionId}` with this id (`None`: the stored Sid, `Some`: as written).
+    Update(Option<String>),
+}
+
+#[derive(Debug, Clone)]
+struct FormCase {
+    target: Target,
+    query: Vec<(String, String)>,
+    pairs: Vec<(String, String)>,
+}
+
+/// Mostly-valid requests with mutations, and free-form ones.
+fn form_case() -> impl Strategy<Value = FormCase> {
+    let target = prop_oneof![
+        3 => Just(Target::Collection),
+        2 => Just(Target::Update(None)),
+        1 => Just(Target::Update(Some("multi_provider".to_owned()))),
+        1 => select(vec!["Multi_Provider", "EXffffffffffffffffffffffffffffffff", "x", "Accounts.json"])
+            .prop_map(|s| Target::Update(Some(s.to_owned()))),
+        1 => "\\PC{1,12}".prop_map(|s| Target::Update(Some(s))),
+    ];
+    let query = prop_oneof![
+        4 => Just(vec![]),
+        2 => account_value().prop_map(|a| vec![("AccountSid".to_owned(), a)]),
+        1 => prop::collection::vec(
+            (select(vec!["AccountSid", "Enabled", "x", "Page"]).prop_map(str::to_owned), account_value()),
+            1..3
+        ),
+    ];
+    let valid_ish = (
+        account_value(),
+        prop::option::of(config_value()),
+        prop::option::of(value_for("Enabled")),
+        any::<bool>(),
+        prop::collection::vec(pair(), 0..2),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(account, config, enabled, with_account, extra, at)| {
+            let mut pairs = vec![("ExtensionName".to_owned(), "multi_provider".to_owned())];
+            if with_account {
+                pairs.push(("AccountSid".to_owned(), account));
+            }
+            if let Some(c) = config {
+                pairs.push(("ConfigurationData".to_owned(), c));
+            }
+            if let Some(e) = enabled {
+                pairs.push(("Enabled".to_owned(), e));
+            }
+            for p in extra {
+                let i = at.index(pairs.len() + 1);
+                pairs.insert(i, p);
+            }
+            pairs
+        });
+    let pairs = prop_oneof![
+        3 => valid_ish,
+        1 => prop::collection::vec(pair(), 0..6),
+    ];
+    (target, query, pairs).prop_map(|(target, query, pairs)| FormCase {
+        target,
+        query,
+        pairs,
+    })
+}
+
+// ------------------------------------------------------------------------ the form oracle
+
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn has_duplicates(pairs: &[(String, String)]) -> bool {
+    let mut seen = BTreeSet::new();
+    pairs.iter().any(|(n, _)| !seen.insert(n))
+}
+
+/// SPEC §3, restated: (status, the account targeted when it is 200).
+fn predict(case: &FormCase, ext: &str, before: &Stored) -> (u16, Option<AccountSid>) {
+    if let Target::Update(Some(id)) = &case.target
+        && id != "multi_provider"
+        && !id.eq_ignore_ascii_case(ext)
+    {
+        return (404, None);
+    }
+    let pairs = &case.pairs;
+    let mut bad = pairs
+        .iter()
+        .any(|(n, _)| !POST_PARAMETERS.contains(&n.as_str()))
+        || has_duplicates(pairs)
+        || has_duplicates(&case.query);
+    match (first(pairs, "ExtensionName"), &case.target) {
+        (None, Target::Collection) => bad = true,
+        (Some(n), _) if n != "multi_provider" => bad = true,
+        _ => {}
+    }
+    if let Some(e) = first(pairs, "Enabled")
+        && !e.eq_ignore_ascii_case("true")
+        && !e.eq_ignore_ascii_case("false")
+    {
+        bad = true;
+    }
+    let account = match (first(pairs, "AccountSid"), first(&case.query, "AccountSid")) {
+        (Some(a), Some(b)) => match (AccountSid::parse(a), AccountSid::parse(b)) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => {
+                bad = true;
+                None
+            }
+        },
+        (a, b) => match a.or(b) {
+            None => None,
+            Some(raw) => match AccountSid::parse(raw) {
+                Some(a) => Some(a),
+                None => {
+                    bad = true;
+                    None
+                }
+            },
+        },
+    };
+    let config = first(pairs, "ConfigurationData");
+    if let Some(c) = config
+        && (c.len() > routing::MAX_CONFIGURATION_BYTES || routing::validate(c).is_err())
+    {
+        bad = true;
+    }
+    if bad {
+        return (400, None);
+    }
+    let exists = match &account {
+        Some(a) => before.accounts.contains_key(&a.to_string()),
+        None => before.global.is_some(),
+    };
+    if config.is_none() && !exists {
+        return (400, None);
+    }
+    (200, account)
+}
+
+async fn check_form(
+    app: &TestApp,
+    ext: &str,
+    case: FormCase,
+    tally: &Mutex<Tally>,
+) -> Result<(), TestCaseError> {
+    let before = stored(&app.state().store).await;
+    let mut path = match &case.target {
+        Target::Collection => J.to_owned(),
+        Target::Update(None) => format!("{J}/{ext}"),
+        Target::Update(Some(id)) => format!("{J}/{}", encode(id)),
+    };
+    if !case.query.is_empty() {
+        path.push('?');
+        path.push_str(&common::app::form(
+            &case
+                .query
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let body = common::app::form(
+        &case
+            .pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let auth = app.admin_authorization();
+    let outcome = send(
+        app,
+        request_bytes(
+            "POST",
+            path.as_bytes(),
+            &[
+                ("Authorization", auth.as_bytes()),
+                ("Content-Type", FORM.as_bytes()),
+            ],
+            body.as_bytes(),
+        ),
+    )
+    .await;
+    let status = check_answer(&path, &outcome)?;
+    tally.lock().unwrap().add(status);
+    let (want, account) = predict(&case, ext, &before);
+    prop_assert_eq!(status, want, "{:?}", outcome);
+    let after = check_cache_matches_store(app).await?;
+    if status != 200 {
+        prop_assert_eq!(&after, &before, "a refused request changed the store");
+        return Ok(());
+    }
+    // Exactly the target changed, and holds what was posted.
+    let key = account.map(|a| a.to_string());
+    let (old, new) = match &key {
+        Some(k) => (before.accounts.get(k), after.accounts.get(k)),
+        None => (before.global.as_ref(), after.global.as_ref()),
+    };
+    let new = new.expect("the target exists after a 200");
+    let posted = first(&case.pairs, "ConfigurationData");
+    let want_config = posted.or(old.map(|o| o.configuration.as_str())).unwrap();
+    prop_assert_eq!(new.configuration.as_str(), want_config);
+    let want_enabled = match first(&case.pairs, "Enabled") {
+        Some(e) => e.eq_ignore_ascii_case("true"),
+        None => old.is_none_or(|o| o.enabled),
+    };
+    prop_assert_eq!(new.enabled, want_enabled);
+    let answer: Value = serde_json::from_str(&outcome.body_text()).unwrap();
+    prop_assert_eq!(answer["configuration"].as_str(), Some(want_config));
+    prop_assert_eq!(&answer["account_sid"], &json!(key));
+    let (mut a, mut b) = (before.clone(), after.clone());
+    match &key {
+        Some(k) => {
+            a.accounts.remove(k);
+            b.accounts.remove(k);
+        }
+        None => {
+            a.global = None;
+            b.global = None;
+        }
+    }
+    (a.revision, b.revision) = (0, 0);
+    prop_assert_eq!(a, b, "a write changed another configuration");
+    Ok(())
+}
+
+#[test]
+fn arbitrary_forms_are_answered_by_the_rules_and_store_only_valid_writes() {
+    on_every_backend("form bodies", |rt, app, ext, tally| {
+        run(form_case(), |case| {
+            rt.block_on(check_form(app, ext, case, tally))
+        })
+    });
+}
+
+// ------------------------------------------------------------------------ raw bodies
+
+fn raw_body() -> impl Strategy<Value = Vec<u8>> {
+    let soup = prop::collection::vec(
+        prop_oneof![
+            4 => select(b"=&%+ab09AZ{}[]\":,.".to_vec()),
+            1 => any::<u8>(),
+        ],
+        0..200,
+    );
+    let words = prop::collection::vec(
+        prop_oneof![
+            select(vec![
+                "ExtensionName=multi_provider",
+                "ConfigurationData=",
+                "AccountSid=AC11111111111111111111111111111111",
+                "Enabled=false",
+                "Enabled=true",
+                "&",
+                "=",
+                "%",
+                "%2",
+                "%zz",
+                "%ff",
+                "%C3%28",
+                "%00",
+                "+",
+                "%7B%7D",
+                "%7B%22outbound-sms%22%3A%5B%7B%22destination_network_id%22%3A9%7D%5D%7D",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ],
+        0..12,
+    )
+    .prop_map(|words| words.concat());
+    prop_oneof![soup, words]
+}
+
+#[test]
+fn arbitrary_body_bytes_never_5xx_and_store_nothing_invalid() {
+    on_every_backend("raw form bytes", |rt, app, ext, tally| {
+        let paths = vec![
+            J.to_owned(),
+            format!("{J}/{ext}"),
+            format!("{X}/multi_provider"),
+        ];
+        run((select(paths), raw_body()), |(path, body)| {
+            rt.block_on(async {
+                let before = stored(&app.state().store).await;
+                let auth = app.admin_authorization();
+                let outcome = send(
+                    app,
+                    request_bytes(
+                        "POST",
+                        path.as_bytes(),
+                        &[
+                            ("Authorization", auth.as_bytes()),
+                            ("Content-Type", FORM.as_bytes()),
+                        ],
+                        &body,
+                    ),
+                )
+                .await;
+                let status = check_answer(&path, &outcome)?;
+                tally.lock().unwrap().add(status);
+                prop_assert!(matches!(status, 200 | 400), "{:?}", outcome);
+                let after = check_cache_matches_store(app).await?;
+                if status != 200 {
+                    prop_assert_eq!(&after, &before);
+                } else {
+                    prop_assert!(after.revision > before.revision);
+                }
+                Ok(())
+            })
+        })
+    });
+}
+
+// ------------------------------------------------------------------------ paths and queries
+
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => select(vec![
+            "2012-04-24", "restcomm", "ExtensionsConfiguration.json", "ExtensionsConfiguration",
+            "multi_provider", "Accounts.json", "Accounts", "v1", "accounts", A1, A_NONE,
+            "voice-route", "sms-route", "health", "ready", "metrics", "ac0123456789ABCDEF0123456789abcdef",
+        ])
+        .prop_map(str::to_owned),
+        2 => select(vec![
+            "", ".", "..", "%2e%2e", "%00", "%ff", "%", "%zz", "a%2Fb", ";x=y", "%20",
+            "ExtensionsConfiguration.json;jsessionid=1", "~", "*", "%E2%9C%93",
+        ])
+        .prop_map(str::to_owned),
+        1 => "[A-Za-z0-9._~-]{0,40}",
+        1 => any::<String>().prop_map(|s| encode(&s)),
+    ]
+}
+
+fn query() -> impl Strategy<Value = Option<String>> {
+    let value = prop_oneof![
+        account_value().prop_map(|s| encode(&s)),
+        select(vec![
+            "0",
+            "1",
+            "-1",
+            "1000",
+            "1001",
+            "99999999999999999999",
+            "9223372036854775807",
+            "1e3",
+            ""
+        ])
+        .prop_map(str::to_owned),
+        any::<String>().prop_map(|s| encode(&s)),
+        "[!-~]{0,20}".prop_map(|s| s.replace('#', "%23")),
+    ];
+    let pairs = prop::collection::vec(
+        (
+            select(vec![
+                "AccountSid",
+                "Page",
+                "PageSize",
+                "to",
+                "accountsid",
+                "x",
+                "",
+            ]),
+            value,
+        ),
+        0..4,
+    )
+    .prop_map(|pairs| {
+        pairs
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    prop::option::of(pairs)
+}
+
+#[derive(Debug, Clone)]
+struct PathCase {
+    method: &'static str,
+    segments: Vec<String>,
+    query: Option<String>,
+    body: Option<Vec<u8>>,
+}
+
+fn path_case() -> impl Strategy<Value = PathCase> {
+    let templates = select(vec![
+        vec!["2012-04-24", "ExtensionsConfiguration.json"],
+        vec!["restcomm", "2012-04-24", "ExtensionsConfiguration"],
+        vec![
+            "2012-04-24",
+            "ExtensionsConfiguration.json",
+            "multi_provider",
+        ],
+        vec![
+            "2012-04-24",
+            "ExtensionsConfiguration",
+            "multi_provider",
+            "Accounts",
+        ],
+        vec!["v1", "accounts"],
+        vec!["v1", "accounts", A1],
+        vec!["health"],
+    ]);
+    let segments = prop_oneof![
+        prop::collection::vec(segment(), 0..6),
+        (templates, prop::collection::vec(segment(), 0..3))
+            .prop_map(|(t, tail)| { t.iter().map(|s| s.to_string()).chain(tail).collect() }),
+    ];
+    (
+        select(vec![
+            "GET", "GET", "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS",
+        ]),
+        segments,
+        query(),
+        prop::option::of(raw_body()),
+    )
+        .prop_map(|(method, segments, query, body)| PathCase {
+            method,
+            segments,
+            query,
+            body,
+        })
+}
+
+#[test]
+fn arbitrary_paths_and_query_strings_never_5xx() {
+    on_every_backend("paths and queries", |rt, app, _ext, tally| {
+        run(path_case(), |case| {
+            rt.block_on(async {
+                let before = stored(&app.state().store).await;
+                let mut target = format!("/{}", case.segments.join("/"));
+                if let Some(q) = &case.query {
+                    target.push('?');
+                    target.push_str(q);
+                }
+                let auth = app.admin_authorization();
+                let mut headers = vec![("Authorization", auth.as_bytes())];
+                if case.body.is_some() {
+                    headers.push(("Content-Type", FORM.as_bytes()));
+                }
+                let outcome = send(
+                    app,
+                    request_bytes(
+                        case.method,
+                        target.as_bytes(),
+                        &headers,
+                        case.body.as_deref().unwrap_or_default(),
+                    ),
+                )
+                .await;
+                let status = check_answer(&format!("{} {target}", case.method), &outcome)?;
+                tally.lock().unwrap().add(status);
+                let after = check_cache_matches_store(app).await?;
+                if !(200..300).contains(&status) || matches!(case.method, "GET" | "HEAD") {
+                    prop_assert_eq!(
+                        &after,
+                        &before,
+                        "{} {} changed the store",
+                        case.method,
+                        target
+                    );
+                }
+                Ok(())
+            })
+        })
+    });
+}
+
+/// Request targets that are not paths at all, written as raw bytes.
+#[test]
+fn garbage_request_lines_are_refused_with_a_4xx() {
+    on_every_backend("raw request lines", |rt, app, _ext, tally| {
+        let junk = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::collection::vec(select(b"/ ?#%:@*\t\x7fAZaz09\xff".to_vec()), 0..300),
+            select(vec![
+                "*",
+                "http://x/health/live",
+                "//",
+                "/%",
+                "/?",
+                "/#x",
+                "x"
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+        ];
+        run(junk, |line| {
+            rt.block_on(async {
+                let before = stored(&app.state().store).await;
+                let mut request = b"GET ".to_vec();
+                request.extend_from_slice(&line);
+                request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let outcome = send(app, request).await;
+                let status = check_answer(&String::from_utf8_lossy(&line), &outcome)?;
+                tally.lock().unwrap().add(status);
+                prop_assert_eq!(&stored(&app.state().store).await, &before);
+                Ok(())
+            })
+        })
+    });
+}
+
+// ------------------------------------------------------------------------ Authorization
+
+/// Who the server must take an `Authorization` value for (SPEC §3, §6), restated.
+fn grants(value: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(value).ok()?;
+    let text = text.trim_matches([' ', '\t']);
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        (decoded == format!("{ADMIN_SID}:{ADMIN_TOKEN}").as_bytes()).then_some("admin")
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        (rest == ENGINE_TOKEN).then_some("engine")
+    } else {
+        None
+    }
+}
+
+/// Bytes hyper accepts in a header value (HTAB, SP, VCHAR, obs-text).
+fn header_value_ok(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+fn authorization() -> impl Strategy<Value = Vec<u8>> {
+    let admin = basic(ADMIN_SID, ADMIN_TOKEN).into_bytes();
+    let engine = format!("Bearer {ENGINE_TOKEN}").into_bytes();
+    let mutated = (
+        select(vec![admin, engine]),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
+    )
+        .prop_map(|(mut v, edits)| {
+            for (at, byte, op) in edits {
+                let i = at.index(v.len() + 1);
+                match op {
+                    _ if byte == b'\r' || byte == b'\n' => {}
+                    0 if i < v.len() => v[i] = byte,
+                    1 if i < v.len() => {
+                        v.remove(i);
+                    }
+                    _ => v.insert(i, byte),
+                }
+            }
+            v
+        });
+    // CR and LF would end the header line: that is framing, not a header value.
+    let value_byte = any::<u8>().prop_map(|b| if b == b'\r' || b == b'\n' { b'\t' } else { b });
+    prop_oneof![
+        2 => prop::collection::vec(value_byte, 0..80),
+        2 => prop::collection::vec(any::<u8>(), 0..60).prop_map(|b| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(b)).into_bytes()
+        }),
+        1 => (".{0,40}", ".{0,40}").prop_map(|(u, p)| basic(&u, &p).into_bytes()),
+        1 => "[ -~]{0,60}".prop_map(|t| format!("Bearer {t}").into_bytes()),
+        1 => ".{0,60}".prop_map(|t| format!("Bearer {t}").replace(['\r', '\n'], " ").into_bytes()),
+        3 => mutated,
+        // The credentials themselves, spelled the ways the server must accept.
+        1 => select(vec![
+            basic(ADMIN_SID, ADMIN_TOKEN).replacen("Basic", "basic", 1).into_bytes(),
+            format!("BEARER   {ENGINE_TOKEN}").into_bytes(),
+            format!("\tBearer {ENGINE_TOKEN}\t").into_bytes(),
+        ]),
+    ]
+}
+
+#[test]
+fn arbitrary_authorization_headers_are_401_unless_they_are_the_credentials() {
+    on_every_backend("Authorization headers", |rt, app, ext, tally| {
+        let routes = vec![
+            ("GET", format!("{J}/{ext}"), true),
+            ("POST", J.to_owned(), true),
+            ("DELETE", format!("{J}/{ext}?AccountSid={A3}"), true),
+            ("GET", format!("{X}/{ext}/Accounts"), true),
+            ("GET", format!("/v1/accounts/{A1}/sms-route"), false),
+            (
+                "GET",
+                format!("/v1/accounts/{A1}/voice-route?to=%2B1555"),
+                false,
+            ),
+        ];
+        run(
+            (select(routes), authorization()),
+            |((method, path, admin_route), value)| {
+                rt.block_on(async {
+                    let before = stored(&app.state().store).await;
+                    // The body is a write that must never happen unauthorised.
+                    let body = format!(
+                        "ExtensionName=multi_provider&AccountSid={A3}&ConfigurationData=%7B%7D"
+                    );
+                    let outcome = send(
+                        app,
+                        request_bytes(
+                            method,
+                            path.as_bytes(),
+                            &[("Authorization", &value), ("Content-Type", FORM.as_bytes())],
+                            body.as_bytes(),
+                        ),
+                    )
+                    .await;
+                    let status = check_answer(&path, &outcome)?;
+                    tally.lock().unwrap().add(status);
+                    let want = if !header_value_ok(&value) {
+                        400
+                    } else {
+                        match (grants(&value), admin_route) {
+                            (Some("admin"), _) | (Some("engine"), false) => 0,
+                            (Some("engine"), true) => 403,
+                            _ => 401,
+                        }
+                    };
+                    if want == 0 {
+                        prop_assert!(
+                            (200..300).contains(&status) || status == 404,
+                            "{:?}",
+                            outcome
+                        );
+                    } else {
+                        prop_assert_eq!(
+                            status,
+                            want,
+                            "{:?} -> {:?}",
+                            String::from_utf8_lossy(&value),
+                            outcome
+                        );
+                        prop_assert_eq!(&stored(&app.state().store).await, &before);
+                    }
+                    if status == 401 {
+                        prop_assert_eq!(
+                            outcome.header("www-authenticate"),
+                            Some("Basic realm=\"Restcomm realm\"")
+                        );
+                    }
+                    Ok(())
+                })
+            },
+        )
+    });
+}
+
+// ------------------------------------------------------------------------ lookups
+
+fn destination() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => select(vec![
+            "sip:bob@uri1.com", "sip:alice@uri.com", "sips:x@[2001:db8::1]:5061;transport=tls",
+            "+15551234", "tel:+15551234;phone-context=x", "client:alice", "sip:", "sip:@", "",
+            "sip:bob@uri1.com\r\nVia: x", "(555) 123-45#*", "+", "++1", "sip:bob@[::1",
+        ])
+        .prop_map(str::to_owned),
+        1 => "[0-9+*#.()A-Za-z-]{0,70}",
+        1 => "(sips?|tel|SIP):[ -~]{0,40}",
+        1 => any::<String>(),
+        1 => (1usize..3000).prop_map(|n| "9".repeat(n)),
+    ]
+}
+
+#[test]
+fn arbitrary_lookup_queries_are_answered_like_the_library() {
+    on_every_backend("lookups", |rt, app, _ext, tally| {
+        let strategy = (
+            select(vec![A1, A_NONE, A2]),
+            destination(),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        select(vec!["To", "From", "X-CustomHeader", "Route"])
+                            .prop_map(str::to_owned),
+                        any::<String>()
+                    ],
+                    prop_oneof![
+                        Just(json!("<sip:bob@uri1.com>;tag=1")),
+                        any::<String>().prop_map(Value::String),
+                        json_value()
+                    ],
+                ),
+                0..3,
+            ),
+            0..3u8,
+            json_value(),
+        );
+        run(strategy, |(account, to, headers, mode, junk)| {
+            rt.block_on(async {
+                let sid = AccountSid::parse(account).unwrap();
+                let (path, body, content_type) = match mode {
+                    0 => (
+                        format!("/v1/accounts/{account}/voice-route?to={}", encode(&to)),
+                        Vec::new(),
+                        None,
+                    ),
+                    1 => {
+                        let headers: serde_json::Map<String, Value> =
+                            headers.iter().cloned().collect();
+                        let body = json!({"to": to, "headers": headers});
+                        (
+                            format!("/v1/accounts/{account}/voice-route"),
+                            body.to_string().into_bytes(),
+                            Some("application/json"),
+                        )
+                    }
+                    _ => (
+                        format!("/v1/accounts/{account}/voice-route"),
+                        junk.to_string().into_bytes(),
+                        Some("application/json"),
+                    ),
+                };
+                let auth = format!("Bearer {ENGINE_TOKEN}");
+                let mut request_headers = vec![("Authorization", auth.as_bytes())];
+                if let Some(ct) = content_type {
+                    request_headers.push(("Content-Type", ct.as_bytes()));
+                }
+                let method = if mode == 0 { "GET" } else { "POST" };
+                let outcome = send(
+                    app,
+                    request_bytes(method, path.as_bytes(), &request_headers, &body),
+                )
+                .await;
+                let status = check_answer(&path, &outcome)?;
+                tally.lock().unwrap().add(status);
+                prop_assert!(matches!(status, 200 | 400), "{:?}", outcome);
+                if mode == 2 {
+                    return Ok(());
+                }
+                // The library's answer for the same query, from the same cache.
+                let supplied: Vec<(String, Option<String>)> = if mode == 1 {
+                    let map: serde_json::Map<String, Value> = headers.iter().cloned().collect();
+                    map.into_iter()
+                        .map(|(k, v)| (k, v.as_str().map(str::to_owned)))
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let expected = match Destination::parse(&to) {
+                    Err(_) => None,
+                    Ok(_) if supplied.iter().any(|(_, v)| v.is_none()) => None,
+                    Ok(dest) => {
+                        let pairs: Vec<(&str, &str)> = supplied
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap()))
+                            .collect();
+                        if routing::check_supplied_headers(&pairs).is_err() {
+                            None
+                        } else {
+                            let resolved = app.state().cache.resolve(&sid);
+                            Some(match &resolved.routing {
+                                Some(r) => voice_response_json(
+                                    Some(account),
+                                    resolved.source,
+                                    &r.resolve_voice(&dest, &pairs),
+                                ),
+                                None => voice_response_json(
+                                    Some(account),
+                                    resolved.source,
+                                    &VoiceAnswer::none(),
+                                ),
+                            })
+                        }
+                    }
+                };
+                match expected {
+                    None => prop_assert_eq!(status, 400, "{:?}", outcome),
+                    Some(want) => {
+                        prop_assert_eq!(status, 200, "{:?}", outcome);
+                        let got: Value = serde_json::from_str(&outcome.body_text()).unwrap();
+                        let want: Value = serde_json::from_slice(&want).unwrap();
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                Ok(())
+            })
+        })
+    });
+}
