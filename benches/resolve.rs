@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use multiprovider::routing::{
     self, CompiledRouting, Destination, RegexInterner, Source, compile, compile_with,
     voice_response_json,
@@ -91,9 +91,45 @@ fn validation(c: &mut Criterion) {
     });
     let hundred = config(100);
     c.bench_function("compile_100_proxies_cold_interner", |b| {
-        b.iter(|| compile_with(black_box(&hundred), &mut RegexInterner::default()).unwrap())
+        b.iter(|| compile_with(black_box(&hundred), &RegexInterner::default()).unwrap())
     });
 }
 
 criterion_group!(benches, resolution, validation);
-criterion_main!(benches);
+
+/// `RESOLVE_COUNT=<case>:<iterations>` runs one case a fixed number of times instead of the
+/// criterion benches, so that `perf stat -e instructions:u` (run twice, with two iteration
+/// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
+/// Cases: `resolve100`, `json100`, `resolve10`, `json10`.
+fn count_mode(spec: &str) {
+    let (case, iterations) = spec.split_once(':').expect("case:iterations");
+    let iterations: u64 = iterations.parse().expect("iterations");
+    let (n, json) = match case {
+        "resolve100" => (100, false),
+        "json100" => (100, true),
+        "resolve10" => (10, false),
+        "json10" => (10, true),
+        other => panic!("unknown case {other}"),
+    };
+    let routing = compiled(n);
+    let dest = Destination::parse(TARGET).unwrap();
+    let mut bytes = 0;
+    for _ in 0..iterations {
+        let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+        if json {
+            bytes += voice_response_json(None, Source::Account, &answer).len();
+        } else {
+            bytes += usize::from(answer.route.is_some());
+        }
+    }
+    black_box(bytes);
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("RESOLVE_COUNT") {
+        count_mode(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

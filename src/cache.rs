@@ -4,9 +4,13 @@
 //! NOTIFY overtaking the writer's own update); each carries the store's `revision`, and an
 //! entry is only ever replaced by a newer revision, so the cache converges on what the
 //! database holds. Deleted accounts leave a tombstone (16 bytes + revision) for the same reason.
+//!
+//! A full reload must not undo what was applied while its snapshot was being read: entries
+//! remember when (in this cache's own sequence) they were applied, and a load only drops
+//! entries that are missing from its snapshot *and* older than the load.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
@@ -18,6 +22,8 @@ use crate::store::{ConfigRecord, Snapshot};
 #[derive(Debug)]
 struct Entry {
     revision: i64,
+    /// This cache's apply sequence number (see `mark`).
+    applied: u64,
     enabled: bool,
     routing: Arc<CompiledRouting>,
 }
@@ -45,6 +51,7 @@ pub struct RoutingCache {
     global: ArcSwapOption<Entry>,
     interner: RegexInterner,
     loaded: AtomicBool,
+    applies: AtomicU64,
 }
 
 impl RoutingCache {
@@ -55,6 +62,12 @@ impl RoutingCache {
     /// True once a full snapshot has been loaded (`/health/ready`).
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Where the apply sequence stands: take it *before* reading a snapshot and pass it to
+    /// `load`, so that nothing applied meanwhile is dropped.
+    pub fn mark(&self) -> u64 {
+        self.applies.load(Ordering::SeqCst)
     }
 
     /// Number of account configurations held.
@@ -109,13 +122,28 @@ impl RoutingCache {
         }
     }
 
+    /// Validates and compiles `configuration` with the cache's shared expressions: the admin
+    /// API validates through here, so a write whose expressions some account already uses
+    /// costs no regex compilation at all.
+    pub fn compile_configuration(
+        &self,
+        configuration: &str,
+    ) -> Result<Arc<CompiledRouting>, Vec<routing::Problem>> {
+        routing::compile_with(configuration, &self.interner).map(Arc::new)
+    }
+
     /// Applies a committed write (or a re-read after a notification) if it is newer.
     pub fn apply(&self, record: &ConfigRecord) {
-        let Some(routing) = self.compile(record) else {
-            return;
-        };
+        if let Some(routing) = self.compile(record) {
+            self.apply_compiled(record, routing);
+        }
+    }
+
+    /// As `apply`, with `routing` already compiled from `record.configuration`.
+    pub fn apply_compiled(&self, record: &ConfigRecord, routing: Arc<CompiledRouting>) {
         let entry = Entry {
             revision: record.revision,
+            applied: self.applies.fetch_add(1, Ordering::SeqCst) + 1,
             enabled: record.enabled,
             routing,
         };
@@ -132,6 +160,7 @@ impl RoutingCache {
                         Some(g) if g.revision >= entry.revision => Some(g.clone()),
                         _ => Some(Arc::new(Entry {
                             revision: entry.revision,
+                            applied: entry.applied,
                             enabled: entry.enabled,
                             routing: entry.routing.clone(),
                         })),
@@ -139,21 +168,23 @@ impl RoutingCache {
                 }
             }
             Some(account) => {
-                if self
+                // The account's slot stays locked while the tombstone is consulted, and
+                // `remove` takes the same lock first: a delete cannot slip in between.
+                let slot = self.accounts.entry(account);
+                let deleted_after = self
                     .tombstones
                     .get(&account)
-                    .is_some_and(|t| *t >= entry.revision)
-                {
-                    return;
-                }
-                match self.accounts.entry(account) {
+                    .is_some_and(|t| *t >= entry.revision);
+                match slot {
                     dashmap::Entry::Occupied(mut o) => {
-                        if o.get().revision < entry.revision {
+                        if o.get().revision < entry.revision && !deleted_after {
                             o.insert(entry);
                         }
                     }
                     dashmap::Entry::Vacant(v) => {
-                        v.insert(entry);
+                        if !deleted_after {
+                            v.insert(entry);
+                        }
                     }
                 }
             }
@@ -162,18 +193,22 @@ impl RoutingCache {
 
     /// Applies a committed delete of `account` at `revision`.
     pub fn remove(&self, account: AccountSid, revision: i64) {
-        self.accounts
-            .remove_if(&account, |_, e| e.revision < revision);
+        let slot = self.accounts.entry(account);
         self.tombstones
             .entry(account)
             .and_modify(|t| *t = (*t).max(revision))
             .or_insert(revision);
+        if let dashmap::Entry::Occupied(o) = slot
+            && o.get().revision < revision
+        {
+            o.remove();
+        }
     }
 
-    /// Replaces everything with a full snapshot taken at `snapshot.revision`, keeping any
-    /// entry that a write newer than the snapshot already put in place. Compiles on every
-    /// core: at 100,000 accounts this is what stands between a start and readiness.
-    pub fn load(&self, snapshot: &Snapshot) {
+    /// Replaces everything with a full snapshot read after `mark` was taken, keeping any
+    /// entry applied since (a write that committed after the snapshot was read). Compiles on
+    /// every core: at 100,000 accounts this is what stands between a start and readiness.
+    pub fn load(&self, snapshot: &Snapshot, mark: u64) {
         if let Some(global) = &snapshot.global {
             self.apply(global);
         }
@@ -190,7 +225,7 @@ impl RoutingCache {
             .filter_map(|r| r.account_sid)
             .collect();
         self.accounts
-            .retain(|account, e| present.contains(account) || e.revision > snapshot.revision);
+            .retain(|account, e| present.contains(account) || e.applied > mark);
         self.loaded.store(true, Ordering::Release);
     }
 }

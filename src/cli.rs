@@ -31,6 +31,8 @@ pub enum Command {
     },
     /// Resolve a route offline from a ConfigurationData file.
     Resolve(ResolveArgs),
+    /// Development: write N sample accounts (benchmarks, trials).
+    Seed(crate::seed::SeedArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
         Some(Command::Migrate(args)) => crate::config::run_migrate(args),
         Some(Command::Validate { file }) => validate(file.as_deref()),
         Some(Command::Resolve(args)) => resolve(&args),
+        Some(Command::Seed(args)) => crate::seed::run(args),
     }
 }
 

@@ -9,5 +9,6 @@ pub mod config;
 pub mod http;
 pub mod routing;
 pub mod secret;
+pub mod seed;
 pub mod sid;
 pub mod store;

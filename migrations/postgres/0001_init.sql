@@ -1,9 +1,7 @@
 -- multiprovider schema, PostgreSQL.
 --
--- Every write transaction first bumps revision_counter (UPDATE ... RETURNING), which both
--- gives it its revision and serialises writers: revisions are handed out in commit order,
--- so a REPEATABLE READ snapshot that reads the counter sees every write at or below the
--- value it reads (a SEQUENCE could not promise that: nextval is not transactional).
+-- Every write takes its revision from config_revision after modifying its row, while it
+-- holds the row's lock: per configuration, revisions then follow commit order.
 
 -- The extension record (exactly one row) holding the global configuration.
 CREATE TABLE extensions (
@@ -30,8 +28,4 @@ CREATE TABLE account_configurations (
 -- Stable paging order.
 CREATE INDEX account_configurations_created ON account_configurations (date_created, account_sid);
 
-CREATE TABLE revision_counter (
-    id    INTEGER PRIMARY KEY CHECK (id = 1),
-    value BIGINT  NOT NULL
-);
-INSERT INTO revision_counter (id, value) VALUES (1, 0);
+CREATE SEQUENCE config_revision;

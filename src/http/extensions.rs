@@ -15,6 +15,8 @@
 //! - the account list of an extension that was never created is a 404, like its global
 //!   configuration; `PageSize` is 1..=1000 (default 50), `Page` ≥ 0 (default 0).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -27,7 +29,8 @@ use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorEntry, MAX_BODY_BYTES};
 use super::repr::{self, ADMIN_PREFIXES, Format, PageInfo};
-use crate::routing;
+use crate::cache::RoutingCache;
+use crate::routing::{self, CompiledRouting};
 use crate::sid::AccountSid;
 use crate::store::{ConfigRecord, EXTENSION_NAME, Write};
 
@@ -77,8 +80,8 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = form_body(&headers, body)?;
-    let write = post_parameters(&body, uri.query(), None)?;
-    upsert(&state, write, format).await
+    let (write, compiled) = post_parameters(&body, uri.query(), None, &state.cache)?;
+    upsert(&state, write, compiled, format).await
 }
 
 /// `POST /ExtensionsConfiguration.json/{ExtensionId}`: update (or create) a configuration.
@@ -93,8 +96,9 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let body = form_body(&headers, body)?;
     let extension = find_extension(&state, extension_id).await?;
-    let write = post_parameters(&body, uri.query(), Some(extension.name()))?;
-    upsert(&state, write, format).await
+    let (write, compiled) =
+        post_parameters(&body, uri.query(), Some(extension.name()), &state.cache)?;
+    upsert(&state, write, compiled, format).await
 }
 
 /// `GET /ExtensionsConfiguration.json/{ExtensionId}[?AccountSid=…]`.
@@ -200,10 +204,20 @@ fn no_account_configuration() -> ApiError {
 }
 
 /// Commits a validated write, updates the cache, answers the stored representation.
-async fn upsert(state: &AppState, write: Write, format: Format) -> Result<Response, ApiError> {
+async fn upsert(
+    state: &AppState,
+    write: Write,
+    compiled: Option<Arc<CompiledRouting>>,
+    format: Format,
+) -> Result<Response, ApiError> {
     let record: ConfigRecord = state.store.upsert(&write).await?;
     // Same request as the commit: a lookup after the 200 sees the new configuration.
-    state.cache.apply(&record);
+    match compiled {
+        Some(compiled) if write.configuration.as_deref() == Some(record.configuration.as_str()) => {
+            state.cache.apply_compiled(&record, compiled)
+        }
+        _ => state.cache.apply(&record),
+    }
     Ok(repr::configuration(&record, format))
 }
 
@@ -288,7 +302,8 @@ fn post_parameters(
     body: &[u8],
     query: Option<&str>,
     stored_name: Option<&str>,
-) -> Result<Write, ApiError> {
+    cache: &RoutingCache,
+) -> Result<(Write, Option<Arc<CompiledRouting>>), ApiError> {
     let form = Parameters::parse(body)?;
     let query = Parameters::parse(query.unwrap_or("").as_bytes())?;
     let mut problems: Vec<(String, String)> = Vec::new();
@@ -354,18 +369,23 @@ fn post_parameters(
         .collect();
     let configuration = form.first(CONFIGURATION_P).map(str::to_owned);
     let mut configuration_invalid = false;
-    if let Some(config) = &configuration
-        && let Err(config_problems) = validate_configuration(config)
-    {
-        configuration_invalid = true;
-        entries.extend(config_problems.into_iter().map(ErrorEntry::from));
+    let mut compiled = None;
+    if let Some(config) = &configuration {
+        match validate_configuration(config, cache) {
+            Ok(c) => compiled = Some(c),
+            Err(config_problems) => {
+                configuration_invalid = true;
+                entries.extend(config_problems.into_iter().map(ErrorEntry::from));
+            }
+        }
     }
     if entries.is_empty() {
-        return Ok(Write {
+        let write = Write {
             account_sid,
             enabled,
             configuration,
-        });
+        };
+        return Ok((write, compiled));
     }
     let mut names: Vec<&str> = problems.iter().map(|(name, _)| name.as_str()).collect();
     if configuration_invalid && !names.contains(&CONFIGURATION_P) {
@@ -384,7 +404,10 @@ fn post_parameters(
 
 const ACCOUNT_SID_RULE: &str = "must be AC followed by 32 hexadecimal digits";
 
-fn validate_configuration(config: &str) -> Result<(), Vec<routing::Problem>> {
+fn validate_configuration(
+    config: &str,
+    cache: &RoutingCache,
+) -> Result<Arc<CompiledRouting>, Vec<routing::Problem>> {
     if config.len() > routing::MAX_CONFIGURATION_BYTES {
         return Err(vec![routing::Problem {
             pointer: String::new(),
@@ -395,7 +418,7 @@ fn validate_configuration(config: &str) -> Result<(), Vec<routing::Problem>> {
             ),
         }]);
     }
-    routing::validate(config)
+    cache.compile_configuration(config)
 }
 
 fn account_parameter(value: Option<&str>) -> Result<Option<AccountSid>, ApiError> {

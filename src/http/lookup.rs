@@ -33,6 +33,19 @@ fn account(raw: &str) -> Result<AccountSid, ApiError> {
     })
 }
 
+/// Until the first snapshot is in the cache, an answer would say "no configuration" for
+/// accounts that have one: 503, as `/health/ready` says.
+fn ready(state: &AppState) -> Result<(), ApiError> {
+    if state.cache.is_loaded() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the routing cache is not loaded yet; retry shortly",
+        ))
+    }
+}
+
 fn lookup_error(e: LookupError) -> ApiError {
     ApiError::parameter(&e.parameter, e.message)
 }
@@ -62,6 +75,7 @@ fn answer_voice(
 ) -> Result<Response, ApiError> {
     let dest = Destination::parse(to).map_err(lookup_error)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
+    ready(state)?;
     let Resolved { source, routing } = state.cache.resolve(&account);
     let sid = account.to_string();
     let body = match &routing {
@@ -146,6 +160,7 @@ async fn sms_get(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let account = account(&account_sid)?;
+    ready(&state)?;
     let Resolved { source, routing } = state.cache.resolve(&account);
     let sid = account.to_string();
     let tlvs = routing.as_deref().map(|r| r.sms_tlvs()).unwrap_or_default();

@@ -107,6 +107,10 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// Stored rows this instance cannot read (encrypted without the right
+    /// MULTIPROVIDER_SECRET_KEY, or damaged): serving without them would answer wrongly.
+    #[error("the stored configurations cannot be read: {0}")]
+    Unreadable(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -182,19 +186,30 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         background.push(tokio::spawn(follow_changes(state.clone(), changes)));
     }
     // One attempt before serving, so that a healthy start is ready at once; then retries
-    // in the background while the server already answers (not ready) probes.
-    if !load_cache(&state).await {
-        let state = state.clone();
-        background.push(tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            loop {
-                tokio::time::sleep(delay).await;
-                if load_cache(&state).await {
-                    break;
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
+    // in the background while the server already answers (not ready) probes. Unreadable
+    // rows are not a passing outage: refuse to start rather than serve without them.
+    match load_cache(&state).await {
+        Ok(()) => {}
+        Err(StoreError::Corrupt(detail)) => {
+            for task in &background {
+                task.abort();
             }
-        }));
+            state.store.close().await;
+            return Err(ServeError::Unreadable(detail));
+        }
+        Err(_) => {
+            let state = state.clone();
+            background.push(tokio::spawn(async move {
+                let mut delay = Duration::from_millis(200);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    if load_cache(&state).await.is_ok() {
+                        break;
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }));
+        }
     }
 
     let addr = listener.local_addr()?;
@@ -218,11 +233,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
 }
 
 /// Compiling a full snapshot takes seconds at 100,000 accounts: off the async workers.
-async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot) {
+async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot, mark: u64) {
     let cache = state.cache.clone();
     let started = std::time::Instant::now();
     let accounts = snapshot.accounts.len();
-    if let Err(e) = tokio::task::spawn_blocking(move || cache.load(&snapshot)).await {
+    if let Err(e) = tokio::task::spawn_blocking(move || cache.load(&snapshot, mark)).await {
         tracing::error!(error = %e, "loading the routing cache failed");
         return;
     }
@@ -233,17 +248,18 @@ async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot) {
     );
 }
 
-async fn load_cache(state: &AppState) -> bool {
+async fn load_cache(state: &AppState) -> Result<(), StoreError> {
+    let mark = state.cache.mark();
     match state.store.load_all().await {
         Ok(snapshot) => {
-            load_snapshot(state, snapshot).await;
+            load_snapshot(state, snapshot, mark).await;
             tracing::info!(accounts = state.cache.len(), "routing cache loaded");
-            true
+            Ok(())
         }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot load the routing cache yet; retrying");
+            tracing::warn!(error = %e, "cannot load the routing cache");
             ops::database_error();
-            false
+            Err(e)
         }
     }
 }
@@ -254,12 +270,12 @@ async fn load_cache(state: &AppState) -> bool {
 async fn follow_changes(state: AppState, mut changes: tokio::sync::mpsc::Receiver<Change>) {
     while let Some(change) = changes.recv().await {
         let result = match change {
-            Change::Resync => match state.store.load_all().await {
-                Ok(snapshot) => {
-                    load_snapshot(&state, snapshot).await;
+            Change::Resync => match (state.cache.mark(), state.store.load_all().await) {
+                (mark, Ok(snapshot)) => {
+                    load_snapshot(&state, snapshot, mark).await;
                     Ok(())
                 }
-                Err(e) => Err(e),
+                (_, Err(e)) => Err(e),
             },
             Change::Scope {
                 account_sid: None, ..

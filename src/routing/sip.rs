@@ -224,6 +224,11 @@ pub(crate) fn render_params(out: &mut String, params: &[Param<'_>]) {
 
 /// Parses a `;`-separated parameter list (as given by the engine, or a validated proxy's).
 pub(crate) fn split_params(s: &str) -> Vec<Param<'_>> {
+    params(s).collect()
+}
+
+/// As `split_params`, lazily (answers walk a proxy's parameters without collecting them).
+pub(crate) fn params(s: &str) -> impl Iterator<Item = Param<'_>> {
     s.split(';')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
@@ -236,7 +241,6 @@ pub(crate) fn split_params(s: &str) -> Vec<Param<'_>> {
                 value: None,
             },
         })
-        .collect()
 }
 
 /// Error messages quote user input; keep them on one line.

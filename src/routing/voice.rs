@@ -249,7 +249,14 @@ impl CompiledVoice {
         supplied: &[(&str, &str)],
     ) -> VoiceAnswer<'a> {
         let matched = self.set.matches(dest.target);
-        let mut routes = matched.iter().map(|i| self.proxy(i).route(dest, supplied));
+        if !matched.matched_any() {
+            return VoiceAnswer::none();
+        }
+        // `matched(i)` in a plain loop costs a third of `SetMatches::iter` per proxy, which
+        // shows with 100 proxies.
+        let mut routes = (0..self.proxies.len())
+            .filter(|&i| matched.matched(i))
+            .map(|i| self.proxy(i).route(dest, supplied));
         let route = routes.next();
         VoiceAnswer {
             route,
@@ -323,23 +330,26 @@ impl<'a> Proxy<'a> {
     }
     /// The URI parameters of the proxy `uri`, in order.
     pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + use<'a> {
-        sip::split_params(self.text(self.entry.params))
-            .into_iter()
-            .map(|p| (p.name, p.value))
+        sip::params(self.text(self.entry.params)).map(|p| (p.name, p.value))
     }
     /// `sip:host[:port];params;lr` (`sips:` when configured; `;lr` once).
     pub fn sip_uri(&self) -> String {
         let mut out = String::with_capacity(self.entry.uri.len as usize + 12);
-        self.push_hostport(&mut out, if self.entry.secure { "sips:" } else { "sip:" });
-        let params = self.text(self.entry.params);
-        out.push_str(params);
-        if !sip::split_params(params)
-            .iter()
-            .any(|p| p.name.eq_ignore_ascii_case("lr"))
-        {
+        self.push_hostport(&mut out, self.scheme());
+        out.push_str(self.text(self.entry.params));
+        if self.needs_lr() {
             out.push_str(";lr");
         }
         out
+    }
+    fn scheme(&self) -> &'static str {
+        if self.entry.secure { "sips:" } else { "sip:" }
+    }
+    /// `sip_uri` adds `;lr` unless the configured uri has it.
+    fn needs_lr(&self) -> bool {
+        !self
+            .params()
+            .any(|(name, _)| name.eq_ignore_ascii_case("lr"))
     }
     pub fn username(&self) -> Option<&'a str> {
         self.entry.username.map(|s| self.text(s))
@@ -480,8 +490,18 @@ impl<'a> Proxy<'a> {
             write_opt_str(out, value);
             out.push(b'}');
         }
+        // `sip_uri()`, written in place.
         out.extend_from_slice(b"],\"sip_uri\":\"");
-        escape_into(out, &self.sip_uri());
+        out.extend_from_slice(self.scheme().as_bytes());
+        escape_into(out, self.host());
+        if let Some(port) = self.entry.port {
+            out.push(b':');
+            out.extend_from_slice(itoa_u16(port, &mut [0; 5]).as_bytes());
+        }
+        escape_into(out, self.text(self.entry.params));
+        if self.needs_lr() {
+            out.extend_from_slice(b";lr");
+        }
         out.extend_from_slice(b"\"}");
     }
 }
@@ -515,7 +535,10 @@ impl VoiceRoute<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let p = &self.proxy;
         out.extend_from_slice(b"{\"proxy_index\":");
-        out.extend_from_slice(p.index.to_string().as_bytes());
+        match u16::try_from(p.index) {
+            Ok(index) => out.extend_from_slice(itoa_u16(index, &mut [0; 5]).as_bytes()),
+            Err(_) => out.extend_from_slice(p.index.to_string().as_bytes()),
+        }
         out.extend_from_slice(b",\"proxy\":");
         p.write_proxy_json(out);
         out.extend_from_slice(b",\"username\":");

@@ -73,8 +73,9 @@ pub struct Write {
 /// The whole stored state, for filling the cache.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// The store's revision counter when the snapshot was read: every row in it is at or
-    /// below this revision.
+    /// Every row in the snapshot is at or below this revision (SQLite: the counter when the
+    /// snapshot was read; PostgreSQL: the highest revision read). Informational: the cache
+    /// decides what a reload may drop by its own apply sequence (`RoutingCache::mark`).
     pub revision: i64,
     /// The extension record (global configuration), if it was ever created.
     pub global: Option<ConfigRecord>,
@@ -214,8 +215,7 @@ impl Store {
         }
     }
 
-    /// Everything, read in one consistent snapshot, with the revision counter of that
-    /// snapshot: every write at or below `Snapshot::revision` is reflected in it.
+    /// Everything, read in one consistent snapshot.
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
         match self {
             Store::Sqlite(s) => s.load_all().await,

@@ -1,12 +1,12 @@
 //! PostgreSQL backend.
 //!
-//! Every write transaction bumps `revision_counter` as its first statement
-//! (`UPDATE … RETURNING`): the row lock it takes is held until commit, so writers are
-//! serialised and revisions are handed out in commit order. A REPEATABLE READ snapshot that
-//! reads the counter therefore sees exactly the writes at or below the value it reads, which
-//! is what `Snapshot::revision` promises (a SEQUENCE could not: `nextval` is not
-//! transactional, so a snapshot could miss an in-flight write with a lower revision). Admin
-//! writes are rare; serialising them costs nothing that matters.
+//! Writers run concurrently (so that commits share WAL flushes: one flush per commit in
+//! turn would cap writes at a few hundred per second). Each write takes its revision from
+//! the `config_revision` sequence *after* it has modified its row, while it holds that row's
+//! lock: every earlier write of the same row has committed (with a smaller revision), every
+//! later one waits for this commit. So per configuration, revisions follow commit order,
+//! which is all the cache needs to apply writes and notifications in any order. (Across
+//! rows there is no such order; the cache does not rely on one when it loads a snapshot.)
 //!
 //! Each write `NOTIFY`s channel `multiprovider` with `<AC…|global>:<revision>` inside its
 //! transaction, so the notification is delivered if and only if the write commits.
@@ -153,20 +153,10 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    /// Begins a write: takes the counter's row lock and the revision, and the database's
-    /// clock (unix microseconds) read under that lock.
-    async fn begin_write(&self) -> Result<(Transaction<'static, Postgres>, i64, i64), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let row = sqlx::query(
-            "UPDATE revision_counter SET value = value + 1 WHERE id = 1 \
-             RETURNING value, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let revision: i64 = row.try_get(0).map_err(db_error)?;
-        let now: i64 = row.try_get(1).map_err(db_error)?;
-        Ok((tx, revision, now))
+    /// Begins a write; the timestamp is this instance's clock in unix microseconds.
+    async fn begin_write(&self) -> Result<(Transaction<'static, Postgres>, i64), StoreError> {
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        Ok((tx, chrono::Utc::now().timestamp_micros()))
     }
 
     async fn begin_snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -188,31 +178,40 @@ impl PostgresStore {
         row.as_ref().map(ext_from_row).transpose().map_err(db_error)
     }
 
-    async fn insert_extension(
+    /// Creates the extension record (global `{}`) unless it exists; returns it either way.
+    async fn ensure_extension(
+        &self,
         tx: &mut Transaction<'static, Postgres>,
-        configuration: &str,
-        enabled: bool,
         now: i64,
-        revision: i64,
-    ) -> Result<(ExtensionId, RawConfig), StoreError> {
-        let row = sqlx::query(&format!(
+    ) -> Result<ExtensionId, StoreError> {
+        if let Some((ext, _)) = Self::extension_in(tx).await? {
+            return Ok(ext);
+        }
+        let created = sqlx::query(&format!(
             "INSERT INTO extensions (id, sid, name, configuration, enabled, date_created, \
-             date_updated, revision) VALUES (1, $1, $2, $3, $4, {ts5}, {ts5}, $6) \
-             RETURNING {EXT_COLUMNS}",
-            ts5 = ts!(5)
+             date_updated, revision) VALUES (1, $1, $2, $3, TRUE, {ts4}, {ts4}, \
+             nextval('config_revision')) ON CONFLICT (id) DO NOTHING RETURNING {EXT_COLUMNS}",
+            ts4 = ts!(4)
         ))
         .bind(crate::sid::new_extension_sid())
         .bind(EXTENSION_NAME)
-        .bind(configuration)
-        .bind(enabled)
+        .bind(secret::seal(self.secret.as_ref(), "{}"))
         .bind(now)
-        .bind(revision)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
         .map_err(db_error)?;
-        let created = ext_from_row(&row).map_err(db_error)?;
-        notify(tx, None, revision).await?;
-        Ok(created)
+        match created {
+            Some(row) => {
+                let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
+                notify(tx, None, raw.revision).await?;
+                Ok(ext)
+            }
+            // Created by a concurrent write that committed meanwhile.
+            None => Self::extension_in(tx)
+                .await?
+                .map(|(ext, _)| ext)
+                .ok_or_else(|| StoreError::Unavailable("the extension record vanished".into())),
+        }
     }
 
     pub async fn upsert(&self, write: &Write) -> Result<ConfigRecord, StoreError> {
@@ -220,104 +219,107 @@ impl PostgresStore {
             .configuration
             .as_deref()
             .map(|c| secret::seal(self.secret.as_ref(), c));
-        let (mut tx, revision, now) = self.begin_write().await?;
-        let existing = Self::extension_in(&mut tx).await?;
+        let (mut tx, now) = self.begin_write().await?;
 
         let Some(account) = write.account_sid else {
-            let (ext, raw) = match existing {
-                None => {
-                    let Some(configuration) = sealed.as_deref() else {
-                        tx.rollback().await.map_err(db_error)?;
-                        return Err(StoreError::MissingConfiguration);
-                    };
-                    let enabled = write.enabled.unwrap_or(true);
-                    Self::insert_extension(&mut tx, configuration, enabled, now, revision).await?
-                }
-                Some(_) => {
-                    let row = sqlx::query(&format!(
-                        "UPDATE extensions SET configuration = COALESCE($1, configuration), \
-                         enabled = COALESCE($2, enabled), date_updated = {ts3}, revision = $4 \
-                         WHERE id = 1 RETURNING {EXT_COLUMNS}",
-                        ts3 = ts!(3)
-                    ))
-                    .bind(sealed.as_deref())
-                    .bind(write.enabled)
-                    .bind(now)
-                    .bind(revision)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    let updated = ext_from_row(&row).map_err(db_error)?;
-                    notify(&mut tx, None, revision).await?;
-                    updated
-                }
+            let changed = match sealed.as_deref() {
+                Some(configuration) => sqlx::query(&format!(
+                    "INSERT INTO extensions AS t (id, sid, name, configuration, enabled, \
+                     date_created, date_updated, revision) \
+                     VALUES (1, $1, $2, $3, COALESCE($4, TRUE), {ts5}, {ts5}, 0) \
+                     ON CONFLICT (id) DO UPDATE SET configuration = EXCLUDED.configuration, \
+                     enabled = COALESCE($4, t.enabled), date_updated = EXCLUDED.date_updated \
+                     RETURNING 1",
+                    ts5 = ts!(5)
+                ))
+                .bind(crate::sid::new_extension_sid())
+                .bind(EXTENSION_NAME)
+                .bind(configuration)
+                .bind(write.enabled)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?,
+                None => sqlx::query(&format!(
+                    "UPDATE extensions SET enabled = COALESCE($1, enabled), date_updated = {ts2} \
+                     WHERE id = 1 RETURNING 1",
+                    ts2 = ts!(2)
+                ))
+                .bind(write.enabled)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?,
             };
+            if changed.is_none() {
+                tx.rollback().await.map_err(db_error)?;
+                return Err(StoreError::MissingConfiguration);
+            }
+            // The row is locked by this transaction now: see the module comment.
+            let row = sqlx::query(&format!(
+                "UPDATE extensions SET revision = nextval('config_revision') WHERE id = 1 \
+                 RETURNING {EXT_COLUMNS}"
+            ))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
+            notify(&mut tx, None, raw.revision).await?;
             // Converted before committing: a row this instance cannot read is not written.
             let record = raw.into_record(&ext, self.secret.as_ref())?;
             tx.commit().await.map_err(db_error)?;
             return Ok(record);
         };
 
+        let ext = self.ensure_extension(&mut tx, now).await?;
         let account_text = account.to_string();
-        let row = match sealed.as_deref() {
+        let changed = match sealed.as_deref() {
             Some(configuration) => sqlx::query(&format!(
                 "INSERT INTO account_configurations AS t (account_sid, configuration, enabled, \
                  date_created, date_updated, revision) \
-                 VALUES ($1, $2, COALESCE($3, TRUE), {ts4}, {ts4}, $5) \
+                 VALUES ($1, $2, COALESCE($3, TRUE), {ts4}, {ts4}, 0) \
                  ON CONFLICT (account_sid) DO UPDATE SET \
                  configuration = EXCLUDED.configuration, \
                  enabled = COALESCE($3, t.enabled), \
-                 date_updated = EXCLUDED.date_updated, revision = EXCLUDED.revision \
-                 RETURNING {ACCOUNT_COLUMNS}",
+                 date_updated = EXCLUDED.date_updated \
+                 RETURNING 1",
                 ts4 = ts!(4)
             ))
             .bind(&account_text)
             .bind(configuration)
             .bind(write.enabled)
             .bind(now)
-            .bind(revision)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?,
-            None => {
-                let row = sqlx::query(&format!(
-                    "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
-                     date_updated = {ts2}, revision = $3 WHERE account_sid = $4 \
-                     RETURNING {ACCOUNT_COLUMNS}",
-                    ts2 = ts!(2)
-                ))
-                .bind(write.enabled)
-                .bind(now)
-                .bind(revision)
-                .bind(&account_text)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                match row {
-                    Some(row) => row,
-                    None => {
-                        tx.rollback().await.map_err(db_error)?;
-                        return Err(StoreError::MissingConfiguration);
-                    }
-                }
-            }
+            None => sqlx::query(&format!(
+                "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
+                 date_updated = {ts2} WHERE account_sid = $3 RETURNING 1",
+                ts2 = ts!(2)
+            ))
+            .bind(write.enabled)
+            .bind(now)
+            .bind(&account_text)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?,
         };
+        if changed.is_none() {
+            // Also undoes an extension record created above: nothing is written.
+            tx.rollback().await.map_err(db_error)?;
+            return Err(StoreError::MissingConfiguration);
+        }
+        // The row is locked by this transaction now: see the module comment.
+        let row = sqlx::query(&format!(
+            "UPDATE account_configurations SET revision = nextval('config_revision') \
+             WHERE account_sid = $1 RETURNING {ACCOUNT_COLUMNS}"
+        ))
+        .bind(&account_text)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let raw = account_from_row(&row).map_err(db_error)?;
-        let ext = match existing {
-            Some((ext, _)) => ext,
-            None => {
-                Self::insert_extension(
-                    &mut tx,
-                    &secret::seal(self.secret.as_ref(), "{}"),
-                    true,
-                    now,
-                    revision,
-                )
-                .await?
-                .0
-            }
-        };
-        notify(&mut tx, Some(&account), revision).await?;
+        notify(&mut tx, Some(&account), raw.revision).await?;
         let record = raw.into_record(&ext, self.secret.as_ref())?;
         tx.commit().await.map_err(db_error)?;
         Ok(record)
@@ -357,7 +359,7 @@ impl PostgresStore {
     }
 
     pub async fn delete(&self, account: &AccountSid) -> Result<Option<i64>, StoreError> {
-        let (mut tx, revision, _) = self.begin_write().await?;
+        let (mut tx, _) = self.begin_write().await?;
         let deleted = sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
             .bind(account.to_string())
             .execute(&mut *tx)
@@ -368,6 +370,11 @@ impl PostgresStore {
             tx.rollback().await.map_err(db_error)?;
             return Ok(None);
         }
+        // Taken while the deleted row stays locked: see the module comment.
+        let revision: i64 = sqlx::query_scalar("SELECT nextval('config_revision')")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
         notify(&mut tx, Some(account), revision).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(revision))
@@ -412,12 +419,6 @@ impl PostgresStore {
 
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
         let mut tx = self.begin_snapshot().await?;
-        // The first statement fixes the snapshot; the counter read in it bounds every write
-        // the snapshot contains, and every write at or below it is in the snapshot.
-        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
         let extension = Self::extension_in(&mut tx).await?;
         let rows = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM account_configurations"
@@ -443,6 +444,13 @@ impl PostgresStore {
                     .into_record(&ext, secret)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Informational: the cache does not rely on it (see `RoutingCache::load`).
+        let revision = accounts
+            .iter()
+            .chain(global.iter())
+            .map(|r| r.revision)
+            .max()
+            .unwrap_or(0);
         Ok(Snapshot {
             revision,
             global,

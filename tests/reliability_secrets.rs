@@ -1,0 +1,443 @@
+//! Reliability battery, secrets at rest: with MULTIPROVIDER_SECRET_KEY set, no proxy password
+//! (nor any other part of a configuration) is in the database in plaintext — every column of
+//! every table is read raw, and on SQLite every byte of the database and WAL files — while the
+//! admin API answers `ConfigurationData` exactly as posted and the lookups carry the password.
+//! A restart with the same key reads everything back; without the key, or with another one,
+//! the server refuses to start (it would otherwise serve routes without those accounts), and
+//! lookups never answer from a cache that was not filled.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
+use common::db::{TestDb, test_databases};
+use multiprovider::config::Settings;
+use multiprovider::http::ServeError;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
+const A1: &str = "AC0123456789abcdef0123456789abcdef";
+const A2: &str = "AC11111111111111111111111111111111";
+const A_NONE: &str = "ACffffffffffffffffffffffffffffffff";
+const KEY_HEX: &str = "8f2b6c0d4e1a3957b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e6f8a0b2c4d6e8f0a2";
+
+/// Passwords (and a host) that must never be found in the database in plaintext.
+const PW_GLOBAL: &str = "glob4l-Secr3t-pw";
+const PW_A1: &str = "a1-P@ss w0rd-Ünïcødé";
+const PW_A2: &str = "a2-hunter2-hunter2";
+const HOST: &str = "secret-edge.example.net";
+
+fn key_base64() -> String {
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(KEY_HEX).unwrap())
+}
+
+/// Documents whose exact bytes (spacing, escapes, member order) must come back.
+fn configurations() -> [(Option<&'static str>, String); 3] {
+    [
+        (
+            None,
+            format!(
+                "{{ \"outbound-voice\" : [ {{\"proxy\": [{{\"uri\": \"sip:{HOST}:5080\", \"username\": \"g\", \"password\": \"{PW_GLOBAL}\"}}]}} ] }}\n"
+            ),
+        ),
+        (
+            Some(A1),
+            // The password as JSON escapes: stored (and answered) as written, resolved decoded.
+            format!(
+                "{{\"outbound-sms\":[{{\"destination_network_id\":\"0042\"}}],\n \"outbound-voice\": [{{\"proxy\": [{{\"password\": \"{}\", \"uri\": \"{HOST}\", \"username\": \"u1\"}}]}}]}}",
+                PW_A1.replace('Ü', "\\u00dc").replace(' ', "\\u0020")
+            ),
+        ),
+        (
+            Some(A2),
+            json!({"outbound-voice": [{"proxy": [
+                {"uri": "first.example.com", "match": "nothing-matches-this"},
+                {"uri": format!("sips:{HOST};transport=tls"), "username": "u2", "password": PW_A2}]}]})
+            .to_string(),
+        ),
+    ]
+}
+
+/// What must not be readable: the passwords (A1's also as the JSON escapes it was posted
+/// with) and a host that only the configurations name.
+fn secrets() -> [&'static str; 5] {
+    [PW_GLOBAL, PW_A1, "a1-P@ss", PW_A2, HOST]
+}
+
+/// Every value of every column of every table, as bytes, read without the application.
+async fn raw_values(db: &TestDb) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if db.kind == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        for table in tables {
+            let columns: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let select = columns
+                .iter()
+                .map(|c| format!("CAST(\"{c}\" AS BLOB)"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = sqlx::query(&format!("SELECT {select} FROM \"{table}\""))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            for row in rows {
+                for (i, c) in columns.iter().enumerate() {
+                    let v: Option<Vec<u8>> = row.try_get(i).unwrap();
+                    out.push((format!("{table}.{c}"), v.unwrap_or_default()));
+                }
+            }
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        for table in tables {
+            // A row's text form holds every column.
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            out.extend(rows.into_iter().map(|r| (table.clone(), r.into_bytes())));
+        }
+        pool.close().await;
+    }
+    out
+}
+
+/// The raw bytes of the SQLite database and its WAL and shared-memory files.
+fn sqlite_files(db: &TestDb) -> Vec<(String, Vec<u8>)> {
+    let path = db.url.strip_prefix("sqlite://").unwrap();
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .filter_map(|suffix| {
+            let p = format!("{path}{suffix}");
+            std::fs::read(&p).ok().map(|b| (p, b))
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+async fn post(app: &TestApp, account: Option<&str>, config: &str) -> Value {
+    let mut pairs = vec![
+        ("ExtensionName", "multi_provider"),
+        ("ConfigurationData", config),
+    ];
+    if let Some(a) = account {
+        pairs.push(("AccountSid", a));
+    }
+    let r = app.post_form(J, &pairs).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn configuration_of(app: &TestApp, account: Option<&str>) -> String {
+    let path = match account {
+        Some(a) => format!("{J}/multi_provider?AccountSid={a}"),
+        None => format!("{J}/multi_provider"),
+    };
+    let r = app.get(&path).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["configuration"].as_str().unwrap().to_owned()
+}
+
+async fn route(app: &TestApp, account: &str, to: &str) -> Value {
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/accounts/{account}/voice-route?to={to}")))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["route"].clone()
+}
+
+/// The API and the lookups answer what was posted, whatever is stored.
+async fn check_transparent(app: &TestApp) {
+    for (account, config) in configurations() {
+        assert_eq!(configuration_of(app, account).await, config, "{account:?}");
+    }
+    let list: Value = app
+        .get(&format!("{J}/multi_provider/Accounts.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = list["extension_configurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["configuration"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [&configurations()[1].1, &configurations()[2].1]);
+    assert_eq!(route(app, A1, "%2B15551234").await["password"], PW_A1);
+    assert_eq!(route(app, A2, "%2B15551234").await["password"], PW_A2);
+    assert_eq!(
+        route(app, A_NONE, "%2B15551234").await["password"],
+        PW_GLOBAL
+    );
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/accounts/{A1}/sms-route")))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["tlvs"][0]["value"], "42");
+}
+
+async fn start_with_key(db: &TestDb, key: Option<&str>) -> Result<(), ServeError> {
+    let mut settings = Settings::new(db.url.clone());
+    settings.admin_token = ADMIN_TOKEN.into();
+    settings.secret_key = key.map(|k| multiprovider::secret::SecretKey::parse(k).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = multiprovider::http::start(settings, listener).await?;
+    server.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
+    for (n, db) in test_databases().await.into_iter().enumerate() {
+        // Hex on one backend, base64 on the other: both spellings of the key.
+        let key = if n % 2 == 0 {
+            KEY_HEX.to_owned()
+        } else {
+            key_base64()
+        };
+        let options = AppOptions {
+            secret_key: Some(key.clone()),
+            ..AppOptions::default()
+        };
+        let app = spawn_app(&db.url, options).await;
+        for (account, config) in configurations() {
+            let answer = post(&app, account, &config).await;
+            assert_eq!(answer["configuration"], json!(config));
+        }
+        // A write that leaves the configuration as it is (Enabled only) keeps it sealed.
+        let r = app
+            .post_form(
+                &format!("{J}/multi_provider"),
+                &[("AccountSid", A2), ("Enabled", "true")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        check_transparent(&app).await;
+
+        // Nothing readable in the database.
+        let values = raw_values(&db).await;
+        let mut sealed = 0;
+        for (column, value) in &values {
+            for secret in secrets() {
+                assert!(
+                    !contains(value, secret),
+                    "{}: {column} holds {secret:?} in plaintext",
+                    db.kind
+                );
+            }
+            if contains(value, multiprovider::secret::ENCRYPTED_PREFIX) {
+                sealed += 1;
+            }
+        }
+        // The global configuration and the two accounts'.
+        assert_eq!(sealed, 3, "{}: sealed values", db.kind);
+        if db.kind == "sqlite" {
+            for (file, bytes) in sqlite_files(&db) {
+                for secret in secrets() {
+                    assert!(!contains(&bytes, secret), "{file} holds {secret:?}");
+                }
+            }
+        }
+        eprintln!(
+            "{}: {} raw values read, {sealed} sealed configurations, no plaintext secret",
+            db.kind,
+            values.len()
+        );
+
+        // Restart with the same key: everything reads back.
+        let app = app.restart().await;
+        check_transparent(&app).await;
+        app.stop().await;
+
+        // Without the key, or with another: the server refuses to start, and says why
+        // without quoting anything it could not read.
+        for (what, key) in [("no key", None), ("another key", Some("11".repeat(32)))] {
+            let err = start_with_key(&db, key.as_deref())
+                .await
+                .expect_err("an unreadable store must not be served");
+            let message = err.to_string();
+            assert!(
+                matches!(err, ServeError::Unreadable(_)),
+                "{what}: {message}"
+            );
+            assert!(
+                message.contains("MULTIPROVIDER_SECRET_KEY"),
+                "{what}: {message}"
+            );
+            for secret in secrets() {
+                assert!(!message.contains(secret), "{what}: {message}");
+            }
+            eprintln!("{}, restart with {what}: {message}", db.kind);
+        }
+        // The store is untouched by the refused starts: with the key, all is there.
+        let app = spawn_app(
+            &db.url,
+            AppOptions {
+                secret_key: Some(key),
+                ..AppOptions::default()
+            },
+        )
+        .await;
+        check_transparent(&app).await;
+        app.stop().await;
+    }
+}
+
+/// The binary: without the key it exits 1 with a message naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_refuses_an_encrypted_store_without_its_key() {
+    for db in test_databases().await {
+        let app = spawn_app(
+            &db.url,
+            AppOptions {
+                secret_key: Some(KEY_HEX.into()),
+                ..AppOptions::default()
+            },
+        )
+        .await;
+        post(&app, Some(A1), &configurations()[1].1).await;
+        app.stop().await;
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_multiprovider"))
+                .arg("serve")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &db.url)
+                .env("MULTIPROVIDER_LISTEN", "127.0.0.1:0")
+                .env("MULTIPROVIDER_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("RUST_LOG", "debug")
+                .output(),
+        )
+        .await
+        .expect("exits by itself")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stderr}\n{stdout}");
+        assert!(stderr.contains("MULTIPROVIDER_SECRET_KEY"), "{stderr}");
+        for secret in secrets() {
+            assert!(!stderr.contains(secret) && !stdout.contains(secret));
+        }
+        assert!(!stdout.contains(ADMIN_TOKEN) && !stderr.contains(ADMIN_TOKEN));
+        eprintln!("{}: {}", db.kind, stderr.trim());
+    }
+}
+
+/// Rows written before a key was configured stay readable (plaintext) after it is set; a
+/// write of their configuration seals them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten() {
+    for db in test_databases().await {
+        let app = spawn_app(&db.url, AppOptions::default()).await;
+        let config = configurations()[2].1.clone();
+        post(&app, Some(A2), &config).await;
+        let app = app.restart().await;
+        app.stop().await;
+        let options = AppOptions {
+            secret_key: Some(KEY_HEX.into()),
+            ..AppOptions::default()
+        };
+        let app = spawn_app(&db.url, options).await;
+        assert_eq!(configuration_of(&app, Some(A2)).await, config);
+        assert_eq!(route(&app, A2, "%2B1").await["password"], PW_A2);
+        let plaintext =
+            |values: &[(String, Vec<u8>)]| values.iter().any(|(_, v)| contains(v, PW_A2));
+        assert!(plaintext(&raw_values(&db).await), "still as written");
+        post(&app, Some(A2), &config).await;
+        assert!(!plaintext(&raw_values(&db).await), "sealed by the rewrite");
+        assert_eq!(configuration_of(&app, Some(A2)).await, config);
+        app.stop().await;
+    }
+}
+
+/// A server whose cache was never filled answers lookups 503 (not "no configuration"), as
+/// `/health/ready` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_are_503_until_the_cache_is_loaded() {
+    let db = common::db::fresh_sqlite();
+    let store = multiprovider::store::Store::connect(&db.url, None)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut settings = Settings::new(db.url.clone());
+    settings.engine_token = Some(ENGINE_TOKEN.into());
+    let state = multiprovider::http::AppState {
+        store,
+        cache: Arc::new(multiprovider::cache::RoutingCache::new()),
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, multiprovider::http::router(state))
+            .await
+            .unwrap()
+    });
+    let client = reqwest::Client::new();
+    for path in [
+        format!("/v1/accounts/{A1}/sms-route"),
+        format!("/v1/accounts/{A1}/voice-route?to=%2B1555"),
+    ] {
+        let r = client
+            .get(format!("http://{addr}{path}"))
+            .bearer_auth(ENGINE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], 503);
+    }
+    let r = client
+        .get(format!("http://{addr}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // Bad input is still a 400 first.
+    let r = client
+        .get(format!("http://{addr}/v1/accounts/{A1}/voice-route?to="))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    server.abort();
+}
