@@ -24,6 +24,9 @@ pub struct SeedArgs {
     /// Encrypt stored configurations with this key, as `serve` would.
     #[arg(long, env = "MULTIPROVIDER_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Print sample configuration I and exit (writes nothing).
+    #[arg(long, value_name = "I")]
+    pub print_sample: Option<usize>,
 }
 
 /// The account Sid of sample account `i`.
@@ -62,6 +65,10 @@ pub fn sample_configuration(i: usize) -> String {
 }
 
 pub fn run(args: SeedArgs) -> ExitCode {
+    if let Some(i) = args.print_sample {
+        println!("{}", sample_configuration(i));
+        return ExitCode::SUCCESS;
+    }
     let secret = match args
         .secret_key
         .as_deref()

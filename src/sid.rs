@@ -23,14 +23,19 @@ impl AccountSid {
     }
 }
 
+impl AccountSid {
+    /// The canonical text (`AC` + lowercase hex, as Restcomm stores it), without allocating:
+    /// every lookup answer carries it.
+    pub fn encode<'b>(&self, buf: &'b mut [u8; 34]) -> &'b str {
+        buf[..2].copy_from_slice(b"AC");
+        hex::encode_to_slice(self.0, &mut buf[2..]).expect("32 hex digits fit");
+        std::str::from_utf8(buf).expect("ASCII")
+    }
+}
+
 impl fmt::Display for AccountSid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Canonical form is `AC` + lowercase hex, as Restcomm stores it.
-        f.write_str("AC")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(self.encode(&mut [0; 34]))
     }
 }
 

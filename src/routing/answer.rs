@@ -154,9 +154,14 @@ pub fn voice_response_json(
 pub fn sms_response_json(account_sid: Option<&str>, source: Source, tlvs: &[Tlv]) -> Vec<u8> {
     let mut out = Vec::with_capacity(192);
     head(&mut out, account_sid, source);
-    out.extend_from_slice(b",\"tlvs\":");
-    serde_json::to_writer(&mut out, tlvs).expect("writing to a Vec cannot fail");
-    out.push(b'}');
+    out.extend_from_slice(b",\"tlvs\":[");
+    for (i, tlv) in tlvs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        tlv.write_json(&mut out);
+    }
+    out.extend_from_slice(b"]}");
     out
 }
 

@@ -50,6 +50,46 @@ impl Tlv {
     }
 }
 
+impl Tlv {
+    /// Appends the SPEC §6 JSON object (what `Serialize` gives) without intermediate strings.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let v = self.value_bytes();
+        let _ = write!(
+            out,
+            "{{\"tag\":{},\"name\":\"{}\",\"value\":\"{}\",\"value_hex\":\"{:02X}{:02X}{:02X}{:02X}\",\"cstring_hex\":\"",
+            self.tag,
+            self.name(),
+            self.value,
+            v[0],
+            v[1],
+            v[2],
+            v[3]
+        );
+        let mut digits = itoa_buf(self.value);
+        for d in digits.by_ref() {
+            let _ = write!(out, "{d:02X}");
+        }
+        out.extend_from_slice(b"00\"}");
+    }
+}
+
+/// The ASCII digits of `n`.
+fn itoa_buf(n: u32) -> impl Iterator<Item = u8> {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.into_iter().skip(i)
+}
+
 impl Serialize for Tlv {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_struct("Tlv", 5)?;
@@ -79,6 +119,15 @@ mod tests {
             ("00000000", "3000")
         );
         assert_eq!(Tlv::dest_network_id(2_147_483_647).value_hex(), "7FFFFFFF");
+        for n in [0, 7, 1000, 2_147_483_647] {
+            let t = Tlv::dest_network_id(n);
+            let mut out = Vec::new();
+            t.write_json(&mut out);
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+                serde_json::to_value(t).unwrap()
+            );
+        }
         assert_eq!(
             serde_json::to_value(Tlv::dest_network_id(1000)).unwrap(),
             serde_json::json!({"tag": 1550, "name": "dest_network_id", "value": "1000",

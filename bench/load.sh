@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Load test of the lookup API against the bare server (see BENCHMARKS.md).
+#
+#   bench/load.sh                 # 1,000 and 100,000 accounts on PostgreSQL
+#   ACCOUNTS="1000" bench/load.sh # other sizes
+#
+# For each size: seeds the accounts through the store (`multiprovider seed`), starts the
+# release binary, measures start-to-ready and resident memory, then runs wrk (keep-alive,
+# 2 threads, 64 connections) against /health/live and the lookup routes alternately, and
+# finally admin upserts with 16 connections. Prints one table. Needs PostgreSQL on
+# 127.0.0.1:5432 (user postgres, trust auth) and wrk (installed from Debian if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZES=${ACCOUNTS:-"1000 100000"}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+WRITERS=${WRITERS:-16}
+PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+PORT=${PORT:-18080}
+ADMIN_SID=ACae6e420f425248d6a26948c17a9e2acf
+ADMIN_TOKEN=bench-admin-token
+ENGINE_TOKEN=bench-engine-token
+BIN=target/release/multiprovider
+OUT=$(mktemp -d)
+trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+SERVER=
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --locked --quiet
+
+# wrk's report → "req/s p50_ms p99_ms non2xx"
+parse() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errs = re.search(r"Socket errors: (.*)", text)
+print(f"{rps:.0f} {pct.get('50', 0):.3f} {pct.get('99', 0):.3f} {int(bad.group(1)) if bad else 0}{' ERR' if errs else ''}")
+PY
+}
+
+load() { # name script [connections]
+  local name=$1 script=$2 conns=${3:-$CONNECTIONS}
+  wrk -t2 -c"$conns" -d"$DURATION" --latency -s "bench/$script" "http://127.0.0.1:$PORT" >"$OUT/$name.txt"
+  parse "$OUT/$name.txt"
+}
+
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER/status"; }
+
+ROWS=()
+for n in $SIZES; do
+  db="mp_bench_$n"
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
+  url="$PG/$db"
+  echo "== $n accounts: seeding" >&2
+  seeded=$("$BIN" seed --accounts "$n" --concurrency 32 --database-url "$url")
+  echo "   $seeded" >&2
+
+  start=$(date +%s.%N)
+  DATABASE_URL=$url MULTIPROVIDER_LISTEN=127.0.0.1:$PORT RUST_LOG=warn \
+    MULTIPROVIDER_ADMIN_SID=$ADMIN_SID MULTIPROVIDER_ADMIN_TOKEN=$ADMIN_TOKEN \
+    MULTIPROVIDER_ENGINE_TOKEN=$ENGINE_TOKEN "$BIN" serve >"$OUT/server-$n.log" 2>&1 &
+  SERVER=$!
+  until curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; do sleep 0.02; done
+  ready=$(python3 -c "import time; print(f'{time.time() - $start:.2f}')")
+  rss_ready=$(rss_mb)
+  echo "   ready after ${ready}s, RSS ${rss_ready} MB" >&2
+
+  export ACCOUNTS=$n ENGINE_TOKEN
+  load warmup voice.lua >/dev/null
+  live1=$(load live1 live.lua);   echo "   live   $live1" >&2
+  voice1=$(load voice1 voice.lua); echo "   voice  $voice1" >&2
+  live2=$(load live2 live.lua);   echo "   live   $live2" >&2
+  voice2=$(load voice2 voice.lua); echo "   voice  $voice2" >&2
+  sms=$(load sms sms.lua);        echo "   sms    $sms" >&2
+
+  writes="-"
+  if [ "$n" = "$(echo "$SIZES" | tr ' ' '\n' | tail -n 1)" ]; then
+    config=$(python3 -c "import urllib.parse, subprocess; print(urllib.parse.quote(subprocess.run(['$BIN', 'seed', '--print-sample', '7'], capture_output=True, text=True).stdout.strip(), safe=''))")
+    export ADMIN_AUTH="Basic $(printf '%s:%s' "$ADMIN_SID" "$ADMIN_TOKEN" | base64 -w0)" BODY_TAIL="&ConfigurationData=$config"
+    writes=$(load writes upsert.lua "$WRITERS"); echo "   writes $writes" >&2
+  fi
+  hwm=$(hwm_mb)
+  kill -TERM "$SERVER"; wait "$SERVER" || true; SERVER=
+
+  ROWS+=("$n|$live1|$voice1|$live2|$voice2|$sms|$ready|$rss_ready|$hwm|$writes")
+done
+
+python3 - "${ROWS[@]}" <<'PY'
+import sys
+print()
+print("| accounts | route | req/s | p50 ms | p99 ms | non-2xx | lookup/live |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+extra = []
+for row in sys.argv[1:]:
+    n, live1, voice1, live2, voice2, sms, ready, rss, hwm, writes = row.split("|")
+    runs = {"live (1)": live1, "voice-route (1)": voice1, "live (2)": live2, "voice-route (2)": voice2, "sms-route": sms}
+    live = (float(live1.split()[0]) + float(live2.split()[0])) / 2
+    for name, r in runs.items():
+        rps, p50, p99, bad = r.split()[:4]
+        ratio = "" if name.startswith("live") else f"{float(rps) / live:.0%}"
+        print(f"| {int(n):,} | {name} | {float(rps):,.0f} | {p50} | {p99} | {bad} | {ratio} |")
+    extra.append((n, ready, rss, hwm, writes))
+print()
+print("| accounts | start to ready s | RSS at ready MB | peak RSS MB | admin upserts/s (16 clients) | upsert p99 ms | non-2xx |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for n, ready, rss, hwm, writes in extra:
+    w = writes.split() if writes != "-" else ["-", "-", "-", "-"]
+    print(f"| {int(n):,} | {ready} | {rss} | {hwm} | {w[0]} | {w[2]} | {w[3]} |")
+PY

@@ -1,0 +1,8 @@
+-- SMS-route lookups for random seeded accounts.
+local n = tonumber(os.getenv("ACCOUNTS"))
+local auth = "Bearer " .. os.getenv("ENGINE_TOKEN")
+
+request = function()
+  local sid = string.format("AC%032x", math.random(0, n - 1) + 1)
+  return wrk.format("GET", "/v1/accounts/" .. sid .. "/sms-route", {["Authorization"] = auth})
+end
