@@ -146,6 +146,7 @@ async fn remove(
         .ok_or_else(no_account_configuration)?;
     // Same request as the commit: a lookup after the 204 no longer sees it.
     state.cache.remove(account, revision);
+    tracing::info!(account_sid = %account, revision, "configuration deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -211,6 +212,12 @@ async fn upsert(
     format: Format,
 ) -> Result<Response, ApiError> {
     let record: ConfigRecord = state.store.upsert(&write).await?;
+    tracing::info!(
+        account_sid = ?record.account_sid,
+        enabled = record.enabled,
+        revision = record.revision,
+        "configuration stored"
+    );
     // Same request as the commit: a lookup after the 200 sees the new configuration.
     match compiled {
         Some(compiled) if write.configuration.as_deref() == Some(record.configuration.as_str()) => {

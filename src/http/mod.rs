@@ -67,12 +67,16 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
                 })
                 .on_request(())
+                // Lookups arrive thousands of times a second: one line each only at debug.
+                // Server errors always show; admin writes log their own line at info.
                 .on_response(|response: &Response, latency: Duration, _span: &Span| {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_ms = %format_args!("{:.3}", latency.as_secs_f64() * 1000.0),
-                        "answered"
-                    );
+                    let status = response.status().as_u16();
+                    let latency_ms = latency.as_secs_f64() * 1000.0;
+                    if status >= 500 {
+                        tracing::warn!(status, latency_ms, "answered");
+                    } else {
+                        tracing::debug!(status, latency_ms, "answered");
+                    }
                 })
                 .on_failure(()),
         )
