@@ -39,6 +39,14 @@ pub use repr::Format;
 /// 30 s, so contention alone never reaches this).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a client may take to send a request head: a connection that opens and then
+/// trickles (or sends nothing) is closed after this, so it cannot hold a slot for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After SIGINT/SIGTERM, how long in-flight requests may take to finish before the
+/// remaining connections are closed regardless.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -219,13 +227,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     let addr = listener.local_addr()?;
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(accept_loop(listener, app, stopped));
     tracing::info!(%addr, backend = state.store.backend_name(), "listening");
     Ok(RunningServer {
         addr,
@@ -250,6 +252,64 @@ async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot, mark:
         elapsed_ms = started.elapsed().as_millis() as u64,
         "snapshot compiled"
     );
+}
+
+/// Serves `app` on `listener` until `stopped`, then lets in-flight requests finish (for at
+/// most `SHUTDOWN_GRACE`). hyper-util's builder rather than `axum::serve`, for the header
+/// read timeout and the shutdown deadline that `axum::serve` does not offer.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Answers are small and complete: no reason to wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "closing connections still open after the shutdown grace period"
+        );
+    }
+    Ok(())
 }
 
 async fn load_cache(state: &AppState) -> Result<(), StoreError> {
