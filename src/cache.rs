@@ -208,22 +208,32 @@ impl RoutingCache {
     /// Replaces everything with a full snapshot read after `mark` was taken, keeping any
     /// entry applied since (a write that committed after the snapshot was read). Compiles on
     /// every core: at 100,000 accounts this is what stands between a start and readiness.
-    pub fn load(&self, snapshot: &Snapshot, mark: u64) {
-        if let Some(global) = &snapshot.global {
+    pub fn load(&self, snapshot: Snapshot, mark: u64) {
+        let Snapshot {
+            global, accounts, ..
+        } = snapshot;
+        if let Some(global) = &global {
             self.apply(global);
         }
+        let present: std::collections::HashSet<AccountSid> =
+            accounts.iter().filter_map(|r| r.account_sid).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = snapshot.accounts.len().div_ceil(threads).max(1024);
+        let chunk = accounts.len().div_ceil(threads).max(1024);
+        // Each thread owns its records and frees each one once compiled, so the text and the
+        // compiled form of the whole snapshot are never held at the same time.
+        let mut parts = Vec::new();
+        let mut rest = accounts;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            parts.push(rest);
+            rest = tail;
+        }
+        parts.push(rest);
         std::thread::scope(|scope| {
-            for records in snapshot.accounts.chunks(chunk) {
-                scope.spawn(|| records.iter().for_each(|r| self.apply(r)));
+            for part in parts {
+                scope.spawn(move || part.into_iter().for_each(|r| self.apply(&r)));
             }
         });
-        let present: std::collections::HashSet<AccountSid> = snapshot
-            .accounts
-            .iter()
-            .filter_map(|r| r.account_sid)
-            .collect();
         self.accounts
             .retain(|account, e| present.contains(account) || e.applied > mark);
         self.loaded.store(true, Ordering::Release);

@@ -244,8 +244,7 @@ async fn load_snapshot(state: &AppState, snapshot: crate::store::Snapshot, mark:
     let started = std::time::Instant::now();
     let accounts = snapshot.accounts.len();
     if let Err(e) = tokio::task::spawn_blocking(move || {
-        cache.load(&snapshot, mark);
-        drop(snapshot);
+        cache.load(snapshot, mark);
         release_free_memory();
     })
     .await

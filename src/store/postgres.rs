@@ -428,16 +428,10 @@ impl PostgresStore {
     }
 
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+        use futures_util::TryStreamExt as _;
+
         let mut tx = self.begin_snapshot().await?;
         let extension = Self::extension_in(&mut tx).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM account_configurations"
-        ))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-
         let secret = self.secret.as_ref();
         let (ext, global) = match extension {
             Some((ext, raw)) => {
@@ -446,14 +440,18 @@ impl PostgresStore {
             }
             None => (orphan_extension(), None),
         };
-        let accounts = rows
-            .iter()
-            .map(|row| {
-                account_from_row(row)
-                    .map_err(db_error)?
-                    .into_record(&ext, secret)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // Row by row: at 100,000 accounts, holding every raw row beside every record would
+        // double the few hundred megabytes a full load needs.
+        let mut accounts = Vec::new();
+        {
+            let query = format!("SELECT {ACCOUNT_COLUMNS} FROM account_configurations");
+            let mut rows = sqlx::query(&query).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(db_error)? {
+                let raw = account_from_row(&row).map_err(db_error)?;
+                accounts.push(raw.into_record(&ext, secret)?);
+            }
+        }
+        tx.commit().await.map_err(db_error)?;
         // Informational: the cache does not rely on it (see `RoutingCache::load`).
         let revision = accounts
             .iter()
