@@ -25,6 +25,21 @@ impl Source {
     }
 }
 
+/// `n` in decimal, formatted into `buf` without allocating (ports, indexes, TLV values).
+pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
 /// Writes `s` JSON-escaped (without quotes).
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
     // Answers are almost always plain: copy the clean prefix in one go (found eight bytes at a

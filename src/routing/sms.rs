@@ -66,28 +66,11 @@ impl Tlv {
             v[2],
             v[3]
         );
-        let mut digits = itoa_buf(self.value);
-        for d in digits.by_ref() {
+        for d in super::answer::decimal(self.value, &mut [0; 10]).bytes() {
             let _ = write!(out, "{d:02X}");
         }
         out.extend_from_slice(b"00\"}");
     }
-}
-
-/// The ASCII digits of `n`.
-fn itoa_buf(n: u32) -> impl Iterator<Item = u8> {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.into_iter().skip(i)
 }
 
 impl Serialize for Tlv {

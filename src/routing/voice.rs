@@ -11,7 +11,7 @@ use std::sync::Arc;
 use regex::RegexSet;
 
 use super::CompiledRouting;
-use super::answer::{escape_into, push_json_str, write_opt_str};
+use super::answer::{decimal, escape_into, push_json_str, write_opt_str};
 use super::model::{Model, ProxyModel};
 use super::sip::{self, Param, printable};
 use super::sms::Tlv;
@@ -373,7 +373,7 @@ impl<'a> Proxy<'a> {
         out.push_str(self.host());
         if let Some(port) = self.entry.port {
             out.push(':');
-            out.push_str(itoa_u16(port, &mut [0; 5]));
+            out.push_str(decimal(port.into(), &mut [0; 10]));
         }
     }
 
@@ -473,7 +473,7 @@ impl<'a> Proxy<'a> {
         push_json_str(out, self.host());
         out.extend_from_slice(b",\"port\":");
         match self.entry.port {
-            Some(port) => out.extend_from_slice(itoa_u16(port, &mut [0; 5]).as_bytes()),
+            Some(port) => out.extend_from_slice(decimal(port.into(), &mut [0; 10]).as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"params\":[");
@@ -493,7 +493,7 @@ impl<'a> Proxy<'a> {
         escape_into(out, self.host());
         if let Some(port) = self.entry.port {
             out.push(b':');
-            out.extend_from_slice(itoa_u16(port, &mut [0; 5]).as_bytes());
+            out.extend_from_slice(decimal(port.into(), &mut [0; 10]).as_bytes());
         }
         escape_into(out, self.text(self.entry.params));
         if self.needs_lr() {
@@ -501,21 +501,6 @@ impl<'a> Proxy<'a> {
         }
         out.extend_from_slice(b"\"}");
     }
-}
-
-/// Formats a port without allocating.
-fn itoa_u16(n: u16, buf: &mut [u8; 5]) -> &str {
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("digits")
 }
 
 /// The route through one proxy for one call.
@@ -532,10 +517,9 @@ impl VoiceRoute<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let p = &self.proxy;
         out.extend_from_slice(b"{\"proxy_index\":");
-        match u16::try_from(p.index) {
-            Ok(index) => out.extend_from_slice(itoa_u16(index, &mut [0; 5]).as_bytes()),
-            Err(_) => out.extend_from_slice(p.index.to_string().as_bytes()),
-        }
+        // At most 100 proxies (validated), so the index fits.
+        let index = u32::try_from(p.index).unwrap_or(u32::MAX);
+        out.extend_from_slice(decimal(index, &mut [0; 10]).as_bytes());
         out.extend_from_slice(b",\"proxy\":");
         p.write_proxy_json(out);
         out.extend_from_slice(b",\"username\":");

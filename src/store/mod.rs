@@ -362,3 +362,46 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     };
     StoreError::Unavailable(message)
 }
+
+/// The row decoders of both backends (same columns, same order: see each backend's
+/// `EXT_COLUMNS` / `ACCOUNT_COLUMNS`), and the identity used for account records when the
+/// extension row is missing (only possible if it was removed by hand).
+macro_rules! row_decoders {
+    ($row:ty) => {
+        fn ext_from_row(row: &$row) -> Result<(ExtensionId, RawConfig), sqlx::Error> {
+            Ok((
+                ExtensionId {
+                    sid: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                },
+                RawConfig {
+                    account_sid: None,
+                    configuration: row.try_get(2)?,
+                    enabled: row.try_get(3)?,
+                    date_created: row.try_get(4)?,
+                    date_updated: row.try_get(5)?,
+                    revision: row.try_get(6)?,
+                },
+            ))
+        }
+
+        fn account_from_row(row: &$row) -> Result<RawConfig, sqlx::Error> {
+            Ok(RawConfig {
+                account_sid: Some(row.try_get(0)?),
+                configuration: row.try_get(1)?,
+                enabled: row.try_get(2)?,
+                date_created: row.try_get(3)?,
+                date_updated: row.try_get(4)?,
+                revision: row.try_get(5)?,
+            })
+        }
+
+        fn orphan_extension() -> ExtensionId {
+            ExtensionId {
+                sid: String::new(),
+                name: EXTENSION_NAME.to_string(),
+            }
+        }
+    };
+}
+pub(crate) use row_decoders;

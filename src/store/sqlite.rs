@@ -38,42 +38,7 @@ pub struct SqliteStore {
     secret: Option<SecretKey>,
 }
 
-fn ext_from_row(row: &SqliteRow) -> Result<(ExtensionId, RawConfig), sqlx::Error> {
-    Ok((
-        ExtensionId {
-            sid: row.try_get(0)?,
-            name: row.try_get(1)?,
-        },
-        RawConfig {
-            account_sid: None,
-            configuration: row.try_get(2)?,
-            enabled: row.try_get(3)?,
-            date_created: row.try_get(4)?,
-            date_updated: row.try_get(5)?,
-            revision: row.try_get(6)?,
-        },
-    ))
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<RawConfig, sqlx::Error> {
-    Ok(RawConfig {
-        account_sid: Some(row.try_get(0)?),
-        configuration: row.try_get(1)?,
-        enabled: row.try_get(2)?,
-        date_created: row.try_get(3)?,
-        date_updated: row.try_get(4)?,
-        revision: row.try_get(5)?,
-    })
-}
-
-/// The extension identity used for account records when the extension row is missing
-/// (only possible if it was removed by hand).
-fn orphan_extension() -> ExtensionId {
-    ExtensionId {
-        sid: String::new(),
-        name: EXTENSION_NAME.to_string(),
-    }
-}
+super::row_decoders!(SqliteRow);
 
 impl SqliteStore {
     pub async fn connect(url: &str, secret: Option<SecretKey>) -> Result<SqliteStore, StoreError> {
