@@ -40,8 +40,30 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         describe();
         handle
-    })
+    });
+    // Histogram samples wait in a buffer until they are folded into buckets: without this,
+    // a server nobody scrapes would grow that buffer by one sample per lookup, for ever.
+    static UPKEEP: std::sync::Once = std::sync::Once::new();
+    UPKEEP.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    if let Some(handle) = HANDLE.get() {
+                        handle.run_upkeep();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the metrics upkeep thread");
+        }
+    });
+    HANDLE.get().expect("initialised above")
 }
+
+/// How often buffered histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 fn describe() {
     metrics::describe_counter!(
