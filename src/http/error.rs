@@ -8,9 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -223,10 +221,9 @@ impl From<StoreError> for ApiError {
 #[derive(Clone)]
 struct Rendered(Arc<ApiError>);
 
-/// Middleware: every error response of the router leaves in the request's format.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let format = Format::of(request.uri().path(), request.headers());
-    let response = next.run(request).await;
+/// Every error response of the router leaves in the request's `format` (applied by the
+/// middleware around every route, `http::finish`).
+pub async fn render_errors(format: Format, response: Response) -> Response {
     if let Some(Rendered(error)) = response.extensions().get::<Rendered>().cloned() {
         return if format == Format::Json {
             response

@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -62,33 +64,56 @@ pub fn router(state: AppState) -> Router {
         .merge(lookup::router())
         .merge(ops::router())
         .fallback(fallback)
-        // Per route (axum applies `layer` to each route), so `MatchedPath` is known.
-        .layer(axum::middleware::from_fn(ops::track))
-        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
-        .layer(axum::middleware::from_fn(error::render_errors))
+        // One `layer` call with the whole stack: axum boxes each layer it is given around
+        // every route, and each box costs allocations on every request. Per route, so that
+        // `MatchedPath` is known to `finish`.
         .layer(
-            TraceLayer::new_for_http()
-                // Path only: query strings and headers can carry tokens.
-                .make_span_with(|request: &Request| {
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-                })
-                .on_request(())
-                // Lookups arrive thousands of times a second: one line each only at debug.
-                // Server errors always show; admin writes log their own line at info.
-                .on_response(|response: &Response, latency: Duration, _span: &Span| {
-                    let status = response.status().as_u16();
-                    let latency_ms = latency.as_secs_f64() * 1000.0;
-                    if status >= 500 {
-                        tracing::warn!(status, latency_ms, "answered");
-                    } else {
-                        tracing::debug!(status, latency_ms, "answered");
-                    }
-                })
-                .on_failure(()),
+            ServiceBuilder::new()
+                .layer(
+                    TraceLayer::new_for_http()
+                        // Path only: query strings and headers can carry tokens.
+                        .make_span_with(|request: &Request| {
+                            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                        })
+                        .on_request(())
+                        // Lookups arrive thousands of times a second: one line each only at debug.
+                        // Server errors always show; admin writes log their own line at info.
+                        .on_response(|response: &Response, latency: Duration, _span: &Span| {
+                            let status = response.status().as_u16();
+                            let latency_ms = latency.as_secs_f64() * 1000.0;
+                            if status >= 500 {
+                                tracing::warn!(status, latency_ms, "answered");
+                            } else {
+                                tracing::debug!(status, latency_ms, "answered");
+                            }
+                        })
+                        .on_failure(()),
+                )
+                .layer(axum::middleware::from_fn(finish))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    REQUEST_TIMEOUT,
+                ))
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES)),
         )
         .with_state(state)
+}
+
+/// Around every route, inside the trace span: errors (including those of the timeout, the
+/// panic catcher and axum's rejections) leave in the request's format, and every answer is
+/// counted.
+async fn finish(request: Request, next: Next) -> Response {
+    let format = Format::of(request.uri().path(), request.headers());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    let response = error::render_errors(format, next.run(request).await).await;
+    ops::count_request(
+        route.as_ref().map(MatchedPath::as_str),
+        &method,
+        response.status(),
+    );
+    response
 }
 
 /// Unknown paths: under the admin prefixes the caller must authenticate first, so that
