@@ -1,6 +1,7 @@
 //! The lookup API of SPEC §6, for the call and SMS engines. Answered from the cache alone:
 //! no database, no regex compilation, one buffer allocated for the answer.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::Router;
@@ -187,7 +188,7 @@ async fn sms_get(
 
 /// The one value of `name` in a raw query string, percent-decoded per RFC 3986 (a `+` stays
 /// a plus). Given twice, or not UTF-8 once decoded: 400.
-fn query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+fn query_param<'q>(query: &'q str, name: &str) -> Result<Option<Cow<'q, str>>, ApiError> {
     let mut found = None;
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -205,9 +206,9 @@ fn query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
     Ok(found)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
     if !s.contains('%') {
-        return Some(s.to_owned());
+        return Some(Cow::Borrowed(s));
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -223,7 +224,7 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

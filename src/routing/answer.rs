@@ -26,7 +26,7 @@ impl Source {
 }
 
 /// `n` in decimal, formatted into `buf` without allocating (ports, indexes, TLV values).
-pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &str {
+pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
     let mut n = n;
     loop {
@@ -37,7 +37,12 @@ pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &str {
             break;
         }
     }
-    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+    &buf[i..]
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(decimal(n, &mut [0; 10]));
 }
 
 /// Writes `s` JSON-escaped (without quotes).
@@ -54,7 +59,7 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &str) {
 
 /// A length, at most `bytes.len()`, before which no byte needs escaping (`"`, `\\` or a
 /// control character below 0x20); `bytes.len()` when none does.
-fn clean_prefix_len(bytes: &[u8]) -> usize {
+pub(crate) fn clean_prefix_len(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Non-zero iff some byte of `w` is below `n` (n <= 0x80): the classic SWAR test.
@@ -121,6 +126,20 @@ fn escape_slow(out: &mut Vec<u8>, bytes: &[u8]) {
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     escape_into(out, s);
+    out.push(b'"');
+}
+
+/// Writes a JSON string whose raw text `write` appends: escaped in place, which costs
+/// nothing for the usual text that needs no escaping.
+pub(crate) fn write_json_str_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'"');
+    let start = out.len();
+    write(out);
+    let clean = start + clean_prefix_len(&out[start..]);
+    if clean < out.len() {
+        let raw = out.split_off(clean);
+        escape_slow(out, &raw);
+    }
     out.push(b'"');
 }
 

@@ -66,8 +66,8 @@ impl CompiledRouting {
     /// The voice route for `dest`; `supplied` are headers the engine is about to send.
     pub fn resolve_voice<'a>(
         &'a self,
-        dest: &Destination<'_>,
-        supplied: &[(&str, &str)],
+        dest: &'a Destination<'a>,
+        supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
         match &self.voice {
             Some(v) => v.resolve(dest, supplied),

@@ -196,38 +196,57 @@ pub(crate) fn has_sip_scheme(s: &str) -> bool {
         || s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("sips:"))
 }
 
-/// Sets parameter `name=value` in `params`: replaces the first of that name (any case), else
-/// appends.
-pub(crate) fn set_param<'a>(params: &mut Vec<Param<'a>>, name: &'a str, value: &'a str) {
-    match params
-        .iter_mut()
-        .find(|p| p.name.eq_ignore_ascii_case(name))
-    {
-        Some(p) => p.value = Some(value),
-        None => params.push(Param {
-            name,
-            value: Some(value),
-        }),
+/// Writes the parameter list `params` (`;a=b;c`) with every `(name, value)` of `set` applied
+/// in order, as SPEC §5 says: a value replaces the first parameter of that name (any case),
+/// otherwise the parameter is appended — so an appended name keeps its first spelling and
+/// takes its last value. Written in one pass, without collecting the list.
+pub(crate) fn write_params_set<'s, I>(out: &mut Vec<u8>, params: &str, set: I)
+where
+    I: Iterator<Item = (&'s str, &'s str)> + Clone,
+{
+    let last_value = |name: &str| {
+        set.clone()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .last()
+            .map(|(_, v)| v)
+    };
+    let mut rest = params;
+    while !rest.is_empty() {
+        let (param, tail) = rest.split_once(';').unwrap_or((rest, ""));
+        let consumed = &params[..params.len() - rest.len()];
+        rest = tail;
+        if param.is_empty() {
+            continue;
+        }
+        let name = param.split_once('=').map_or(param, |(n, _)| n);
+        // Only the first parameter of a name is replaced.
+        let first_of_name = !self::params(consumed).any(|p| p.name.eq_ignore_ascii_case(name));
+        out.push(b';');
+        match last_value(name).filter(|_| first_of_name) {
+            Some(value) => {
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+                out.extend_from_slice(value.as_bytes());
+            }
+            None => out.extend_from_slice(param.as_bytes()),
+        }
     }
-}
-
-pub(crate) fn render_params(out: &mut String, params: &[Param<'_>]) {
-    for p in params {
-        out.push(';');
-        out.push_str(p.name);
-        if let Some(v) = p.value {
-            out.push('=');
-            out.push_str(v);
+    for (i, (name, _)) in set.clone().enumerate() {
+        let in_params = self::params(params).any(|p| p.name.eq_ignore_ascii_case(name));
+        let seen = set
+            .clone()
+            .take(i)
+            .any(|(earlier, _)| earlier.eq_ignore_ascii_case(name));
+        if !in_params && !seen {
+            out.push(b';');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(last_value(name).unwrap_or_default().as_bytes());
         }
     }
 }
 
-/// Parses a `;`-separated parameter list (as given by the engine, or a validated proxy's).
-pub(crate) fn split_params(s: &str) -> Vec<Param<'_>> {
-    params(s).collect()
-}
-
-/// As `split_params`, lazily (answers walk a proxy's parameters without collecting them).
+/// The parameters of a `;`-separated list (as given by the engine, or a validated proxy's).
 pub(crate) fn params(s: &str) -> impl Iterator<Item = Param<'_>> {
     s.split(';')
         .filter(|p| !p.is_empty())
@@ -355,12 +374,66 @@ mod tests {
     }
 
     #[test]
-    fn set_param_replaces_case_insensitively_or_appends() {
-        let mut p = split_params("a=1;B=2;c");
-        set_param(&mut p, "b", "3");
-        set_param(&mut p, "d", "4");
-        let mut s = String::new();
-        render_params(&mut s, &p);
-        assert_eq!(s, ";a=1;B=3;c;d=4");
+    fn set_params_replace_case_insensitively_or_append() {
+        let set = |params: &str, set: &[(&str, &str)]| {
+            let mut out = Vec::new();
+            write_params_set(&mut out, params, set.iter().copied());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            set("a=1;B=2;c", &[("b", "3"), ("d", "4")]),
+            ";a=1;B=3;c;d=4"
+        );
+        assert_eq!(set("", &[]), "");
+        assert_eq!(set(";;a", &[]), ";a");
+        assert_eq!(set("a=1;A=2", &[("a", "3")]), ";a=3;A=2");
+        assert_eq!(
+            set("c", &[("x", "1"), ("X", "2"), ("y", "3")]),
+            ";c;x=2;y=3"
+        );
+        assert_eq!(set("lr", &[("LR", "on")]), ";lr=on");
+    }
+
+    /// The definition: apply each setting in turn to the list.
+    fn set_params_one_by_one(params: &str, set: &[(String, String)]) -> String {
+        let mut list: Vec<(String, Option<String>)> = params
+            .split(';')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (p.to_owned(), None),
+            })
+            .collect();
+        for (name, value) in set {
+            match list.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some(p) => p.1 = Some(value.clone()),
+                None => list.push((name.clone(), Some(value.clone()))),
+            }
+        }
+        list.iter()
+            .map(|(n, v)| match v {
+                Some(v) => format!(";{n}={v}"),
+                None => format!(";{n}"),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_setting_equals_setting_one_by_one(
+            params in proptest::collection::vec(("[aAbBcC]{1,2}", proptest::option::of("[0-9]{0,2}")), 0..6),
+            set in proptest::collection::vec(("[aAbBcCdD]{1,2}", "[0-9]{1,2}"), 0..6),
+            empty_at in 0usize..8,
+        ) {
+            let mut parts: Vec<String> = params
+                .iter()
+                .map(|(n, v)| match v { Some(v) => format!("{n}={v}"), None => n.clone() })
+                .collect();
+            parts.insert(empty_at.min(parts.len()), String::new());
+            let params = format!(";{}", parts.join(";"));
+            let mut out = Vec::new();
+            write_params_set(&mut out, &params, set.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), set_params_one_by_one(&params, &set));
+        }
     }
 }

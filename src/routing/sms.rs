@@ -1,5 +1,6 @@
 //! SMS routing: the account's `destination_network_id` as SMPP TLV 0x060E.
 
+use super::answer::{decimal, push_decimal};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// SMPP `dest_network_id`.
@@ -53,24 +54,27 @@ impl Tlv {
 impl Tlv {
     /// Appends the SPEC §6 JSON object (what `Serialize` gives) without intermediate strings.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        let v = self.value_bytes();
-        let _ = write!(
-            out,
-            "{{\"tag\":{},\"name\":\"{}\",\"value\":\"{}\",\"value_hex\":\"{:02X}{:02X}{:02X}{:02X}\",\"cstring_hex\":\"",
-            self.tag,
-            self.name(),
-            self.value,
-            v[0],
-            v[1],
-            v[2],
-            v[3]
-        );
-        for d in super::answer::decimal(self.value, &mut [0; 10]).bytes() {
-            let _ = write!(out, "{d:02X}");
+        out.extend_from_slice(b"{\"tag\":");
+        push_decimal(out, self.tag.into());
+        out.extend_from_slice(b",\"name\":\"");
+        out.extend_from_slice(self.name().as_bytes());
+        out.extend_from_slice(b"\",\"value\":\"");
+        push_decimal(out, self.value);
+        out.extend_from_slice(b"\",\"value_hex\":\"");
+        for byte in self.value_bytes() {
+            push_hex(out, byte);
+        }
+        out.extend_from_slice(b"\",\"cstring_hex\":\"");
+        for &digit in decimal(self.value, &mut [0; 10]) {
+            push_hex(out, digit);
         }
         out.extend_from_slice(b"00\"}");
     }
+}
+
+fn push_hex(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]);
 }
 
 impl Serialize for Tlv {

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use regex::RegexSet;
 
 use super::CompiledRouting;
-use super::answer::{decimal, escape_into, push_json_str, write_opt_str};
+use super::answer::{clean_prefix_len, escape_into, push_decimal, write_json_str_with};
 use super::model::{Model, ProxyModel};
-use super::sip::{self, Param, printable};
+use super::sip::{self, printable};
 use super::sms::Tlv;
 
 /// Longest `to` accepted (a SIP URI with parameters; numbers are limited to 64 characters).
@@ -204,6 +204,13 @@ struct ProxyEntry {
     params: Span,
     port: Option<u16>,
     secure: bool,
+    /// `sip_uri` adds `;lr` unless the configured uri has it.
+    needs_lr: bool,
+    /// None of this proxy's text needs escaping in JSON.
+    plain_json: bool,
+    /// Setting the `Request-URI` parameters on the proxy's own parameters only appends them
+    /// (the usual case), so a PSTN Request-URI is written without looking for names.
+    ruri_appends: bool,
     username: Option<Span>,
     password: Option<Span>,
     /// This proxy's header instructions: `rules[first..first + count]`.
@@ -245,8 +252,8 @@ impl std::fmt::Debug for CompiledVoice {
 impl CompiledVoice {
     pub(crate) fn resolve<'a>(
         &'a self,
-        dest: &Destination<'_>,
-        supplied: &[(&str, &str)],
+        dest: &'a Destination<'a>,
+        supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
         let matched = self.set.matches(dest.target);
         if !matched.matched_any() {
@@ -303,7 +310,7 @@ impl<'a> Proxy<'a> {
         &self.voice.rules[first..first + self.entry.rule_count as usize]
     }
 
-    fn rules_of(&self, kind: RuleKind) -> impl Iterator<Item = &'a RuleEntry> + use<'a> {
+    fn rules_of(&self, kind: RuleKind) -> impl Iterator<Item = &'a RuleEntry> + Clone + use<'a> {
         self.rules().iter().filter(move |r| r.kind == kind)
     }
 
@@ -331,22 +338,20 @@ impl<'a> Proxy<'a> {
     }
     /// `sip:host[:port];params;lr` (`sips:` when configured; `;lr` once).
     pub fn sip_uri(&self) -> String {
-        let mut out = String::with_capacity(self.entry.uri.len as usize + 12);
-        self.push_hostport(&mut out, self.scheme());
-        out.push_str(self.text(self.entry.params));
-        if self.needs_lr() {
-            out.push_str(";lr");
+        let mut out = Vec::with_capacity(self.entry.uri.len as usize + 12);
+        self.write_sip_uri(&mut out);
+        String::from_utf8(out).expect("built from strings")
+    }
+    fn write_sip_uri(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.scheme().as_bytes());
+        self.push_hostport(out);
+        out.extend_from_slice(self.text(self.entry.params).as_bytes());
+        if self.entry.needs_lr {
+            out.extend_from_slice(b";lr");
         }
-        out
     }
     fn scheme(&self) -> &'static str {
         if self.entry.secure { "sips:" } else { "sip:" }
-    }
-    /// `sip_uri` adds `;lr` unless the configured uri has it.
-    fn needs_lr(&self) -> bool {
-        !self
-            .params()
-            .any(|(name, _)| name.eq_ignore_ascii_case("lr"))
     }
     pub fn username(&self) -> Option<&'a str> {
         self.entry.username.map(|s| self.text(s))
@@ -368,112 +373,103 @@ impl<'a> Proxy<'a> {
             .map(move |r| (r.header.get(arena), r.key.get(arena), r.value.get(arena)))
     }
 
-    fn push_hostport(&self, out: &mut String, scheme: &str) {
-        out.push_str(scheme);
-        out.push_str(self.host());
+    fn push_hostport(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.host().as_bytes());
         if let Some(port) = self.entry.port {
-            out.push(':');
-            out.push_str(decimal(port.into(), &mut [0; 10]));
+            out.push(b':');
+            push_decimal(out, port.into());
         }
     }
 
-    fn route(&self, dest: &Destination<'_>, supplied: &[(&str, &str)]) -> VoiceRoute<'a> {
-        let request_uri = match dest.kind {
-            Kind::Sip { params_at } => self.rewrite_sip_uri(dest.raw, params_at),
-            Kind::Pstn { number } => self.pstn_uri(number),
-        };
+    fn route<'r>(
+        &self,
+        dest: &'r Destination<'r>,
+        supplied: &'r [(&'r str, &'r str)],
+    ) -> VoiceRoute<'r>
+    where
+        'a: 'r,
+    {
         VoiceRoute {
             proxy: *self,
-            request_uri,
-            headers: self.headers(supplied),
+            dest,
+            supplied,
         }
     }
 
-    fn set_ruri_params<'x>(&self, params: &mut Vec<Param<'x>>)
-    where
-        'a: 'x,
-    {
-        for r in self.rules_of(RuleKind::RequestUri) {
-            sip::set_param(params, self.text(r.key), self.text(r.value));
-        }
+    /// The `Request-URI` instructions as `(key, value)`, in order.
+    fn ruri_settings(&self) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + use<'a> {
+        let arena = &self.voice.arena;
+        self.rules_of(RuleKind::RequestUri)
+            .map(move |r| (r.key.get(arena), r.value.get(arena)))
     }
 
-    fn rewrite_sip_uri(&self, uri: &str, params_at: usize) -> String {
-        if self.rules_of(RuleKind::RequestUri).next().is_none() {
-            return uri.to_owned();
-        }
-        let (base, rest) = uri.split_at(params_at);
-        let (params, headers) = match rest.find('?') {
-            Some(q) => rest.split_at(q),
-            None => (rest, ""),
-        };
-        let mut params = sip::split_params(params);
-        self.set_ruri_params(&mut params);
-        let mut out = String::with_capacity(uri.len() + 64);
-        out.push_str(base);
-        sip::render_params(&mut out, &params);
-        out.push_str(headers);
-        out
+    /// The headers this proxy changes or adds, grouped by name (any case) in first-configured
+    /// order and spelling: `(index of the group's first rule, name)`.
+    fn header_groups(&self) -> impl Iterator<Item = (usize, &'a str)> + use<'a> {
+        let rules = self.rules();
+        let arena = &self.voice.arena;
+        rules.iter().enumerate().filter_map(move |(i, r)| {
+            let name = r.header.get(arena);
+            let first = r.kind == RuleKind::Header
+                && !rules[..i].iter().any(|earlier| {
+                    earlier.kind == RuleKind::Header
+                        && earlier.header.get(arena).eq_ignore_ascii_case(name)
+                });
+            first.then_some((i, name))
+        })
     }
 
-    fn pstn_uri(&self, number: &str) -> String {
-        let mut out = String::with_capacity(number.len() + self.entry.uri.len as usize + 64);
-        out.push_str(if self.entry.secure { "sips:" } else { "sip:" });
-        // `#` is not allowed unescaped in a SIP user part (RFC 3261 §25.1).
-        for c in number.chars() {
-            match c {
-                '#' => out.push_str("%23"),
-                c => out.push(c),
+    /// The final value of the header group starting at rule `first`: the engine's value and
+    /// `;` when it supplied one, then the group's `key=value` joined by `;`.
+    fn write_header_value(&self, out: &mut Vec<u8>, first: usize, supplied: &[(&str, &str)]) {
+        let rules = &self.rules()[first..];
+        let name = self.text(rules[0].header);
+        if let Some((_, current)) = supplied.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            out.extend_from_slice(current.as_bytes());
+            out.push(b';');
+        }
+        let group = rules.iter().filter(|r| {
+            r.kind == RuleKind::Header && self.text(r.header).eq_ignore_ascii_case(name)
+        });
+        for (i, r) in group.enumerate() {
+            if i > 0 {
+                out.push(b';');
             }
+            out.extend_from_slice(self.text(r.key).as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(self.text(r.value).as_bytes());
         }
-        self.push_hostport(&mut out, "@");
-        let mut params = sip::split_params(self.text(self.entry.params));
-        self.set_ruri_params(&mut params);
-        sip::render_params(&mut out, &params);
-        out
     }
 
-    /// Headers changed or added: grouped by name (any case) in first-configured order and
-    /// spelling, each appended to the engine's value when it supplied one.
-    fn headers(&self, supplied: &[(&str, &str)]) -> Vec<(&'a str, String)> {
-        let mut groups: Vec<(&'a str, String)> = Vec::new();
-        for r in self.rules_of(RuleKind::Header) {
-            let (name, key, value) = (self.text(r.header), self.text(r.key), self.text(r.value));
-            let at = match groups
-                .iter()
-                .position(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                Some(at) => {
-                    groups[at].1.push(';');
-                    at
-                }
-                None => {
-                    let current = supplied.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
-                    let mut v = String::with_capacity(64);
-                    if let Some((_, current)) = current {
-                        v.push_str(current);
-                        v.push(';');
-                    }
-                    groups.push((name, v));
-                    groups.len() - 1
-                }
-            };
-            let v = &mut groups[at].1;
-            v.push_str(key);
-            v.push('=');
-            v.push_str(value);
+    /// Configured text into the answer: copied as it is when none of the proxy's text needs
+    /// JSON escaping (known when compiled), escaped otherwise.
+    fn put(&self, out: &mut Vec<u8>, s: &str) {
+        if self.entry.plain_json {
+            out.extend_from_slice(s.as_bytes());
+        } else {
+            escape_into(out, s);
         }
-        groups
+    }
+    fn put_quoted(&self, out: &mut Vec<u8>, s: &str) {
+        out.push(b'"');
+        self.put(out, s);
+        out.push(b'"');
+    }
+    fn put_opt(&self, out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            Some(s) => self.put_quoted(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
     }
 
     fn write_proxy_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"uri\":");
-        push_json_str(out, self.uri());
+        self.put_quoted(out, self.uri());
         out.extend_from_slice(b",\"host\":");
-        push_json_str(out, self.host());
+        self.put_quoted(out, self.host());
         out.extend_from_slice(b",\"port\":");
         match self.entry.port {
-            Some(port) => out.extend_from_slice(decimal(port.into(), &mut [0; 10]).as_bytes()),
+            Some(port) => push_decimal(out, port.into()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"params\":[");
@@ -482,60 +478,127 @@ impl<'a> Proxy<'a> {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"name\":");
-            push_json_str(out, name);
+            self.put_quoted(out, name);
             out.extend_from_slice(b",\"value\":");
-            write_opt_str(out, value);
+            self.put_opt(out, value);
             out.push(b'}');
         }
-        // `sip_uri()`, written in place.
-        out.extend_from_slice(b"],\"sip_uri\":\"");
-        out.extend_from_slice(self.scheme().as_bytes());
-        escape_into(out, self.host());
-        if let Some(port) = self.entry.port {
-            out.push(b':');
-            out.extend_from_slice(decimal(port.into(), &mut [0; 10]).as_bytes());
+        out.extend_from_slice(b"],\"sip_uri\":");
+        if self.entry.plain_json {
+            out.push(b'"');
+            self.write_sip_uri(out);
+            out.push(b'"');
+        } else {
+            write_json_str_with(out, |out| self.write_sip_uri(out));
         }
-        escape_into(out, self.text(self.entry.params));
-        if self.needs_lr() {
-            out.extend_from_slice(b";lr");
-        }
-        out.extend_from_slice(b"\"}");
+        out.push(b'}');
     }
 }
 
-/// The route through one proxy for one call.
+/// `;key=value` for each setting, as they are.
+fn write_appended<'s>(out: &mut Vec<u8>, settings: impl Iterator<Item = (&'s str, &'s str)>) {
+    for (key, value) in settings {
+        out.push(b';');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+/// The route through one proxy for one call. Its Request-URI and headers are written
+/// straight into the answer; `request_uri()` and `headers()` build them for other callers.
 #[derive(Debug)]
 pub struct VoiceRoute<'a> {
     pub proxy: Proxy<'a>,
-    pub request_uri: String,
-    /// Headers changed or added: configured spelling → final value, in configured order.
-    pub headers: Vec<(&'a str, String)>,
+    dest: &'a Destination<'a>,
+    supplied: &'a [(&'a str, &'a str)],
 }
 
 impl VoiceRoute<'_> {
+    /// The final Request-URI (SPEC §5 step 3).
+    pub fn request_uri(&self) -> String {
+        let mut out =
+            Vec::with_capacity(self.dest.raw.len() + self.proxy.entry.uri.len as usize + 32);
+        self.write_request_uri(&mut out);
+        String::from_utf8(out).expect("built from strings")
+    }
+
+    /// Headers changed or added: configured spelling → final value, in configured order.
+    pub fn headers(&self) -> Vec<(&str, String)> {
+        self.proxy
+            .header_groups()
+            .map(|(first, name)| {
+                let mut value = Vec::new();
+                self.proxy
+                    .write_header_value(&mut value, first, self.supplied);
+                (name, String::from_utf8(value).expect("built from strings"))
+            })
+            .collect()
+    }
+
+    fn write_request_uri(&self, out: &mut Vec<u8>) {
+        let p = &self.proxy;
+        match self.dest.kind {
+            Kind::Sip { params_at } => {
+                let uri = self.dest.raw;
+                if p.ruri_settings().next().is_none() {
+                    out.extend_from_slice(uri.as_bytes());
+                    return;
+                }
+                let (base, rest) = uri.split_at(params_at);
+                let (params, headers) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+                out.extend_from_slice(base.as_bytes());
+                sip::write_params_set(out, params, p.ruri_settings());
+                out.extend_from_slice(headers.as_bytes());
+            }
+            Kind::Pstn { number } => {
+                out.extend_from_slice(p.scheme().as_bytes());
+                // `#` is not allowed unescaped in a SIP user part (RFC 3261 §25.1).
+                for part in number.split_inclusive('#') {
+                    match part.strip_suffix('#') {
+                        Some(part) => {
+                            out.extend_from_slice(part.as_bytes());
+                            out.extend_from_slice(b"%23");
+                        }
+                        None => out.extend_from_slice(part.as_bytes()),
+                    }
+                }
+                out.push(b'@');
+                p.push_hostport(out);
+                let params = p.text(p.entry.params);
+                if p.entry.ruri_appends {
+                    out.extend_from_slice(params.as_bytes());
+                    write_appended(out, p.ruri_settings());
+                } else {
+                    sip::write_params_set(out, params, p.ruri_settings());
+                }
+            }
+        }
+    }
+
     /// Appends this route's SPEC §6 JSON object to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let p = &self.proxy;
         out.extend_from_slice(b"{\"proxy_index\":");
         // At most 100 proxies (validated), so the index fits.
         let index = u32::try_from(p.index).unwrap_or(u32::MAX);
-        out.extend_from_slice(decimal(index, &mut [0; 10]).as_bytes());
+        push_decimal(out, index);
         out.extend_from_slice(b",\"proxy\":");
         p.write_proxy_json(out);
         out.extend_from_slice(b",\"username\":");
-        write_opt_str(out, p.username());
+        p.put_opt(out, p.username());
         out.extend_from_slice(b",\"password\":");
-        write_opt_str(out, p.password());
+        p.put_opt(out, p.password());
         out.extend_from_slice(b",\"request_uri\":");
-        push_json_str(out, &self.request_uri);
+        write_json_str_with(out, |out| self.write_request_uri(out));
         out.extend_from_slice(b",\"headers\":{");
-        for (i, (name, value)) in self.headers.iter().enumerate() {
+        for (i, (first, name)) in p.header_groups().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_json_str(out, name);
+            p.put_quoted(out, name);
             out.push(b':');
-            push_json_str(out, value);
+            write_json_str_with(out, |out| p.write_header_value(out, first, self.supplied));
         }
         out.extend_from_slice(b"},\"header_params\":[");
         for (i, (header, key, value)) in p.header_params().enumerate() {
@@ -543,11 +606,11 @@ impl VoiceRoute<'_> {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"header\":");
-            push_json_str(out, header);
+            p.put_quoted(out, header);
             out.extend_from_slice(b",\"key\":");
-            push_json_str(out, key);
+            p.put_quoted(out, key);
             out.extend_from_slice(b",\"value\":");
-            push_json_str(out, value);
+            p.put_quoted(out, value);
             out.push(b'}');
         }
         out.extend_from_slice(b"],\"routes\":[");
@@ -556,7 +619,7 @@ impl VoiceRoute<'_> {
                 out.push(b',');
             }
             out.extend_from_slice(b"\"<sip:");
-            escape_into(out, p.text(r.value));
+            p.put(out, p.text(r.value));
             out.extend_from_slice(b";lr>\"");
         }
         out.extend_from_slice(b"]}");
@@ -631,12 +694,27 @@ fn compile_voice(set: Arc<RegexSet>, proxies: &[ProxyModel]) -> CompiledVoice {
                 value: arena.push(&h.value),
             });
         }
+        // Everything of this proxy was pushed after its uri.
+        let text = &arena.0.as_bytes()[uri.start as usize..];
+        let plain_json = clean_prefix_len(text) == text.len();
+        let ruri_settings = || {
+            p.headers
+                .iter()
+                .filter(|h| h.header.eq_ignore_ascii_case("request-uri"))
+                .map(|h| (h.key.as_str(), h.value.as_str()))
+        };
+        let (mut set, mut appended) = (Vec::new(), params.get(&arena.0).as_bytes().to_vec());
+        sip::write_params_set(&mut set, params.get(&arena.0), ruri_settings());
+        write_appended(&mut appended, ruri_settings());
         entries.push(ProxyEntry {
             uri,
             host,
             params,
             port: parsed.port,
             secure: parsed.secure,
+            needs_lr: !sip::params(params.get(&arena.0)).any(|p| p.name.eq_ignore_ascii_case("lr")),
+            plain_json,
+            ruri_appends: set == appended,
             username,
             password,
             first_rule,
