@@ -71,9 +71,16 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(
                     TraceLayer::new_for_http()
-                        // Path only: query strings and headers can carry tokens.
+                        // Path only: query strings and headers can carry tokens. Lookups and
+                        // probes log nothing at info, so their span is debug: at the default
+                        // level it is never built (about a tenth of a lookup's cost).
                         .make_span_with(|request: &Request| {
-                            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                            let (method, path) = (request.method(), request.uri().path());
+                            if repr::is_admin_path(path) {
+                                tracing::info_span!("request", %method, path = %path)
+                            } else {
+                                tracing::debug_span!("request", %method, path = %path)
+                            }
                         })
                         .on_request(())
                         // Lookups arrive thousands of times a second: one line each only at debug.

@@ -98,9 +98,10 @@ fn describe() {
 /// and status. The counter handles are kept per thread, so that a request costs a lookup
 /// by borrowed key instead of building and registering a labelled key each time.
 pub fn count_request(route: Option<&str>, method: &Method, status: StatusCode) {
-    type Counters = HashMap<Box<str>, Vec<(Method, StatusCode, Counter)>>;
+    type Counters =
+        HashMap<Box<str>, Vec<(Method, StatusCode, Counter)>, foldhash::fast::RandomState>;
     thread_local! {
-        static COUNTERS: RefCell<Counters> = RefCell::new(HashMap::new());
+        static COUNTERS: RefCell<Counters> = RefCell::new(Counters::default());
     }
     let route = route.unwrap_or("unmatched");
     COUNTERS.with_borrow_mut(|counters| {
