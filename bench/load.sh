@@ -5,15 +5,18 @@
 #   ACCOUNTS="1000" bench/load.sh # other sizes
 #
 # For each size: seeds the accounts through the store (`multiprovider seed`), starts the
-# release binary, measures start-to-ready and resident memory, then runs wrk (keep-alive,
-# 2 threads, 64 connections) against /health/live and the lookup routes alternately, and
-# finally admin upserts with 16 connections. Prints one table. Needs PostgreSQL on
-# 127.0.0.1:5432 (user postgres, trust auth) and wrk (installed from Debian if missing).
+# release binary with its default settings (log level info), measures start-to-ready and
+# resident memory, then runs wrk (keep-alive, 2 threads, 64 connections) against
+# /health/live and the voice route alternately (ROUNDS times), the SMS route, the voice
+# route at 8 connections, and finally admin upserts with 16 connections. Prints one table,
+# with the server's CPU time per request of each run. Needs PostgreSQL on 127.0.0.1:5432
+# (user postgres, trust auth) and wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZES=${ACCOUNTS:-"1000 100000"}
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WRITERS=${WRITERS:-16}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
@@ -40,14 +43,21 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 errs = re.search(r"Socket errors: (.*)", text)
-print(f"{rps:.0f} {pct.get('50', 0):.3f} {pct.get('99', 0):.3f} {int(bad.group(1)) if bad else 0}{' ERR' if errs else ''}")
+print(f"{rps:.0f} {pct.get('50', 0):.3f} {pct.get('99', 0):.3f} {int(bad.group(1)) if bad else 0}{'(socket errors)' if errs else ''}")
 PY
 }
 
-load() { # name script [connections]
-  local name=$1 script=$2 conns=${3:-$CONNECTIONS}
+# The server's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+
+load() { # name script [connections] → "req/s p50 p99 non2xx server_us_per_request"
+  local name=$1 script=$2 conns=${3:-$CONNECTIONS} before after
+  before=$(cpu_ticks)
   wrk -t2 -c"$conns" -d"$DURATION" --latency -s "bench/$script" "http://127.0.0.1:$PORT" >"$OUT/$name.txt"
-  parse "$OUT/$name.txt"
+  after=$(cpu_ticks)
+  local requests
+  requests=$(grep -oP '\d+(?= requests in)' "$OUT/$name.txt")
+  echo "$(parse "$OUT/$name.txt") $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f}')")"
 }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER/status"; }
@@ -65,7 +75,7 @@ for n in $SIZES; do
   fi
 
   start=$(date +%s.%N)
-  DATABASE_URL=$url MULTIPROVIDER_LISTEN=127.0.0.1:$PORT RUST_LOG=warn \
+  DATABASE_URL=$url MULTIPROVIDER_LISTEN=127.0.0.1:$PORT \
     MULTIPROVIDER_ADMIN_SID=$ADMIN_SID MULTIPROVIDER_ADMIN_TOKEN=$ADMIN_TOKEN \
     MULTIPROVIDER_ENGINE_TOKEN=$ENGINE_TOKEN "$BIN" serve >"$OUT/server-$n.log" 2>&1 &
   SERVER=$!
@@ -76,10 +86,12 @@ for n in $SIZES; do
 
   export ACCOUNTS=$n ENGINE_TOKEN
   load warmup voice.lua >/dev/null
-  live1=$(load live1 live.lua);   echo "   live   $live1" >&2
-  voice1=$(load voice1 voice.lua); echo "   voice  $voice1" >&2
-  live2=$(load live2 live.lua);   echo "   live   $live2" >&2
-  voice2=$(load voice2 voice.lua); echo "   voice  $voice2" >&2
+  pairs=()
+  for round in $(seq "$ROUNDS"); do
+    live=$(load "live$round" live.lua);   echo "   live   $live" >&2
+    voice=$(load "voice$round" voice.lua); echo "   voice  $voice" >&2
+    pairs+=("$live,$voice")
+  done
   sms=$(load sms sms.lua);        echo "   sms    $sms" >&2
   # Latency below saturation: with 64 connections on 2 shared cores, queueing alone puts
   # the median at 64 / throughput (Little's law).
@@ -94,24 +106,33 @@ for n in $SIZES; do
   hwm=$(hwm_mb)
   kill -TERM "$SERVER"; wait "$SERVER" || true; SERVER=
 
-  ROWS+=("$n|$live1|$voice1|$live2|$voice2|$sms|$light|$ready|$rss_ready|$hwm|$writes")
+  ROWS+=("$n|$(IFS=';'; echo "${pairs[*]}")|$sms|$light|$ready|$rss_ready|$hwm|$writes")
 done
 
 python3 - "${ROWS[@]}" <<'PY'
 import sys
 print()
-print("| accounts | route | req/s | p50 ms | p99 ms | non-2xx | lookup/live |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+print("| accounts | route | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | lookup/live |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|")
 extra = []
 for row in sys.argv[1:]:
-    n, live1, voice1, live2, voice2, sms, light, ready, rss, hwm, writes = row.split("|")
-    runs = {"live (1)": live1, "voice-route (1)": voice1, "live (2)": live2, "voice-route (2)": voice2,
-            "sms-route": sms, "voice-route, 8 connections": light}
-    live = (float(live1.split()[0]) + float(live2.split()[0])) / 2
-    for name, r in runs.items():
-        rps, p50, p99, bad = r.split()[:4]
-        ratio = "" if name.startswith("live") or "8 conn" in name else f"{float(rps) / live:.0%}"
-        print(f"| {int(n):,} | {name} | {float(rps):,.0f} | {p50} | {p99} | {bad} | {ratio} |")
+    n, pairs, sms, light, ready, rss, hwm, writes = row.split("|")
+    pairs = [p.split(",") for p in pairs.split(";")]
+    runs = []
+    for i, (live, voice) in enumerate(pairs, 1):
+        runs += [(f"live ({i})", live, None), (f"voice-route ({i})", voice, live)]
+    runs += [("sms-route", sms, None), ("voice-route, 8 connections", light, None)]
+    live_total = sum(float(live.split()[0]) for live, _ in pairs)
+    voice_total = sum(float(voice.split()[0]) for _, voice in pairs)
+    for name, r, live in runs:
+        rps, p50, p99, bad, cpu = r.split()[:5]
+        ratio = ""
+        if live is not None:
+            ratio = f"{float(rps) / float(live.split()[0]):.0%}"
+        elif name == "sms-route":
+            ratio = f"{float(rps) / (live_total / len(pairs)):.0%} of mean live"
+        print(f"| {int(n):,} | {name} | {float(rps):,.0f} | {p50} | {p99} | {bad} | {cpu} | {ratio} |")
+    print(f"| {int(n):,} | **voice-route, all rounds** | {voice_total / len(pairs):,.0f} | | | | | **{voice_total / live_total:.0%}** |")
     extra.append((n, ready, rss, hwm, writes))
 print()
 print("| accounts | start to ready s | RSS at ready MB | peak RSS MB | admin upserts/s (16 clients) | upsert p99 ms | non-2xx |")
