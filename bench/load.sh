@@ -5,11 +5,12 @@
 #   ACCOUNTS="1000" bench/load.sh # other sizes
 #
 # For each size: seeds the accounts through the store (`multiprovider seed`), starts the
-# release binary with its default settings (log level info), measures start-to-ready and
-# resident memory, then runs wrk (keep-alive, 2 threads, 64 connections) against
-# /health/live and the voice route alternately (ROUNDS times), the SMS route, the voice
-# route at 8 connections, and finally admin upserts with 16 connections. Prints one table,
-# with the server's CPU time per request of each run. Needs PostgreSQL on 127.0.0.1:5432
+# release binary with its default settings (log level info) and measures start-to-ready and
+# resident memory. With every size's server up, runs wrk (keep-alive, 2 threads, 64
+# connections) against /health/live and the voice route alternately, each size in turn
+# (ROUNDS rounds); then per size the SMS route, the voice route at 8 connections, and on the
+# largest admin upserts with 16 connections. Prints one table, with the server's CPU time
+# per request of each run. Needs PostgreSQL on 127.0.0.1:5432
 # (user postgres, trust auth) and wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,6 @@ ADMIN_TOKEN=bench-admin-token
 ENGINE_TOKEN=bench-engine-token
 BIN=target/release/multiprovider
 OUT=$(mktemp -d)
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$OUT"' EXIT
-SERVER=
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --locked --quiet
@@ -47,23 +46,27 @@ print(f"{rps:.0f} {pct.get('50', 0):.3f} {pct.get('99', 0):.3f} {int(bad.group(1
 PY
 }
 
-# The server's user + system CPU time so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+declare -A SERVER PORT_OF READY RSS_READY
+trap 'kill "${SERVER[@]}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-load() { # name script [connections] → "req/s p50 p99 non2xx server_us_per_request"
-  local name=$1 script=$2 conns=${3:-$CONNECTIONS} before after
-  before=$(cpu_ticks)
-  wrk -t2 -c"$conns" -d"$DURATION" --latency -s "bench/$script" "http://127.0.0.1:$PORT" >"$OUT/$name.txt"
-  after=$(cpu_ticks)
-  local requests
-  requests=$(grep -oP '\d+(?= requests in)' "$OUT/$name.txt")
-  echo "$(parse "$OUT/$name.txt") $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f}')")"
+# A server's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${SERVER[$1]}/stat"; }
+
+load() { # size name script [connections] → "req/s p50 p99 non2xx server_us_per_request"
+  local n=$1 name=$2 script=$3 conns=${4:-$CONNECTIONS} before after requests
+  before=$(cpu_ticks "$n")
+  ACCOUNTS=$n wrk -t2 -c"$conns" -d"$DURATION" --latency -s "bench/$script" \
+    "http://127.0.0.1:${PORT_OF[$n]}" >"$OUT/$n-$name.txt"
+  after=$(cpu_ticks "$n")
+  requests=$(grep -oP '\d+(?= requests in)' "$OUT/$n-$name.txt")
+  echo "$(parse "$OUT/$n-$name.txt") $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f}')")"
 }
 
-rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER/status"; }
-hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$SERVER/status"; }
+memory_mb() { awk -v key="$2:" '$1 == key {printf "%.0f", $2 / 1024}' "/proc/${SERVER[$1]}/status"; }
 
-ROWS=()
+# Seed, then start one server per size, one after the other (so that each start is timed
+# alone); they then stay up together, so that the sizes are measured in the same minutes.
+port=$PORT
 for n in $SIZES; do
   db="mp_bench_$n"
   url="$PG/$db"
@@ -73,41 +76,49 @@ for n in $SIZES; do
     seeded=$("$BIN" seed --accounts "$n" --concurrency 32 --database-url "$url")
     echo "   $seeded" >&2
   fi
-
   start=$(date +%s.%N)
-  DATABASE_URL=$url MULTIPROVIDER_LISTEN=127.0.0.1:$PORT \
+  DATABASE_URL=$url MULTIPROVIDER_LISTEN=127.0.0.1:$port \
     MULTIPROVIDER_ADMIN_SID=$ADMIN_SID MULTIPROVIDER_ADMIN_TOKEN=$ADMIN_TOKEN \
     MULTIPROVIDER_ENGINE_TOKEN=$ENGINE_TOKEN "$BIN" serve >"$OUT/server-$n.log" 2>&1 &
-  SERVER=$!
-  until curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; do sleep 0.02; done
-  ready=$(python3 -c "import time; print(f'{time.time() - $start:.2f}')")
-  rss_ready=$(rss_mb)
-  echo "   ready after ${ready}s, RSS ${rss_ready} MB" >&2
-
-  export ACCOUNTS=$n ENGINE_TOKEN
-  load warmup voice.lua >/dev/null
-  pairs=()
-  for round in $(seq "$ROUNDS"); do
-    live=$(load "live$round" live.lua);   echo "   live   $live" >&2
-    voice=$(load "voice$round" voice.lua); echo "   voice  $voice" >&2
-    pairs+=("$live,$voice")
+  SERVER[$n]=$!
+  PORT_OF[$n]=$port
+  until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do
+    kill -0 "${SERVER[$n]}" 2>/dev/null || { cat "$OUT/server-$n.log" >&2; exit 1; }
+    sleep 0.02
   done
-  sms=$(load sms sms.lua);        echo "   sms    $sms" >&2
+  READY[$n]=$(python3 -c "import time; print(f'{time.time() - $start:.2f}')")
+  RSS_READY[$n]=$(memory_mb "$n" VmRSS)
+  echo "== $n accounts: ready after ${READY[$n]}s, RSS ${RSS_READY[$n]} MB" >&2
+  port=$((port + 1))
+done
+
+export ENGINE_TOKEN
+declare -A PAIRS
+for n in $SIZES; do load "$n" warmup voice.lua >/dev/null; done
+for round in $(seq "$ROUNDS"); do
+  for n in $SIZES; do
+    live=$(load "$n" "live$round" live.lua);    echo "   $n live   $live" >&2
+    voice=$(load "$n" "voice$round" voice.lua); echo "   $n voice  $voice" >&2
+    PAIRS[$n]="${PAIRS[$n]:+${PAIRS[$n]};}$live,$voice"
+  done
+done
+
+ROWS=()
+largest=$(echo "$SIZES" | tr ' ' '\n' | tail -n 1)
+for n in $SIZES; do
+  sms=$(load "$n" sms sms.lua); echo "   $n sms    $sms" >&2
   # Latency below saturation: with 64 connections on 2 shared cores, queueing alone puts
   # the median at 64 / throughput (Little's law).
-  light=$(load light voice.lua 8); echo "   voice, 8 connections $light" >&2
-
+  light=$(load "$n" light voice.lua 8); echo "   $n voice, 8 connections $light" >&2
   writes="-"
-  if [ "$n" = "$(echo "$SIZES" | tr ' ' '\n' | tail -n 1)" ]; then
+  if [ "$n" = "$largest" ]; then
     config=$(python3 -c "import urllib.parse, subprocess; print(urllib.parse.quote(subprocess.run(['$BIN', 'seed', '--print-sample', '7'], capture_output=True, text=True).stdout.strip(), safe=''))")
     export ADMIN_AUTH="Basic $(printf '%s:%s' "$ADMIN_SID" "$ADMIN_TOKEN" | base64 -w0)" BODY_TAIL="&ConfigurationData=$config"
-    writes=$(load writes upsert.lua "$WRITERS"); echo "   writes $writes" >&2
+    writes=$(load "$n" writes upsert.lua "$WRITERS"); echo "   $n writes $writes" >&2
   fi
-  hwm=$(hwm_mb)
-  kill -TERM "$SERVER"; wait "$SERVER" || true; SERVER=
-
-  ROWS+=("$n|$(IFS=';'; echo "${pairs[*]}")|$sms|$light|$ready|$rss_ready|$hwm|$writes")
+  ROWS+=("$n|${PAIRS[$n]}|$sms|$light|${READY[$n]}|${RSS_READY[$n]}|$(memory_mb "$n" VmHWM)|$writes")
 done
+kill -TERM "${SERVER[@]}"; wait || true
 
 python3 - "${ROWS[@]}" <<'PY'
 import sys
