@@ -1,5 +1,5 @@
 //! The proxies' `match` expressions, compiled once into one anchored, case-insensitive
-//! `RegexSet`: one pass over the target tells every proxy that matches, so resolution does not
+//! regex set: one pass over the target tells every proxy that matches, so resolution does not
 //! slow down with the number of proxies tried. Sets are shared between configurations with
 //! the same expressions.
 
@@ -7,7 +7,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use regex::{RegexSet, RegexSetBuilder};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::{Input, MatchKind, PatternSet, meta};
+use regex_syntax::hir::{Hir, Look};
+
+/// One configuration's expressions compiled together (the engine behind `regex::RegexSet`,
+/// built from parsed expressions so that the anchors are added to the syntax tree).
+pub type MatchSet = meta::Regex;
 
 /// Compiled program size allowed for one configuration's expressions together.
 const SET_SIZE_LIMIT: usize = 8 << 20;
@@ -17,17 +23,31 @@ const SET_DFA_LIMIT: usize = 2 << 20;
 /// Checks one expression on its own (syntax and features), so that its error names it and so
 /// that it cannot unbalance the `^(?:…)$` it is wrapped in.
 pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
+    parse(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// The syntax tree of `pattern`, or what is wrong with it.
+fn parse(pattern: &str) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .case_insensitive(true)
         .build()
         .parse(pattern)
-        .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "invalid regular expression: {}",
-                syntax_message(&e.to_string())
-            )
-        })
+        .map_err(|e| syntax_message(&e.to_string()))
+}
+
+/// `^(?:pattern)$` on the syntax tree: anchoring the text instead would let an `(?x)` comment
+/// swallow the closing anchor.
+fn anchored(hir: Hir) -> Hir {
+    Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)])
+}
+
+/// The expressions of `set` that match the whole of `target`.
+pub(crate) fn matching(set: &MatchSet, target: &str) -> PatternSet {
+    let mut matched = PatternSet::new(set.pattern_len());
+    set.which_overlapping_matches(&Input::new(target), &mut matched);
+    matched
 }
 
 /// regex-syntax errors are multi-line drawings; keep the line that names the problem.
@@ -52,19 +72,29 @@ pub(crate) fn check_size(pattern: &str) -> Result<(), String> {
     build(&[pattern]).map(|_| ())
 }
 
-fn build(patterns: &[&str]) -> Result<RegexSet, String> {
-    RegexSetBuilder::new(patterns.iter().map(|p| format!("^(?:{p})$")))
-        .case_insensitive(true)
-        .size_limit(SET_SIZE_LIMIT)
-        .dfa_size_limit(SET_DFA_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(limit) => format!(
+fn build(patterns: &[&str]) -> Result<MatchSet, String> {
+    let hirs = patterns
+        .iter()
+        .map(|p| parse(p).map(anchored))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the match expressions do not compile: {e}"))?;
+    // As `regex::RegexSetBuilder` configures it, with our limits.
+    let config = meta::Config::new()
+        .match_kind(MatchKind::All)
+        .utf8_empty(true)
+        .which_captures(WhichCaptures::None)
+        .nfa_size_limit(Some(SET_SIZE_LIMIT))
+        .hybrid_cache_capacity(SET_DFA_LIMIT);
+    meta::Builder::new()
+        .configure(config)
+        .build_many_from_hir(&hirs)
+        .map_err(|e| match e.size_limit() {
+            Some(limit) => format!(
                 "the match expressions are too large to compile (limit {limit} bytes of program)"
             ),
-            other => format!(
+            None => format!(
                 "the match expressions do not compile: {}",
-                syntax_message(&other.to_string())
+                syntax_message(&e.to_string())
             ),
         })
 }
@@ -86,7 +116,7 @@ fn key(patterns: &[&str]) -> String {
 #[derive(Default)]
 pub struct RegexInterner {
     /// Keyed by `key(patterns)`.
-    sets: Mutex<HashMap<Box<str>, Weak<RegexSet>>>,
+    sets: Mutex<HashMap<Box<str>, Weak<MatchSet>>>,
     built_since_prune: AtomicUsize,
 }
 
@@ -99,19 +129,19 @@ impl std::fmt::Debug for RegexInterner {
 }
 
 impl RegexInterner {
-    fn sets(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Weak<RegexSet>>> {
+    fn sets(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Weak<MatchSet>>> {
         self.sets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The live set for exactly `patterns`, if one was built.
-    pub(crate) fn get(&self, patterns: &[&str]) -> Option<Arc<RegexSet>> {
+    pub(crate) fn get(&self, patterns: &[&str]) -> Option<Arc<MatchSet>> {
         self.sets()
             .get(key(patterns).as_str())
             .and_then(Weak::upgrade)
     }
 
     /// The set for `patterns` (checked individually already), shared if one is alive.
-    pub(crate) fn get_or_build(&self, patterns: &[&str]) -> Result<Arc<RegexSet>, String> {
+    pub(crate) fn get_or_build(&self, patterns: &[&str]) -> Result<Arc<MatchSet>, String> {
         let key = key(patterns).into_boxed_str();
         if let Some(set) = self.sets().get(&key).and_then(Weak::upgrade) {
             return Ok(set);
@@ -178,6 +208,25 @@ mod tests {
         assert!(e.contains("backreference"), "{e}");
         assert!(check_pattern("a)|(b").is_err());
         assert!(!check_pattern("(").unwrap_err().contains('\n'));
+    }
+
+    #[test]
+    fn verbose_mode_comments_cannot_reach_the_anchors() {
+        assert!(matches("(?x) a # a comment", "a"));
+        assert!(!matches("(?x) a # a comment", "ab"));
+        assert!(matches("(?x) a b c", "ABC"));
+        assert!(!matches("(?x) a b c", "xabc"));
+    }
+
+    #[test]
+    fn the_set_reports_every_matching_expression_in_order() {
+        let set = build(&[r"\+44\d+", "uri", ".*", r"\+4\d+"]).unwrap();
+        let ids: Vec<usize> = matching(&set, "+4412")
+            .iter()
+            .map(|p| p.as_usize())
+            .collect();
+        assert_eq!(ids, [0, 2, 3]);
+        assert!(matching(&build(&["a"]).unwrap(), "b").is_empty());
     }
 
     #[test]

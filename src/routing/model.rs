@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use regex::RegexSet;
+use super::matcher::MatchSet;
 
 #[derive(Debug)]
 pub(crate) struct Model {
     /// The proxies and their expressions compiled as one set.
-    pub voice: Option<(Vec<ProxyModel>, Arc<RegexSet>)>,
+    pub voice: Option<(Vec<ProxyModel>, Arc<MatchSet>)>,
     pub sms: Option<u32>,
     /// The document was `{}`.
     pub empty: bool,

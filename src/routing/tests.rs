@@ -767,3 +767,13 @@ fn debug_output_never_shows_passwords() {
     let c = compile(VOICE_EXAMPLE).unwrap();
     assert!(!format!("{c:?}").contains("somepassword"));
 }
+
+#[test]
+fn verbose_expressions_with_comments_are_valid_and_anchored() {
+    // Any expression of the regex crate's dialect: an `(?x)` comment must not swallow the
+    // anchors the expression is wrapped in.
+    let config = one_proxy(json!({"uri": "p.com", "match": "(?x) \\+44 \\d+  # United Kingdom"}));
+    let v = voice(&config, "+4412345", &[]);
+    assert_eq!(v["route"]["proxy_index"], 0);
+    assert_eq!(voice(&config, "+15551234", &[])["route"], Value::Null);
+}

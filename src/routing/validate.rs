@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use regex::RegexSet;
+use super::matcher::MatchSet;
 use serde::Serialize;
 
 use super::json::{self, Json, Path};
@@ -187,7 +187,7 @@ fn check_voice(
     v: &Json,
     problems: &mut Problems,
     interner: &RegexInterner,
-) -> Option<(Vec<ProxyModel>, Arc<RegexSet>)> {
+) -> Option<(Vec<ProxyModel>, Arc<MatchSet>)> {
     let section = Path::Root.member("outbound-voice");
     let item_pointer = section.index(0);
     let list_pointer = item_pointer.member("proxy");

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use regex::RegexSet;
+use super::matcher::MatchSet;
 
 use super::CompiledRouting;
 use super::answer::{clean_prefix_len, escape_into, push_decimal, write_json_str_with};
@@ -234,7 +234,7 @@ struct RuleEntry {
 
 /// The compiled `outbound-voice` section.
 pub struct CompiledVoice {
-    pub(crate) set: Arc<RegexSet>,
+    pub(crate) set: Arc<MatchSet>,
     arena: Box<str>,
     proxies: Box<[ProxyEntry]>,
     rules: Box<[RuleEntry]>,
@@ -255,12 +255,14 @@ impl CompiledVoice {
         dest: &'a Destination<'a>,
         supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
-        let matched = self.set.matches(dest.target);
-        if !matched.matched_any() {
+        let matched = super::matcher::matching(&self.set, dest.target);
+        if matched.is_empty() {
             // Known without walking one flag per proxy.
             return VoiceAnswer::none();
         }
-        let mut routes = matched.iter().map(|i| self.proxy(i).route(dest, supplied));
+        let mut routes = matched
+            .iter()
+            .map(|i| self.proxy(i.as_usize()).route(dest, supplied));
         let route = routes.next();
         VoiceAnswer {
             route,
@@ -652,7 +654,7 @@ pub(crate) fn compile_model(model: Model) -> CompiledRouting {
     }
 }
 
-fn compile_voice(set: Arc<RegexSet>, proxies: &[ProxyModel]) -> CompiledVoice {
+fn compile_voice(set: Arc<MatchSet>, proxies: &[ProxyModel]) -> CompiledVoice {
     let size: usize = proxies
         .iter()
         .map(|p| {
