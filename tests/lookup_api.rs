@@ -413,10 +413,21 @@ async fn health_and_metrics() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["database"], "reachable");
     assert_eq!(v["cache_loaded"], true);
+    // Whatever method a client invents is counted as `other`: no series per invention.
+    let invented = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    let r = app
+        .client
+        .request(invented, app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
+    assert!(!text.contains("FROBNICATE"), "{text}");
     for needle in [
+        "method=\"other\"",
         "multiprovider_http_requests_total{",
         "route=\"/v1/accounts/{account_sid}/sms-route\"",
         "status=\"200\"",

@@ -216,6 +216,10 @@ fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits exactly (`from_str_radix` alone would take `%+A`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -249,6 +253,7 @@ mod tests {
         assert!(query_param("to=%ZZ", "to").is_err());
         assert!(query_param("to=%ff", "to").is_err());
         assert!(query_param("to=%4", "to").is_err());
+        assert!(query_param("to=%+A", "to").is_err());
         assert_eq!(query_param("to=a%0Db", "to").unwrap().unwrap(), "a\rb");
     }
 }

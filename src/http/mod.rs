@@ -59,6 +59,8 @@ pub struct AppState {
 
 /// The whole application: every resource's routes plus the cross-cutting layers.
 pub fn router(state: AppState) -> Router {
+    // Counter handles are kept once taken: the recorder must exist before the first request.
+    ops::metrics_handle();
     Router::new()
         .merge(extensions::router())
         .merge(lookup::router())
@@ -88,11 +90,7 @@ pub fn router(state: AppState) -> Router {
                         .on_response(|response: &Response, latency: Duration, _span: &Span| {
                             let status = response.status().as_u16();
                             let latency_ms = latency.as_secs_f64() * 1000.0;
-                            if status >= 500 {
-                                tracing::warn!(status, latency_ms, "answered");
-                            } else {
-                                tracing::debug!(status, latency_ms, "answered");
-                            }
+                            tracing::debug!(status, latency_ms, "answered");
                         })
                         .on_failure(()),
                 )
@@ -108,18 +106,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Around every route, inside the trace span: errors (including those of the timeout, the
-/// panic catcher and axum's rejections) leave in the request's format, and every answer is
-/// counted.
+/// panic catcher and axum's rejections) leave in the request's format, every answer is
+/// counted, and server errors are logged.
 async fn finish(request: Request, next: Next) -> Response {
     let format = Format::of(request.uri().path(), request.headers());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     let response = error::render_errors(format, next.run(request).await).await;
-    ops::count_request(
-        route.as_ref().map(MatchedPath::as_str),
-        &method,
-        response.status(),
-    );
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status();
+    ops::count_request(route, &method, status);
+    if status.is_server_error() {
+        // Named here: at the default level lookups have no request span to say which.
+        tracing::warn!(%method, route, status = status.as_u16(), "answered");
+    }
     response
 }
 

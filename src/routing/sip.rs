@@ -199,52 +199,49 @@ pub(crate) fn has_sip_scheme(s: &str) -> bool {
 /// Writes the parameter list `params` (`;a=b;c`) with every `(name, value)` of `set` applied
 /// in order, as SPEC §5 says: a value replaces the first parameter of that name (any case),
 /// otherwise the parameter is appended — so an appended name keeps its first spelling and
-/// takes its last value. Written in one pass, without collecting the list.
+/// takes its last value. Written in one pass, without collecting the list, in time
+/// proportional to `params` × `set` (the engine's URI can hold hundreds of parameters; `set`
+/// at most `MAX_SETTINGS`).
 pub(crate) fn write_params_set<'s, I>(out: &mut Vec<u8>, params: &str, set: I)
 where
     I: Iterator<Item = (&'s str, &'s str)> + Clone,
 {
+    // A name's settings are known by the first of them; bit `i` is set once the name of
+    // setting `i` has replaced a parameter (so later parameters of that name stay as they are,
+    // and the name is not appended).
+    let group_of = |name: &str| set.clone().position(|(n, _)| n.eq_ignore_ascii_case(name));
     let last_value = |name: &str| {
         set.clone()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .last()
-            .map(|(_, v)| v)
+            .map_or("", |(_, v)| v)
     };
-    let mut rest = params;
-    while !rest.is_empty() {
-        let (param, tail) = rest.split_once(';').unwrap_or((rest, ""));
-        let consumed = &params[..params.len() - rest.len()];
-        rest = tail;
-        if param.is_empty() {
-            continue;
-        }
+    let mut replaced: u64 = 0;
+    for param in params.split(';').filter(|p| !p.is_empty()) {
         let name = param.split_once('=').map_or(param, |(n, _)| n);
-        // Only the first parameter of a name is replaced.
-        let first_of_name = !self::params(consumed).any(|p| p.name.eq_ignore_ascii_case(name));
         out.push(b';');
-        match last_value(name).filter(|_| first_of_name) {
-            Some(value) => {
+        match group_of(name).map(|g| 1u64 << g) {
+            Some(bit) if replaced & bit == 0 => {
+                replaced |= bit;
                 out.extend_from_slice(name.as_bytes());
                 out.push(b'=');
-                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(last_value(name).as_bytes());
             }
-            None => out.extend_from_slice(param.as_bytes()),
+            _ => out.extend_from_slice(param.as_bytes()),
         }
     }
     for (i, (name, _)) in set.clone().enumerate() {
-        let in_params = self::params(params).any(|p| p.name.eq_ignore_ascii_case(name));
-        let seen = set
-            .clone()
-            .take(i)
-            .any(|(earlier, _)| earlier.eq_ignore_ascii_case(name));
-        if !in_params && !seen {
+        if group_of(name) == Some(i) && replaced & (1u64 << i) == 0 {
             out.push(b';');
             out.extend_from_slice(name.as_bytes());
             out.push(b'=');
-            out.extend_from_slice(last_value(name).unwrap_or_default().as_bytes());
+            out.extend_from_slice(last_value(name).as_bytes());
         }
     }
 }
+
+/// Most settings `write_params_set` takes (validation allows fewer `headers` per proxy).
+pub(crate) const MAX_SETTINGS: usize = 64;
 
 /// The parameters of a `;`-separated list (as given by the engine, or a validated proxy's).
 pub(crate) fn params(s: &str) -> impl Iterator<Item = Param<'_>> {
@@ -392,6 +389,11 @@ mod tests {
             ";c;x=2;y=3"
         );
         assert_eq!(set("lr", &[("LR", "on")]), ";lr=on");
+        assert_eq!(set("a;a;A;b", &[("a", "1"), ("A", "2")]), ";a=2;a;A;b");
+        // Hundreds of parameters from the engine: linear, and only the first is replaced.
+        let many = ";tgrp".repeat(400);
+        let out = set(&many, &[("tgrp", "x")]);
+        assert_eq!(out, format!(";tgrp=x{}", ";tgrp".repeat(399)));
     }
 
     /// The definition: apply each setting in turn to the list.

@@ -14,6 +14,9 @@ use super::sip::{self, printable};
 pub const MAX_CONFIGURATION_BYTES: usize = 65_536;
 pub const MAX_PROXIES: usize = 100;
 pub const MAX_HEADERS: usize = 50;
+// A proxy's `Request-URI` settings are applied by `sip::write_params_set`, which has room
+// for `MAX_SETTINGS`.
+const _: () = assert!(MAX_HEADERS <= super::sip::MAX_SETTINGS);
 pub const MAX_CREDENTIAL_BYTES: usize = 256;
 pub const MAX_MATCH_BYTES: usize = 1024;
 pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
