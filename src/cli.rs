@@ -72,9 +72,9 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => crate::config::run_serve(crate::config::ServeArgs::from_env()),
-        Some(Command::Serve(args)) => crate::config::run_serve(args),
-        Some(Command::Migrate(args)) => crate::config::run_migrate(args),
+        None => crate::server::run_serve(crate::config::ServeArgs::from_env()),
+        Some(Command::Serve(args)) => crate::server::run_serve(args),
+        Some(Command::Migrate(args)) => crate::server::run_migrate(args),
         Some(Command::Validate { file }) => validate(file.as_deref()),
         Some(Command::Resolve(args)) => resolve(&args),
         Some(Command::Seed(args)) => crate::seed::run(args),

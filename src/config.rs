@@ -7,11 +7,11 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::process::ExitCode;
 
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use clap::Parser;
-
-use crate::secret::SecretKey;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://multiprovider.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -144,7 +144,7 @@ pub struct Settings {
     /// True when `admin_token` was generated (it is then printed once at start).
     pub admin_token_generated: bool,
     pub engine_token: Option<String>,
-    pub secret_key: Option<SecretKey>,
+    pub secret_key: Option<KeyMaterial>,
     pub log: String,
 }
 
@@ -208,7 +208,7 @@ impl Settings {
         }
         let secret_key = match non_empty(args.secret_key) {
             Some(key) => Some(
-                SecretKey::parse(&key)
+                KeyMaterial::parse(&key)
                     .map_err(|e| format!("MULTIPROVIDER_SECRET_KEY is invalid: {e}"))?,
             ),
             None => None,
@@ -240,7 +240,7 @@ fn check_token(name: &str, token: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_database_url(url: &str) -> Result<(), String> {
+pub fn check_database_url(url: &str) -> Result<(), String> {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if known.iter().any(|p| url.starts_with(p)) {
         Ok(())
@@ -261,94 +261,57 @@ fn parse_listen(listen: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("MULTIPROVIDER_LISTEN must be HOST:PORT, got {listen:?}"))
 }
 
+/// The 32 bytes of `MULTIPROVIDER_SECRET_KEY`: parsed here, with the other settings, so that
+/// a bad key is refused before anything starts; `secret::SecretKey` turns them into a cipher.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial(pub [u8; 32]);
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+/// Standard base64 alphabet, padding optional on input.
+pub(crate) const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+impl KeyMaterial {
+    /// Parses 64 hex digits (either case) or standard base64 (padding optional) that decodes
+    /// to exactly 32 bytes. Surrounding whitespace is ignored. Error messages never echo the
+    /// input.
+    pub fn parse(s: &str) -> Result<KeyMaterial, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the secret key is empty".into());
+        }
+        let mut key = [0u8; 32];
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode_to_slice(s, &mut key).map_err(|_| "the secret key is not valid hex")?;
+            return Ok(KeyMaterial(key));
+        }
+        match BASE64_LENIENT.decode(s) {
+            Ok(bytes) if bytes.len() == 32 => {
+                key.copy_from_slice(&bytes);
+                Ok(KeyMaterial(key))
+            }
+            Ok(bytes) => Err(format!(
+                "the secret key must be 32 bytes (64 hex digits or base64), got {} bytes of base64",
+                bytes.len()
+            )),
+            Err(_) => {
+                Err("the secret key must be 32 bytes given as 64 hex digits or base64".into())
+            }
+        }
+    }
+}
+
 /// A random admin token: 32 lowercase hex digits, the shape of a Restcomm auth token.
 pub fn generate_token() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
-}
-
-fn init_logging(filter: &str) {
-    // Logs go to stdout; stderr is kept for the generated token and fatal errors.
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only on a terminal: piped logs (containers, collectors) stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .try_init();
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("multiprovider: cannot start the async runtime: {e}");
-            ExitCode::from(1)
-        })
-}
-
-pub fn run_serve(args: ServeArgs) -> ExitCode {
-    let settings = match Settings::from_args(args) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("multiprovider: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    init_logging(&settings.log);
-    if settings.admin_token_generated {
-        // Deliberately not a log line: it must not end up in log aggregation.
-        eprintln!(
-            "multiprovider: generated admin token (set MULTIPROVIDER_ADMIN_TOKEN to choose one): {}",
-            settings.admin_token
-        );
-    }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(crate::http::serve(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("multiprovider: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-pub fn run_migrate(args: MigrateArgs) -> ExitCode {
-    if let Err(e) = check_database_url(&args.database_url) {
-        eprintln!("multiprovider: {e}");
-        return ExitCode::from(2);
-    }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&args.log) {
-        eprintln!("multiprovider: RUST_LOG is invalid: {e}");
-        return ExitCode::from(2);
-    }
-    init_logging(&args.log);
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let result = rt.block_on(async {
-        let store = crate::store::Store::connect(&args.database_url, None).await?;
-        store.migrate().await
-    });
-    match result {
-        Ok(()) => {
-            eprintln!(
-                "multiprovider: migrations applied to {}",
-                redact_url(&args.database_url)
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("multiprovider: migration failed: {e}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! multiprovider: per-account outbound voice and SMS routing for Restcomm-style platforms.
 //!
-//! Dependencies point one way: `http` → `cache` → `store`, and everything → `routing`.
-//! `routing` depends on nothing else of ours so that an engine written in Rust can embed it.
+//! Dependencies point one way: `server` → `http` → `cache` → `store`, and everything →
+//! `routing`. `routing` depends on nothing else of ours so that an engine written in Rust can
+//! embed it; `config` (settings) depends on nothing else of ours either. No two modules
+//! import each other (a test checks it).
 
 pub mod cache;
 pub mod cli;
@@ -10,5 +12,6 @@ pub mod http;
 pub mod routing;
 pub mod secret;
 pub mod seed;
+pub mod server;
 pub mod sid;
 pub mod store;

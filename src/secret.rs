@@ -8,20 +8,15 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::BASE64_LENIENT;
 
 /// Prefix of an encrypted stored value (format version 1).
 pub const ENCRYPTED_PREFIX: &str = "enc:v1:";
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-
-/// Standard base64 alphabet, padding optional on input.
-const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// A 32-byte key, given as 64 hex digits or base64.
 #[derive(Clone)]
@@ -39,32 +34,14 @@ pub fn is_encrypted(stored: &str) -> bool {
 }
 
 impl SecretKey {
-    /// Parses 64 hex digits (either case) or standard base64 (padding optional) that decodes
-    /// to exactly 32 bytes. Surrounding whitespace is ignored. Error messages never echo the
-    /// input.
+    /// Parses the text form of `MULTIPROVIDER_SECRET_KEY` (see `config::KeyMaterial::parse`).
     pub fn parse(s: &str) -> Result<SecretKey, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("the secret key is empty".into());
-        }
-        let mut key = [0u8; 32];
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode_to_slice(s, &mut key).map_err(|_| "the secret key is not valid hex")?;
-            return Ok(SecretKey(key));
-        }
-        match BASE64_LENIENT.decode(s) {
-            Ok(bytes) if bytes.len() == 32 => {
-                key.copy_from_slice(&bytes);
-                Ok(SecretKey(key))
-            }
-            Ok(bytes) => Err(format!(
-                "the secret key must be 32 bytes (64 hex digits or base64), got {} bytes of base64",
-                bytes.len()
-            )),
-            Err(_) => {
-                Err("the secret key must be 32 bytes given as 64 hex digits or base64".into())
-            }
-        }
+        crate::config::KeyMaterial::parse(s).map(|k| SecretKey(k.0))
+    }
+
+    /// The cipher key of a parsed setting.
+    pub fn from_material(material: &crate::config::KeyMaterial) -> SecretKey {
+        SecretKey(material.0)
     }
 
     /// A key from raw bytes.

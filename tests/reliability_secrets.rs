@@ -15,7 +15,7 @@ use base64::Engine as _;
 use common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
 use common::db::{TestDb, test_databases};
 use multiprovider::config::Settings;
-use multiprovider::http::ServeError;
+use multiprovider::server::ServeError;
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -216,9 +216,9 @@ async fn check_transparent(app: &TestApp) {
 async fn start_with_key(db: &TestDb, key: Option<&str>) -> Result<(), ServeError> {
     let mut settings = Settings::new(db.url.clone());
     settings.admin_token = ADMIN_TOKEN.into();
-    settings.secret_key = key.map(|k| multiprovider::secret::SecretKey::parse(k).unwrap());
+    settings.secret_key = key.map(|k| multiprovider::config::KeyMaterial::parse(k).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = multiprovider::http::start(settings, listener).await?;
+    let server = multiprovider::server::start(settings, listener).await?;
     server.shutdown().await
 }
 

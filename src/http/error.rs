@@ -12,7 +12,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::repr::{self, Format};
+use super::format::{Format, json_response};
+use super::xml::{attribute, element, escape, xml_close, xml_open, xml_response};
 use crate::routing::Problem;
 use crate::store::StoreError;
 
@@ -165,9 +166,9 @@ impl ApiError {
                     message: &self.message,
                     errors: &self.errors,
                 };
-                repr::json_response(self.status, &body)
+                json_response(self.status, &body)
             }
-            Format::Xml => repr::xml_response(self.status, &repr::error_xml(self)),
+            Format::Xml => xml_response(self.status, &error_xml(self)),
         };
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -215,6 +216,25 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+/// `<RestcommResponse><Message>…</Message><Error pointer|parameter="…">…</Error>…</RestcommResponse>`
+pub fn error_xml(error: &ApiError) -> String {
+    let mut out = xml_open();
+    element(&mut out, "Message", &error.message);
+    for entry in &error.errors {
+        let (name, value, message) = match entry {
+            ErrorEntry::Pointer { pointer, message } => ("pointer", pointer, message),
+            ErrorEntry::Parameter { parameter, message } => ("parameter", parameter, message),
+        };
+        out.push_str("<Error");
+        attribute(&mut out, name, value);
+        out.push('>');
+        out.push_str(&escape(message, false));
+        out.push_str("</Error>");
+    }
+    xml_close(&mut out);
+    out
 }
 
 /// Marks a response whose body an `ApiError` rendered (kept for re-rendering).
@@ -304,6 +324,20 @@ mod tests {
         assert_eq!(e.message, "invalid parameters: Enabled, AccountSid");
         let json = serde_json::to_value(&e.errors).unwrap();
         assert_eq!(json[0]["parameter"], "Enabled");
+    }
+
+    #[test]
+    fn error_xml_escapes() {
+        let e = ApiError::configuration(vec![Problem {
+            pointer: "/a\"b".into(),
+            message: "x < y & \u{1}".into(),
+        }]);
+        let xml = error_xml(&e);
+        assert!(
+            xml.contains("<Error pointer=\"/a&quot;b\">x &lt; y &amp; \u{FFFD}</Error>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<Message>ConfigurationData is invalid</Message>"));
     }
 
     #[test]

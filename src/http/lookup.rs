@@ -1,12 +1,11 @@
 //! The lookup API of SPEC §6, for the call and SMS engines. Answered from the cache alone:
 //! no database, no regex compilation, one buffer allocated for the answer.
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::EngineOrAdmin;
 use super::error::ApiError;
+use super::extract::{AccountPath, StrictQuery};
 use crate::cache::Resolved;
 use crate::routing::{self, Destination, LookupError, VoiceAnswer};
 use crate::sid::AccountSid;
@@ -26,12 +26,6 @@ pub fn router() -> Router<AppState> {
             get(voice_get).post(voice_post),
         )
         .route("/v1/accounts/{account_sid}/sms-route", get(sms_get))
-}
-
-fn account(raw: &str) -> Result<AccountSid, ApiError> {
-    AccountSid::parse(raw).ok_or_else(|| {
-        ApiError::parameter("AccountSid", "must be AC followed by 32 hexadecimal digits")
-    })
 }
 
 /// Until the first snapshot is in the cache, an answer would say "no configuration" for
@@ -107,12 +101,12 @@ fn answer_voice(
 async fn voice_get(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
-    Path(account_sid): Path<String>,
-    RawQuery(query): RawQuery,
+    AccountPath(account): AccountPath,
+    query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let account = account(&account_sid)?;
-    let to = query_param(query.as_deref().unwrap_or(""), "to")?
+    let to = query
+        .one("to")?
         .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
     let response = answer_voice(&state, account, &to, &[]);
     observe(Kind::Voice, started);
@@ -131,12 +125,11 @@ struct VoiceQuery {
 async fn voice_post(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
-    Path(account_sid): Path<String>,
+    AccountPath(account): AccountPath,
     request_headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let account = account(&account_sid)?;
     if let Some(ct) = request_headers.get(header::CONTENT_TYPE) {
         let is_json = ct
             .to_str()
@@ -172,10 +165,9 @@ async fn voice_post(
 async fn sms_get(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
-    Path(account_sid): Path<String>,
+    AccountPath(account): AccountPath,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let account = account(&account_sid)?;
     ready(&state)?;
     let Resolved { source, routing } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
@@ -184,76 +176,4 @@ async fn sms_get(
     let response = json(routing::sms_response_json(Some(sid), source, tlvs));
     observe(Kind::Sms, started);
     Ok(response)
-}
-
-/// The one value of `name` in a raw query string, percent-decoded per RFC 3986 (a `+` stays
-/// a plus). Given twice, or not UTF-8 once decoded: 400.
-fn query_param<'q>(query: &'q str, name: &str) -> Result<Option<Cow<'q, str>>, ApiError> {
-    let mut found = None;
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key).as_deref() != Some(name) {
-            continue;
-        }
-        if found.is_some() {
-            return Err(ApiError::parameter(name, "given more than once"));
-        }
-        found = Some(
-            percent_decode(value)
-                .ok_or_else(|| ApiError::parameter(name, "is not valid percent-encoded UTF-8"))?,
-        );
-    }
-    Ok(found)
-}
-
-fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
-    if !s.contains('%') {
-        return Some(Cow::Borrowed(s));
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            // Two hex digits exactly (`from_str_radix` alone would take `%+A`).
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plus_is_literal_and_percent_escapes_decode() {
-        assert_eq!(
-            query_param("to=+15551234", "to").unwrap().unwrap(),
-            "+15551234"
-        );
-        assert_eq!(
-            query_param("x=1&to=sip%3Abob%40uri1.com", "to")
-                .unwrap()
-                .unwrap(),
-            "sip:bob@uri1.com"
-        );
-        assert_eq!(query_param("to=%2B1", "to").unwrap().unwrap(), "+1");
-        assert_eq!(query_param("x=1", "to").unwrap(), None);
-        assert!(query_param("to=1&to=2", "to").is_err());
-        assert!(query_param("to=%ZZ", "to").is_err());
-        assert!(query_param("to=%ff", "to").is_err());
-        assert!(query_param("to=%4", "to").is_err());
-        assert!(query_param("to=%+A", "to").is_err());
-        assert_eq!(query_param("to=a%0Db", "to").unwrap().unwrap(), "a\rb");
-    }
 }

@@ -7,103 +7,17 @@
 //! Resource URIs always use the `/2012-04-24/….json` form, as Restcomm's do, whichever prefix
 //! or format the request used.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Serialize;
 
-use super::error::{ApiError, ErrorEntry};
+use super::format::{Format, json_response};
+use super::xml::{attribute, element, xml_close, xml_open, xml_response};
 use crate::store::ConfigRecord;
 
 pub const API_VERSION: &str = "2012-04-24";
-
-/// The admin API's path prefixes (SPEC §3).
-pub const ADMIN_PREFIXES: [&str; 2] = ["/2012-04-24", "/restcomm/2012-04-24"];
-
-/// Response format negotiated from the path and `Accept` (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    Xml,
-}
-
-impl Format {
-    /// XML only on the admin routes without a `.json` segment and without
-    /// `Accept: application/json`; everything else (lookup, operations) speaks JSON.
-    pub fn of(path: &str, headers: &HeaderMap) -> Format {
-        if !is_admin_path(path) || path.split('/').any(|segment| segment.ends_with(".json")) {
-            return Format::Json;
-        }
-        if accepts_json(headers) {
-            Format::Json
-        } else {
-            Format::Xml
-        }
-    }
-}
-
-/// True for paths under one of the admin prefixes.
-pub fn is_admin_path(path: &str) -> bool {
-    ADMIN_PREFIXES.iter().any(|prefix| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
-}
-
-fn accepts_json(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|value| {
-            value.split(',').any(|media| {
-                let media = media.split(';').next().unwrap_or("").trim();
-                media.eq_ignore_ascii_case("application/json")
-            })
-        })
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Format {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Format, Infallible> {
-        Ok(Format::of(parts.uri.path(), &parts.headers))
-    }
-}
-
-/// `body` as an `application/json` response.
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
-        // Only our own plain structs are serialised here; this cannot fail in practice.
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-/// An XML document (already rendered) as an `application/xml` response.
-pub fn xml_response(status: StatusCode, xml: &str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml"),
-        )],
-        xml.to_owned(),
-    )
-        .into_response()
-}
 
 /// The canonical URI of one configuration.
 pub fn configuration_uri(record: &ConfigRecord) -> String {
@@ -295,107 +209,9 @@ pub fn configuration_list(
     }
 }
 
-/// `<RestcommResponse><Message>…</Message><Error pointer|parameter="…">…</Error>…</RestcommResponse>`
-pub fn error_xml(error: &ApiError) -> String {
-    let mut out = xml_open();
-    element(&mut out, "Message", &error.message);
-    for entry in &error.errors {
-        let (name, value, message) = match entry {
-            ErrorEntry::Pointer { pointer, message } => ("pointer", pointer, message),
-            ErrorEntry::Parameter { parameter, message } => ("parameter", parameter, message),
-        };
-        out.push_str("<Error");
-        attribute(&mut out, name, value);
-        out.push('>');
-        out.push_str(&escape(message, false));
-        out.push_str("</Error>");
-    }
-    xml_close(&mut out);
-    out
-}
-
-fn xml_open() -> String {
-    String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><RestcommResponse>")
-}
-
-fn xml_close(out: &mut String) {
-    out.push_str("</RestcommResponse>");
-}
-
-fn element(out: &mut String, name: &str, text: &str) {
-    if text.is_empty() {
-        let _ = write!(out, "<{name}/>");
-    } else {
-        let _ = write!(out, "<{name}>{}</{name}>", escape(text, false));
-    }
-}
-
-fn attribute(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, " {name}=\"{}\"", escape(value, true));
-}
-
-/// XML escaping that round-trips exactly: markup characters as entities, CR (and in
-/// attributes TAB and LF, which attribute normalisation would turn into spaces) as character
-/// references, and the characters XML 1.0 cannot carry at all as U+FFFD.
-fn escape(text: &str, in_attribute: bool) -> std::borrow::Cow<'_, str> {
-    let needs = |c: char| {
-        matches!(c, '&' | '<' | '>' | '\r')
-            || (in_attribute && matches!(c, '"' | '\'' | '\t' | '\n'))
-            || !xml_char(c)
-    };
-    if !text.chars().any(needs) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '"' if in_attribute => out.push_str("&quot;"),
-            '\'' if in_attribute => out.push_str("&apos;"),
-            '\t' if in_attribute => out.push_str("&#9;"),
-            '\n' if in_attribute => out.push_str("&#10;"),
-            c if !xml_char(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// The XML 1.0 `Char` production.
-fn xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::Problem;
-
-    #[test]
-    fn format_negotiation() {
-        let mut h = HeaderMap::new();
-        assert_eq!(
-            Format::of("/2012-04-24/ExtensionsConfiguration.json/x", &h),
-            Format::Json
-        );
-        assert_eq!(
-            Format::of("/restcomm/2012-04-24/ExtensionsConfiguration/x", &h),
-            Format::Xml
-        );
-        assert_eq!(Format::of("/v1/accounts/x/sms-route", &h), Format::Json);
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("text/html, application/JSON;q=0.9"),
-        );
-        assert_eq!(
-            Format::of("/2012-04-24/ExtensionsConfiguration/x", &h),
-            Format::Json
-        );
-        assert!(!is_admin_path("/2012-04-245/x"));
-    }
 
     #[test]
     fn paging_edges() {
@@ -424,19 +240,5 @@ mod tests {
             (last.num_pages(), last.last_page(), last.start(), last.end()),
             (2, 1, 2, 2)
         );
-    }
-
-    #[test]
-    fn error_xml_escapes() {
-        let e = ApiError::configuration(vec![Problem {
-            pointer: "/a\"b".into(),
-            message: "x < y & \u{1}".into(),
-        }]);
-        let xml = error_xml(&e);
-        assert!(
-            xml.contains("<Error pointer=\"/a&quot;b\">x &lt; y &amp; \u{FFFD}</Error>"),
-            "{xml}"
-        );
-        assert!(xml.contains("<Message>ConfigurationData is invalid</Message>"));
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::validate::Problem;
+use super::problem::Problem;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Json<'a> {

@@ -3,39 +3,44 @@
 //! `compile` validates a `ConfigurationData` document (SPEC §4), reporting every problem with
 //! its JSON pointer, and turns it into an immutable `CompiledRouting` that resolves voice
 //! routes (SPEC §5) and SMS TLVs without allocating more than the answer needs.
+//!
+//! Inside: `json` parses keeping order and duplicates, `validate` walks the document into a
+//! `model`, `matcher` compiles the `match` expressions, `compiled` holds the compact form,
+//! `destination` parses a call's target, `render` writes one call's routes, `answer` the
+//! whole lookup document, `sms` the TLV; `sip` and `output` are the small shared writers.
 
 mod answer;
+mod compiled;
+mod destination;
 mod json;
 mod matcher;
 mod model;
+mod output;
+mod problem;
+mod render;
 mod sip;
 mod sms;
 mod validate;
-mod voice;
 
 pub use answer::{Source, sms_response_json, voice_response_json};
-pub use sms::Tlv;
-pub use validate::{
-    MAX_CONFIGURATION_BYTES, MAX_CREDENTIAL_BYTES, MAX_HEADERS, MAX_MATCH_BYTES, MAX_PROXIES,
-    Problem,
-};
-pub use voice::{
-    CompiledVoice, Destination, LookupError, MAX_DESTINATION_BYTES, Proxy, VoiceAnswer, VoiceRoute,
-    check_supplied_headers,
-};
-
-use std::sync::Arc;
-
+pub use compiled::{CompiledVoice, Proxy};
+pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
 /// Shares compiled regex sets between configurations that use the same patterns, so that
 /// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
 pub use matcher::RegexInterner;
+pub use problem::Problem;
+pub use render::{VoiceAnswer, VoiceRoute};
+pub use sms::Tlv;
+pub use validate::{
+    MAX_CONFIGURATION_BYTES, MAX_CREDENTIAL_BYTES, MAX_HEADERS, MAX_MATCH_BYTES, MAX_PROXIES,
+};
 
 /// A validated, compiled `ConfigurationData`.
 #[derive(Debug)]
 pub struct CompiledRouting {
-    pub(crate) voice: Option<voice::CompiledVoice>,
-    pub(crate) sms: Option<Tlv>,
-    pub(crate) empty: bool,
+    voice: Option<CompiledVoice>,
+    sms: Option<Tlv>,
+    empty: bool,
 }
 
 /// Validates and compiles one configuration.
@@ -49,7 +54,13 @@ pub fn compile_with(
     interner: &RegexInterner,
 ) -> Result<CompiledRouting, Vec<Problem>> {
     let model = validate::validate(config, interner)?;
-    Ok(voice::compile_model(model))
+    Ok(CompiledRouting {
+        voice: model
+            .voice
+            .map(|(proxies, set)| compiled::compile_voice(set, &proxies)),
+        sms: model.sms.map(Tlv::dest_network_id),
+        empty: model.empty,
+    })
 }
 
 /// Validates only (the compiled value is dropped).
@@ -70,14 +81,9 @@ impl CompiledRouting {
         supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
         match &self.voice {
-            Some(v) => v.resolve(dest, supplied),
+            Some(v) => render::resolve(v, dest, supplied),
             None => VoiceAnswer::none(),
         }
-    }
-
-    /// The compiled `outbound-voice` section, if any (for engines embedding the library).
-    pub fn voice(&self) -> Option<&CompiledVoice> {
-        self.voice.as_ref()
     }
 
     /// The TLVs to add to an SMPP `submit_sm` (empty without `outbound-sms`).
@@ -85,9 +91,6 @@ impl CompiledRouting {
         self.sms.as_slice()
     }
 }
-
-/// Convenience for callers holding an `Arc`.
-pub type SharedRouting = Arc<CompiledRouting>;
 
 #[cfg(test)]
 mod tests;

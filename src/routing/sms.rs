@@ -1,6 +1,6 @@
 //! SMS routing: the account's `destination_network_id` as SMPP TLV 0x060E.
 
-use super::answer::{decimal, push_decimal};
+use super::output::push_decimal;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// SMPP `dest_network_id`.
@@ -65,7 +65,7 @@ impl Tlv {
             push_hex(out, byte);
         }
         out.extend_from_slice(b"\",\"cstring_hex\":\"");
-        for &digit in decimal(self.value, &mut [0; 10]) {
+        for &digit in itoa::Buffer::new().format(self.value).as_bytes() {
             push_hex(out, digit);
         }
         out.extend_from_slice(b"00\"}");

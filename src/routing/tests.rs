@@ -1,5 +1,7 @@
 //! The rules and examples of SPEC §4–§5, one test each.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -776,4 +778,32 @@ fn verbose_expressions_with_comments_are_valid_and_anchored() {
     let v = voice(&config, "+4412345", &[]);
     assert_eq!(v["route"]["proxy_index"], 0);
     assert_eq!(voice(&config, "+15551234", &[])["route"], Value::Null);
+}
+
+/// `request_uri()` and `headers()` are the API of an engine that embeds the routing core
+/// instead of asking over HTTP: they must say exactly what the JSON answer says.
+#[test]
+fn the_embedding_api_agrees_with_the_json_answer() {
+    let compiled = compile(VOICE_EXAMPLE).unwrap();
+    for (to, supplied) in [
+        ("sip:bob@uri1.com", vec![]),
+        ("sip:bob@uri2.com;x=1", vec![("To", "<sip:bob@uri2.com>")]),
+        ("+15551234", vec![("x-customheader", "a=b")]),
+    ] {
+        let dest = Destination::parse(to).unwrap();
+        let answer = compiled.resolve_voice(&dest, &supplied);
+        let json: Value =
+            serde_json::from_slice(&voice_response_json(None, Source::Account, &answer)).unwrap();
+        let routes = answer.route.iter().chain(&answer.fallbacks);
+        let objects = std::iter::once(&json["route"]).chain(json["fallbacks"].as_array().unwrap());
+        for (route, object) in routes.zip(objects) {
+            assert_eq!(route.request_uri(), object["request_uri"], "{to}");
+            let headers: serde_json::Map<String, Value> = route
+                .headers()
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), Value::from(value)))
+                .collect();
+            assert_eq!(Value::Object(headers), object["headers"], "{to}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::matcher::MatchSet;
-use serde::Serialize;
+use super::problem::Problem;
 
 use super::json::{self, Json, Path};
 use super::matcher::{self, RegexInterner};
@@ -20,13 +20,6 @@ const _: () = assert!(MAX_HEADERS <= super::sip::MAX_SETTINGS);
 pub const MAX_CREDENTIAL_BYTES: usize = 256;
 pub const MAX_MATCH_BYTES: usize = 1024;
 pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
-
-/// One problem: where (RFC 6901 pointer into the document) and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub pointer: String,
-    pub message: String,
-}
 
 #[derive(Default)]
 struct Problems(Vec<Problem>);

@@ -24,11 +24,12 @@
 //! - Errors: `Unavailable` for anything that means the database could not answer or take the
 //!   write (→ HTTP 503). Messages never contain secrets.
 
-pub mod postgres;
-pub mod sqlite;
+mod postgres;
+mod reads;
+mod rows;
+mod sqlite;
 
 use std::borrow::Borrow;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -104,8 +105,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The database: SQLite or PostgreSQL, chosen by the URL.
 #[derive(Clone)]
-pub enum Store {
+pub struct Store(Backend);
+
+#[derive(Clone)]
+enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
 }
@@ -119,13 +124,13 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub async fn connect(url: &str, secret: Option<SecretKey>) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(
+            Ok(Store(Backend::Postgres(
                 postgres::PostgresStore::connect(url, secret).await?,
-            ))
+            )))
         } else if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(
+            Ok(Store(Backend::Sqlite(
                 sqlite::SqliteStore::connect(url, secret).await?,
-            ))
+            )))
         } else {
             Err(StoreError::Unavailable(
                 "DATABASE_URL must start with sqlite:// or postgres://".into(),
@@ -135,34 +140,34 @@ impl Store {
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+        match &self.0 {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
     /// Runs the embedded versioned migrations (idempotent; safe to run from several
     /// instances at once on PostgreSQL, which takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.migrate().await,
+            Backend::Postgres(s) => s.migrate().await,
         }
     }
 
     /// True when the database answers a trivial query within 2 seconds.
     pub async fn ping(&self) -> bool {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-            Store::Postgres(s) => s.ping().await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.db.ping().await,
+            Backend::Postgres(s) => s.db.ping().await,
         }
     }
 
     /// Creates or updates one configuration (see the module documentation).
     pub async fn upsert(&self, write: &Write) -> Result<ConfigRecord, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert(write).await,
-            Store::Postgres(s) => s.upsert(write).await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.upsert(write).await,
+            Backend::Postgres(s) => s.upsert(write).await,
         }
     }
 
@@ -172,18 +177,18 @@ impl Store {
         account: impl Borrow<AccountSid>,
     ) -> Result<Option<ConfigRecord>, StoreError> {
         let account = account.borrow();
-        match self {
-            Store::Sqlite(s) => s.get(account).await,
-            Store::Postgres(s) => s.get(account).await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.db.get(account).await,
+            Backend::Postgres(s) => s.db.get(account).await,
         }
     }
 
     /// The extension record as a configuration with `account_sid: None`; `None` if the
     /// extension was never created.
     pub async fn global(&self) -> Result<Option<ConfigRecord>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.global().await,
-            Store::Postgres(s) => s.global().await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.db.global().await,
+            Backend::Postgres(s) => s.db.global().await,
         }
     }
 
@@ -194,9 +199,9 @@ impl Store {
         account: impl Borrow<AccountSid>,
     ) -> Result<Option<i64>, StoreError> {
         let account = account.borrow();
-        match self {
-            Store::Sqlite(s) => s.delete(account).await,
-            Store::Postgres(s) => s.delete(account).await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.delete(account).await,
+            Backend::Postgres(s) => s.delete(account).await,
         }
     }
 
@@ -209,17 +214,17 @@ impl Store {
         limit: i64,
     ) -> Result<(Vec<ConfigRecord>, i64), StoreError> {
         let (offset, limit) = (offset.max(0), limit.max(0));
-        match self {
-            Store::Sqlite(s) => s.list_accounts(offset, limit).await,
-            Store::Postgres(s) => s.list_accounts(offset, limit).await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.db.list_accounts(offset, limit).await,
+            Backend::Postgres(s) => s.db.list_accounts(offset, limit).await,
         }
     }
 
     /// Everything, read in one consistent snapshot.
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.load_all().await,
-            Store::Postgres(s) => s.load_all().await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.load_all().await,
+            Backend::Postgres(s) => s.load_all().await,
         }
     }
 
@@ -227,17 +232,17 @@ impl Store {
     /// ends when the receiver is dropped. SQLite: `None` (a single instance owns the file).
     /// Must be called from within a Tokio runtime.
     pub fn listen(&self) -> Option<mpsc::Receiver<Change>> {
-        match self {
-            Store::Sqlite(_) => None,
-            Store::Postgres(s) => Some(s.listen()),
+        match &self.0 {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(s.listen()),
         }
     }
 
     /// Closes the connection pool (waits for connections in use to be returned).
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(s) => s.close().await,
-            Store::Postgres(s) => s.close().await,
+        match &self.0 {
+            Backend::Sqlite(s) => s.db.close().await,
+            Backend::Postgres(s) => s.db.close().await,
         }
     }
 }
@@ -247,9 +252,6 @@ pub const NOTIFY_CHANNEL: &str = "multiprovider";
 
 /// Name of the extension (the only one this service implements).
 pub const EXTENSION_NAME: &str = "multi_provider";
-
-/// How long `ping` waits.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The NOTIFY payload of a write.
 pub(crate) fn notify_payload(account: Option<&AccountSid>, revision: i64) -> String {
@@ -279,129 +281,43 @@ pub(crate) fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-pub(crate) fn datetime_from_micros(micros: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| StoreError::Corrupt(format!("date out of range: {micros}")))
-}
-
-/// A configuration row as stored (configuration possibly encrypted, dates in microseconds).
-pub(crate) struct RawConfig {
-    pub account_sid: Option<String>,
-    pub configuration: String,
-    pub enabled: bool,
-    pub date_created: i64,
-    pub date_updated: i64,
-    pub revision: i64,
-}
-
-/// The extension's identity, copied into every record.
-#[derive(Clone)]
-pub(crate) struct ExtensionId {
-    pub sid: String,
-    pub name: String,
-}
-
-impl RawConfig {
-    pub(crate) fn into_record(
-        self,
-        extension: &ExtensionId,
-        secret: Option<&SecretKey>,
-    ) -> Result<ConfigRecord, StoreError> {
-        let account_sid = match self.account_sid {
-            None => None,
-            Some(s) => Some(AccountSid::parse(&s).ok_or_else(|| {
-                StoreError::Corrupt(format!("stored account sid {s:?} is malformed"))
-            })?),
+/// A sqlx error as a `StoreError` whose message never contains the connection URL or
+/// stored data.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        use sqlx::Error as E;
+        let message = match &e {
+            E::PoolTimedOut => "timed out waiting for a database connection".to_string(),
+            E::PoolClosed => "the database connection pool is closed".to_string(),
+            E::Io(io) => format!("I/O error talking to the database: {io}"),
+            E::Tls(_) => "TLS error talking to the database".to_string(),
+            E::Protocol(_) => "database protocol error".to_string(),
+            E::WorkerCrashed => "database worker crashed".to_string(),
+            E::Configuration(_) => {
+                "invalid database configuration (check DATABASE_URL)".to_string()
+            }
+            E::Database(db) => match db.code() {
+                Some(code) => format!("database error {code}: {}", db.message()),
+                None => format!("database error: {}", db.message()),
+            },
+            E::Migrate(m) => format!("migration failed: {m}"),
+            E::BeginFailed => "could not begin a transaction".to_string(),
+            E::RowNotFound
+            | E::ColumnNotFound(_)
+            | E::ColumnIndexOutOfBounds { .. }
+            | E::ColumnDecode { .. }
+            | E::Decode(_)
+            | E::TypeNotFound { .. } => {
+                return StoreError::Corrupt(format!("unexpected stored data: {e}"));
+            }
+            _ => "database error".to_string(),
         };
-        let configuration = crate::secret::open(secret, &self.configuration).map_err(|e| {
-            StoreError::Corrupt(match &account_sid {
-                Some(a) => format!("configuration of {a}: {e}"),
-                None => format!("global configuration: {e}"),
-            })
-        })?;
-        Ok(ConfigRecord {
-            extension_sid: extension.sid.clone(),
-            extension_name: extension.name.clone(),
-            account_sid,
-            configuration,
-            enabled: self.enabled,
-            date_created: datetime_from_micros(self.date_created)?,
-            date_updated: datetime_from_micros(self.date_updated)?,
-            revision: self.revision,
-        })
+        StoreError::Unavailable(message)
     }
 }
 
-/// Maps a sqlx error to a `StoreError` whose message never contains the connection URL or
-/// stored data.
-pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
-    use sqlx::Error as E;
-    let message = match &e {
-        E::PoolTimedOut => "timed out waiting for a database connection".to_string(),
-        E::PoolClosed => "the database connection pool is closed".to_string(),
-        E::Io(io) => format!("I/O error talking to the database: {io}"),
-        E::Tls(_) => "TLS error talking to the database".to_string(),
-        E::Protocol(_) => "database protocol error".to_string(),
-        E::WorkerCrashed => "database worker crashed".to_string(),
-        E::Configuration(_) => "invalid database configuration (check DATABASE_URL)".to_string(),
-        E::Database(db) => match db.code() {
-            Some(code) => format!("database error {code}: {}", db.message()),
-            None => format!("database error: {}", db.message()),
-        },
-        E::Migrate(m) => format!("migration failed: {m}"),
-        E::BeginFailed => "could not begin a transaction".to_string(),
-        E::RowNotFound
-        | E::ColumnNotFound(_)
-        | E::ColumnIndexOutOfBounds { .. }
-        | E::ColumnDecode { .. }
-        | E::Decode(_)
-        | E::TypeNotFound { .. } => {
-            return StoreError::Corrupt(format!("unexpected stored data: {e}"));
-        }
-        _ => "database error".to_string(),
-    };
-    StoreError::Unavailable(message)
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> StoreError {
+        sqlx::Error::from(e).into()
+    }
 }
-
-/// The row decoders of both backends (same columns, same order: see each backend's
-/// `EXT_COLUMNS` / `ACCOUNT_COLUMNS`), and the identity used for account records when the
-/// extension row is missing (only possible if it was removed by hand).
-macro_rules! row_decoders {
-    ($row:ty) => {
-        fn ext_from_row(row: &$row) -> Result<(ExtensionId, RawConfig), sqlx::Error> {
-            Ok((
-                ExtensionId {
-                    sid: row.try_get(0)?,
-                    name: row.try_get(1)?,
-                },
-                RawConfig {
-                    account_sid: None,
-                    configuration: row.try_get(2)?,
-                    enabled: row.try_get(3)?,
-                    date_created: row.try_get(4)?,
-                    date_updated: row.try_get(5)?,
-                    revision: row.try_get(6)?,
-                },
-            ))
-        }
-
-        fn account_from_row(row: &$row) -> Result<RawConfig, sqlx::Error> {
-            Ok(RawConfig {
-                account_sid: Some(row.try_get(0)?),
-                configuration: row.try_get(1)?,
-                enabled: row.try_get(2)?,
-                date_created: row.try_get(3)?,
-                date_updated: row.try_get(4)?,
-                revision: row.try_get(5)?,
-            })
-        }
-
-        fn orphan_extension() -> ExtensionId {
-            ExtensionId {
-                sid: String::new(),
-                name: EXTENSION_NAME.to_string(),
-            }
-        }
-    };
-}
-pub(crate) use row_decoders;

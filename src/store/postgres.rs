@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 use tokio::sync::mpsc;
 
+use super::reads::{Db, Dialect};
+use super::rows::{AccountRow, ExtensionId, ExtensionRow};
 use super::{
-    Change, ConfigRecord, EXTENSION_NAME, ExtensionId, NOTIFY_CHANNEL, PING_TIMEOUT, RawConfig,
-    Snapshot, StoreError, Write, db_error, notify_payload, parse_notify_payload,
+    Change, ConfigRecord, EXTENSION_NAME, NOTIFY_CHANNEL, Snapshot, StoreError, Write,
+    notify_payload, parse_notify_payload,
 };
 use crate::secret::{self, SecretKey};
 use crate::sid::AccountSid;
@@ -39,11 +41,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const CHANGE_BUFFER: usize = 1024;
 
 const EXT_COLUMNS: &str = "sid, name, configuration, enabled, \
-     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT, \
-     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT, revision";
+     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT AS date_created, \
+     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT AS date_updated, revision";
 const ACCOUNT_COLUMNS: &str = "account_sid, configuration, enabled, \
-     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT, \
-     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT, revision";
+     (EXTRACT(EPOCH FROM date_created) * 1000000)::BIGINT AS date_created, \
+     (EXTRACT(EPOCH FROM date_updated) * 1000000)::BIGINT AS date_updated, revision";
+
+static DIALECT: Dialect = Dialect {
+    extension_columns: EXT_COLUMNS,
+    account_columns: ACCOUNT_COLUMNS,
+    begin_snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+};
 
 /// SQL turning a bound `BIGINT` of unix microseconds into a `TIMESTAMPTZ`, exactly.
 macro_rules! ts {
@@ -57,17 +65,14 @@ macro_rules! ts {
 }
 
 #[derive(Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
+pub(crate) struct PostgresStore {
+    pub db: Db<Postgres>,
     /// For the listener's own pool (boxed: the options are large and `Store` is cloned).
     options: Arc<PgConnectOptions>,
-    secret: Option<SecretKey>,
     /// The extension record's identity once seen: it is never deleted nor renamed, so
     /// account writes need not read it again (one round trip less per write).
     extension: Arc<std::sync::OnceLock<ExtensionId>>,
 }
-
-super::row_decoders!(PgRow);
 
 async fn notify(
     tx: &mut Transaction<'static, Postgres>,
@@ -78,8 +83,7 @@ async fn notify(
         .bind(NOTIFY_CHANNEL)
         .bind(notify_payload(account, revision))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -98,55 +102,30 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(600))
             .connect_with(options.clone())
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(PostgresStore {
             extension: Arc::default(),
-            pool,
+            db: Db {
+                pool,
+                dialect: &DIALECT,
+                secret,
+            },
             options: Arc::new(options),
-            secret,
         })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| db_error(e.into()))
+        Ok(MIGRATOR.run(&self.db.pool).await?)
     }
 
-    pub async fn ping(&self) -> bool {
-        let probe = sqlx::query("SELECT 1").execute(&self.pool);
-        matches!(tokio::time::timeout(PING_TIMEOUT, probe).await, Ok(Ok(_)))
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
+    fn secret(&self) -> Option<&SecretKey> {
+        self.db.secret.as_ref()
     }
 
     /// Begins a write; the timestamp is this instance's clock in unix microseconds.
     async fn begin_write(&self) -> Result<(Transaction<'static, Postgres>, i64), StoreError> {
-        let tx = self.pool.begin().await.map_err(db_error)?;
-        Ok((tx, chrono::Utc::now().timestamp_micros()))
-    }
-
-    async fn begin_snapshot(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db_error)
-    }
-
-    async fn extension_in(
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<Option<(ExtensionId, RawConfig)>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {EXT_COLUMNS} FROM extensions WHERE id = 1"
-        ))
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(ext_from_row).transpose().map_err(db_error)
+        let tx = self.db.pool.begin().await?;
+        Ok((tx, super::now_micros()))
     }
 
     /// Creates the extension record (global `{}`) unless it exists; returns it either way.
@@ -158,11 +137,11 @@ impl PostgresStore {
         if let Some(ext) = self.extension.get() {
             return Ok(ext.clone());
         }
-        if let Some((ext, _)) = Self::extension_in(tx).await? {
-            let _ = self.extension.set(ext.clone());
-            return Ok(ext);
+        if let Some(row) = self.db.extension(&mut **tx).await? {
+            let _ = self.extension.set(row.id());
+            return Ok(row.id());
         }
-        let created = sqlx::query(&format!(
+        let created: Option<ExtensionRow> = sqlx::query_as(&format!(
             "INSERT INTO extensions (id, sid, name, configuration, enabled, date_created, \
              date_updated, revision) VALUES (1, $1, $2, $3, TRUE, {ts4}, {ts4}, \
              nextval('config_revision')) ON CONFLICT (id) DO NOTHING RETURNING {EXT_COLUMNS}",
@@ -170,21 +149,21 @@ impl PostgresStore {
         ))
         .bind(crate::sid::new_extension_sid())
         .bind(EXTENSION_NAME)
-        .bind(secret::seal(self.secret.as_ref(), "{}"))
+        .bind(secret::seal(self.secret(), "{}"))
         .bind(now)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         match created {
             Some(row) => {
-                let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
-                notify(tx, None, raw.revision).await?;
-                Ok(ext)
+                notify(tx, None, row.config.revision).await?;
+                Ok(row.id())
             }
             // Created by a concurrent write that committed meanwhile.
-            None => Self::extension_in(tx)
+            None => self
+                .db
+                .extension(&mut **tx)
                 .await?
-                .map(|(ext, _)| ext)
+                .map(|row| row.id())
                 .ok_or_else(|| StoreError::Unavailable("the extension record vanished".into())),
         }
     }
@@ -193,100 +172,102 @@ impl PostgresStore {
         let sealed = write
             .configuration
             .as_deref()
-            .map(|c| secret::seal(self.secret.as_ref(), c));
+            .map(|c| secret::seal(self.secret(), c));
         let (mut tx, now) = self.begin_write().await?;
 
         let Some(account) = write.account_sid else {
             let changed = match sealed.as_deref() {
-                Some(configuration) => sqlx::query(&format!(
-                    "INSERT INTO extensions AS t (id, sid, name, configuration, enabled, \
-                     date_created, date_updated, revision) \
-                     VALUES (1, $1, $2, $3, COALESCE($4, TRUE), {ts5}, {ts5}, 0) \
-                     ON CONFLICT (id) DO UPDATE SET configuration = EXCLUDED.configuration, \
-                     enabled = COALESCE($4, t.enabled), date_updated = EXCLUDED.date_updated \
-                     RETURNING 1",
-                    ts5 = ts!(5)
-                ))
-                .bind(crate::sid::new_extension_sid())
-                .bind(EXTENSION_NAME)
-                .bind(configuration)
-                .bind(write.enabled)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?,
-                None => sqlx::query(&format!(
-                    "UPDATE extensions SET enabled = COALESCE($1, enabled), date_updated = {ts2} \
-                     WHERE id = 1 RETURNING 1",
-                    ts2 = ts!(2)
-                ))
-                .bind(write.enabled)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?,
+                Some(configuration) => {
+                    sqlx::query(&format!(
+                        "INSERT INTO extensions AS t (id, sid, name, configuration, enabled, \
+                         date_created, date_updated, revision) \
+                         VALUES (1, $1, $2, $3, COALESCE($4, TRUE), {ts5}, {ts5}, 0) \
+                         ON CONFLICT (id) DO UPDATE SET configuration = EXCLUDED.configuration, \
+                         enabled = COALESCE($4, t.enabled), date_updated = EXCLUDED.date_updated \
+                         RETURNING 1",
+                        ts5 = ts!(5)
+                    ))
+                    .bind(crate::sid::new_extension_sid())
+                    .bind(EXTENSION_NAME)
+                    .bind(configuration)
+                    .bind(write.enabled)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&format!(
+                        "UPDATE extensions SET enabled = COALESCE($1, enabled), \
+                         date_updated = {ts2} WHERE id = 1 RETURNING 1",
+                        ts2 = ts!(2)
+                    ))
+                    .bind(write.enabled)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
             };
             if changed.is_none() {
-                tx.rollback().await.map_err(db_error)?;
+                tx.rollback().await?;
                 return Err(StoreError::MissingConfiguration);
             }
             // The row is locked by this transaction now: see the module comment.
-            let row = sqlx::query(&format!(
+            let row: ExtensionRow = sqlx::query_as(&format!(
                 "UPDATE extensions SET revision = nextval('config_revision') WHERE id = 1 \
                  RETURNING {EXT_COLUMNS}"
             ))
             .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
-            notify(&mut tx, None, raw.revision).await?;
+            .await?;
+            notify(&mut tx, None, row.config.revision).await?;
             // Converted before committing: a row this instance cannot read is not written.
-            let record = raw.into_record(&ext, self.secret.as_ref())?;
-            tx.commit().await.map_err(db_error)?;
+            let record = row.into_record(self.secret())?;
+            tx.commit().await?;
             return Ok(record);
         };
 
         let ext = self.ensure_extension(&mut tx, now).await?;
         let account_text = account.to_string();
         let changed = match sealed.as_deref() {
-            Some(configuration) => sqlx::query(&format!(
-                "INSERT INTO account_configurations AS t (account_sid, configuration, enabled, \
-                 date_created, date_updated, revision) \
-                 VALUES ($1, $2, COALESCE($3, TRUE), {ts4}, {ts4}, 0) \
-                 ON CONFLICT (account_sid) DO UPDATE SET \
-                 configuration = EXCLUDED.configuration, \
-                 enabled = COALESCE($3, t.enabled), \
-                 date_updated = EXCLUDED.date_updated \
-                 RETURNING 1",
-                ts4 = ts!(4)
-            ))
-            .bind(&account_text)
-            .bind(configuration)
-            .bind(write.enabled)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?,
-            None => sqlx::query(&format!(
-                "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
-                 date_updated = {ts2} WHERE account_sid = $3 RETURNING 1",
-                ts2 = ts!(2)
-            ))
-            .bind(write.enabled)
-            .bind(now)
-            .bind(&account_text)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?,
+            Some(configuration) => {
+                sqlx::query(&format!(
+                    "INSERT INTO account_configurations AS t (account_sid, configuration, \
+                     enabled, date_created, date_updated, revision) \
+                     VALUES ($1, $2, COALESCE($3, TRUE), {ts4}, {ts4}, 0) \
+                     ON CONFLICT (account_sid) DO UPDATE SET \
+                     configuration = EXCLUDED.configuration, \
+                     enabled = COALESCE($3, t.enabled), \
+                     date_updated = EXCLUDED.date_updated \
+                     RETURNING 1",
+                    ts4 = ts!(4)
+                ))
+                .bind(&account_text)
+                .bind(configuration)
+                .bind(write.enabled)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
+                     date_updated = {ts2} WHERE account_sid = $3 RETURNING 1",
+                    ts2 = ts!(2)
+                ))
+                .bind(write.enabled)
+                .bind(now)
+                .bind(&account_text)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
         };
         if changed.is_none() {
             // Also undoes an extension record created above: nothing is written.
-            tx.rollback().await.map_err(db_error)?;
+            tx.rollback().await?;
             return Err(StoreError::MissingConfiguration);
         }
         // The row is locked by this transaction now: see the module comment.
         // The notification goes out in the same statement (one round trip less per write).
-        let row = sqlx::query(&format!(
+        let row: AccountRow = sqlx::query_as(&format!(
             "UPDATE account_configurations SET revision = nextval('config_revision') \
              WHERE account_sid = $1 \
              RETURNING {ACCOUNT_COLUMNS}, pg_notify($2, account_sid || ':' || revision)::TEXT"
@@ -294,45 +275,10 @@ impl PostgresStore {
         .bind(&account_text)
         .bind(NOTIFY_CHANNEL)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let raw = account_from_row(&row).map_err(db_error)?;
-        let record = raw.into_record(&ext, self.secret.as_ref())?;
-        tx.commit().await.map_err(db_error)?;
+        .await?;
+        let record = row.into_record(&ext, self.secret())?;
+        tx.commit().await?;
         Ok(record)
-    }
-
-    pub async fn get(&self, account: &AccountSid) -> Result<Option<ConfigRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS}, \
-             (SELECT sid FROM extensions WHERE id = 1), (SELECT name FROM extensions WHERE id = 1) \
-             FROM account_configurations WHERE account_sid = $1"
-        ))
-        .bind(account.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let raw = account_from_row(&row).map_err(db_error)?;
-        let sid: Option<String> = row.try_get(6).map_err(db_error)?;
-        let name: Option<String> = row.try_get(7).map_err(db_error)?;
-        let ext = match (sid, name) {
-            (Some(sid), Some(name)) => ExtensionId { sid, name },
-            _ => orphan_extension(),
-        };
-        raw.into_record(&ext, self.secret.as_ref()).map(Some)
-    }
-
-    pub async fn global(&self) -> Result<Option<ConfigRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {EXT_COLUMNS} FROM extensions WHERE id = 1"
-        ))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let (ext, raw) = ext_from_row(&row).map_err(db_error)?;
-        raw.into_record(&ext, self.secret.as_ref()).map(Some)
     }
 
     pub async fn delete(&self, account: &AccountSid) -> Result<Option<i64>, StoreError> {
@@ -340,85 +286,42 @@ impl PostgresStore {
         let deleted = sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
             .bind(account.to_string())
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected();
         if deleted == 0 {
-            tx.rollback().await.map_err(db_error)?;
+            tx.rollback().await?;
             return Ok(None);
         }
         // Taken while the deleted row stays locked: see the module comment.
         let revision: i64 = sqlx::query_scalar("SELECT nextval('config_revision')")
             .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         notify(&mut tx, Some(account), revision).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(Some(revision))
-    }
-
-    pub async fn list_accounts(
-        &self,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<ConfigRecord>, i64), StoreError> {
-        let mut tx = self.begin_snapshot().await?;
-        let ext = Self::extension_in(&mut tx).await?.map(|(ext, _)| ext);
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_configurations")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let rows = if limit > 0 && offset < total {
-            sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM account_configurations \
-                 ORDER BY date_created, account_sid LIMIT $1 OFFSET $2"
-            ))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
-        } else {
-            Vec::new()
-        };
-        tx.commit().await.map_err(db_error)?;
-        let ext = ext.unwrap_or_else(orphan_extension);
-        let records = rows
-            .iter()
-            .map(|row| {
-                account_from_row(row)
-                    .map_err(db_error)?
-                    .into_record(&ext, self.secret.as_ref())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, total))
     }
 
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
         use futures_util::TryStreamExt as _;
 
-        let mut tx = self.begin_snapshot().await?;
-        let extension = Self::extension_in(&mut tx).await?;
-        let secret = self.secret.as_ref();
+        let mut tx = self.db.pool.begin_with(DIALECT.begin_snapshot).await?;
+        let extension = self.db.extension(&mut *tx).await?;
+        let secret = self.secret();
         let (ext, global) = match extension {
-            Some((ext, raw)) => {
-                let global = raw.into_record(&ext, secret)?;
-                (ext, Some(global))
-            }
-            None => (orphan_extension(), None),
+            Some(row) => (row.id(), Some(row.into_record(secret)?)),
+            None => (ExtensionId::orphan(), None),
         };
         // Row by row: at 100,000 accounts, holding every raw row beside every record would
         // double the few hundred megabytes a full load needs.
         let mut accounts = Vec::new();
         {
             let query = format!("SELECT {ACCOUNT_COLUMNS} FROM account_configurations");
-            let mut rows = sqlx::query(&query).fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await.map_err(db_error)? {
-                let raw = account_from_row(&row).map_err(db_error)?;
-                accounts.push(raw.into_record(&ext, secret)?);
+            let mut rows = sqlx::query_as::<_, AccountRow>(&query).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                accounts.push(row.into_record(&ext, secret)?);
             }
         }
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         // Informational: the cache does not rely on it (see `RoutingCache::load`).
         let revision = accounts
             .iter()
@@ -456,7 +359,7 @@ impl PostgresStore {
                         tracing::warn!("database notification connection lost; reconnecting");
                     }
                     Err(e) => {
-                        let e = db_error(e);
+                        let e = StoreError::from(e);
                         tracing::warn!(error = %e, "database notification listener failed; retrying");
                     }
                 }

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
+use multiprovider::config::KeyMaterial;
 use multiprovider::config::Settings;
-use multiprovider::http::{AppState, RunningServer, start};
-use multiprovider::secret::SecretKey;
+use multiprovider::http::AppState;
+use multiprovider::server::{RunningServer, start};
 use reqwest::{Client, RequestBuilder, Response};
 
 pub const ADMIN_SID: &str = "ACae6e420f425248d6a26948c17a9e2acf";
@@ -51,7 +52,7 @@ pub async fn spawn_app(db_url: &str, options: AppOptions) -> TestApp {
     settings.secret_key = options
         .secret_key
         .as_deref()
-        .map(|k| SecretKey::parse(k).expect("test secret key"));
+        .map(|k| KeyMaterial::parse(k).expect("test secret key"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");

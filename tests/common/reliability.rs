@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use multiprovider::config::Settings;
-use multiprovider::http::{RunningServer, start};
 use multiprovider::routing::{
     self, CompiledRouting, Destination, Source, VoiceAnswer, sms_response_json, voice_response_json,
 };
+use multiprovider::server::{RunningServer, start};
 use multiprovider::sid::AccountSid;
 use multiprovider::store::{ConfigRecord, Store};
 

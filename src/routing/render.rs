@@ -1,0 +1,167 @@
+//! One call's answer through the compiled proxies (SPEC §5 steps 2–6): which proxies match,
+//! the Request-URI, the headers and routes of each, written straight into the answer.
+
+use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
+use super::destination::{Destination, Kind};
+use super::output::{push_decimal, write_json_str_with};
+use super::sip;
+
+/// The first matching proxy and the other matching ones, in configured order.
+pub(crate) fn resolve<'a>(
+    voice: &'a CompiledVoice,
+    dest: &'a Destination<'a>,
+    supplied: &'a [(&'a str, &'a str)],
+) -> VoiceAnswer<'a> {
+    let matched = super::matcher::matching(&voice.set, dest.target());
+    if matched.is_empty() {
+        // Known without walking one flag per proxy.
+        return VoiceAnswer::none();
+    }
+    let mut routes = matched.iter().map(|i| VoiceRoute {
+        proxy: voice.proxy(i.as_usize()),
+        dest,
+        supplied,
+    });
+    let route = routes.next();
+    VoiceAnswer {
+        route,
+        fallbacks: routes.collect(),
+    }
+}
+
+/// The route through one proxy for one call. Its Request-URI and headers are written
+/// straight into the answer; `request_uri()` and `headers()` build them for other callers.
+#[derive(Debug)]
+pub struct VoiceRoute<'a> {
+    pub proxy: Proxy<'a>,
+    dest: &'a Destination<'a>,
+    supplied: &'a [(&'a str, &'a str)],
+}
+
+impl VoiceRoute<'_> {
+    /// The final Request-URI (SPEC §5 step 3).
+    pub fn request_uri(&self) -> String {
+        let mut out =
+            Vec::with_capacity(self.dest.raw.len() + self.proxy.entry.uri.len as usize + 32);
+        self.write_request_uri(&mut out);
+        String::from_utf8(out).expect("built from strings")
+    }
+
+    /// Headers changed or added: configured spelling → final value, in configured order.
+    pub fn headers(&self) -> Vec<(&str, String)> {
+        self.proxy
+            .header_groups()
+            .map(|(first, name)| {
+                let mut value = Vec::new();
+                self.proxy
+                    .write_header_value(&mut value, first, self.supplied);
+                (name, String::from_utf8(value).expect("built from strings"))
+            })
+            .collect()
+    }
+
+    fn write_request_uri(&self, out: &mut Vec<u8>) {
+        let p = &self.proxy;
+        match self.dest.kind {
+            Kind::Sip { params_at } => {
+                let uri = self.dest.raw;
+                if p.ruri_settings().next().is_none() {
+                    out.extend_from_slice(uri.as_bytes());
+                    return;
+                }
+                let (base, rest) = uri.split_at(params_at);
+                let (params, headers) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+                out.extend_from_slice(base.as_bytes());
+                sip::write_params_set(out, params, p.ruri_settings());
+                out.extend_from_slice(headers.as_bytes());
+            }
+            Kind::Pstn { number } => {
+                out.extend_from_slice(p.scheme().as_bytes());
+                // `#` is not allowed unescaped in a SIP user part (RFC 3261 §25.1).
+                for part in number.split_inclusive('#') {
+                    match part.strip_suffix('#') {
+                        Some(part) => {
+                            out.extend_from_slice(part.as_bytes());
+                            out.extend_from_slice(b"%23");
+                        }
+                        None => out.extend_from_slice(part.as_bytes()),
+                    }
+                }
+                out.push(b'@');
+                p.push_hostport(out);
+                let params = p.text(p.entry.params);
+                if p.entry.ruri_appends {
+                    out.extend_from_slice(params.as_bytes());
+                    write_appended(out, p.ruri_settings());
+                } else {
+                    sip::write_params_set(out, params, p.ruri_settings());
+                }
+            }
+        }
+    }
+
+    /// Appends this route's SPEC §6 JSON object to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let p = &self.proxy;
+        out.extend_from_slice(b"{\"proxy_index\":");
+        // At most 100 proxies (validated), so the index fits.
+        let index = u32::try_from(p.index()).unwrap_or(u32::MAX);
+        push_decimal(out, index);
+        out.extend_from_slice(b",\"proxy\":");
+        p.write_proxy_json(out);
+        out.extend_from_slice(b",\"username\":");
+        p.put_opt(out, p.username());
+        out.extend_from_slice(b",\"password\":");
+        p.put_opt(out, p.password());
+        out.extend_from_slice(b",\"request_uri\":");
+        write_json_str_with(out, |out| self.write_request_uri(out));
+        out.extend_from_slice(b",\"headers\":{");
+        for (i, (first, name)) in p.header_groups().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            p.put_quoted(out, name);
+            out.push(b':');
+            write_json_str_with(out, |out| p.write_header_value(out, first, self.supplied));
+        }
+        out.extend_from_slice(b"},\"header_params\":[");
+        for (i, (header, key, value)) in p.header_params().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"header\":");
+            p.put_quoted(out, header);
+            out.extend_from_slice(b",\"key\":");
+            p.put_quoted(out, key);
+            out.extend_from_slice(b",\"value\":");
+            p.put_quoted(out, value);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"routes\":[");
+        for (i, r) in p.rules_of(RuleKind::Route).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"<sip:");
+            p.put(out, p.text(r.value));
+            out.extend_from_slice(b";lr>\"");
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+/// The first matching proxy and the other matching ones, in configured order.
+#[derive(Debug)]
+pub struct VoiceAnswer<'a> {
+    pub route: Option<VoiceRoute<'a>>,
+    pub fallbacks: Vec<VoiceRoute<'a>>,
+}
+
+impl VoiceAnswer<'_> {
+    pub fn none() -> Self {
+        VoiceAnswer {
+            route: None,
+            fallbacks: Vec::new(),
+        }
+    }
+}

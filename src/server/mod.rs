@@ -1,0 +1,250 @@
+//! The one place where the process is assembled: settings → store (connected, migrated) →
+//! cache (loaded) → change follower → listener → graceful shutdown.
+//!
+//! `start` serves on a listener it is given (tests bind port 0); `serve` binds the configured
+//! address and runs until SIGINT/SIGTERM; `run_serve` and `run_migrate` are the process
+//! entry points of the CLI.
+
+mod listener;
+mod sync;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cache::RoutingCache;
+use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
+use crate::http::{self, AppState};
+use crate::secret::SecretKey;
+use crate::store::{Store, StoreError};
+
+pub use listener::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect { url: String, source: StoreError },
+    #[error("database migration failed: {0}")]
+    Migrate(StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Stored rows this instance cannot read (encrypted without the right
+    /// MULTIPROVIDER_SECRET_KEY, or damaged): serving without them would answer wrongly.
+    #[error("the stored configurations cannot be read: {0}")]
+    Unreadable(String),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A server started by `start`: stop it with `shutdown`.
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    /// Background cache work: the retried first load, the PostgreSQL change follower.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = match (&mut self.task).await {
+            Ok(result) => result.map_err(ServeError::Io),
+            Err(join) => Err(ServeError::Io(std::io::Error::other(join))),
+        };
+        for task in &self.background {
+            task.abort();
+        }
+        self.state.store.close().await;
+        served
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // A server dropped without `shutdown` (a failing test) must not linger.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Connects, migrates, loads the cache and serves on `listener` until `shutdown`.
+pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningServer, ServeError> {
+    let secret = settings.secret_key.as_ref().map(SecretKey::from_material);
+    let store = Store::connect(&settings.database_url, secret)
+        .await
+        .map_err(|source| ServeError::Connect {
+            url: redact_url(&settings.database_url),
+            source,
+        })?;
+    store.migrate().await.map_err(ServeError::Migrate)?;
+    let state = AppState {
+        store,
+        cache: Arc::new(RoutingCache::new()),
+        settings: Arc::new(settings),
+    };
+
+    // Other instances' writes (PostgreSQL): subscribe before the first load so that no
+    // change falls between the snapshot and the subscription.
+    let mut background = Vec::new();
+    if let Some(changes) = state.store.listen() {
+        background.push(tokio::spawn(sync::follow_changes(state.clone(), changes)));
+    }
+    // One attempt before serving, so that a healthy start is ready at once; then retries
+    // in the background while the server already answers (not ready) probes. Unreadable
+    // rows are not a passing outage: refuse to start rather than serve without them.
+    match sync::load_cache(&state).await {
+        Ok(()) => {}
+        Err(StoreError::Corrupt(detail)) => {
+            for task in &background {
+                task.abort();
+            }
+            state.store.close().await;
+            return Err(ServeError::Unreadable(detail));
+        }
+        Err(_) => background.push(tokio::spawn(sync::retry_load(state.clone()))),
+    }
+
+    let addr = listener.local_addr()?;
+    let app = http::router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(listener::accept_loop(listener, app, stopped));
+    tracing::info!(%addr, backend = state.store.backend_name(), "listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+        background,
+    })
+}
+
+/// Binds `settings.listen` and serves until SIGINT or SIGTERM. The generated admin token is
+/// printed once the server listens, so that a start that fails prints none.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let addr = settings.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let generated = settings
+        .admin_token_generated
+        .then(|| settings.admin_token.clone());
+    let server = start(settings, listener).await?;
+    if let Some(token) = generated {
+        // Deliberately not a log line: it must not end up in log aggregation.
+        eprintln!(
+            "multiprovider: generated admin token (set MULTIPROVIDER_ADMIN_TOKEN to choose one): {token}"
+        );
+    }
+    listener::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+fn init_logging(filter: &str) {
+    // Logs go to stdout; stderr is kept for the generated token and fatal errors.
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only on a terminal: piped logs (containers, collectors) stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("multiprovider: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+/// `multiprovider serve`: exit 2 for invalid settings, 1 when the server cannot start or
+/// fails, 0 after a graceful shutdown.
+pub fn run_serve(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::from_args(args) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("multiprovider: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `multiprovider migrate`.
+pub fn run_migrate(args: MigrateArgs) -> ExitCode {
+    if let Err(e) = check_database_url(&args.database_url) {
+        eprintln!("multiprovider: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&args.log) {
+        eprintln!("multiprovider: RUST_LOG is invalid: {e}");
+        return ExitCode::from(2);
+    }
+    init_logging(&args.log);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async {
+        let store = Store::connect(&args.database_url, None).await?;
+        store.migrate().await
+    });
+    match result {
+        Ok(()) => {
+            eprintln!(
+                "multiprovider: migrations applied to {}",
+                redact_url(&args.database_url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("multiprovider: migration failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Back-off bounds of the retried first load.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);

@@ -1,0 +1,110 @@
+//! Keeping the cache equal to the store: the first full load (retried while the database is
+//! unreachable) and, on PostgreSQL, the changes other instances commit.
+
+use tokio::sync::mpsc;
+
+use super::{RETRY_MAX, RETRY_MIN};
+use crate::http::{AppState, ops};
+use crate::store::{Change, Snapshot, StoreError};
+
+/// Reads every configuration and replaces the cache's content with it.
+pub(super) async fn load_cache(state: &AppState) -> Result<(), StoreError> {
+    let mark = state.cache.mark();
+    match state.store.load_all().await {
+        Ok(snapshot) => {
+            load_snapshot(state, snapshot, mark).await;
+            tracing::info!(accounts = state.cache.len(), "routing cache loaded");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the routing cache");
+            ops::database_error();
+            Err(e)
+        }
+    }
+}
+
+/// `load_cache` until it succeeds, backing off (the server answers "not ready" meanwhile).
+pub(super) async fn retry_load(state: AppState) {
+    let mut delay = RETRY_MIN;
+    loop {
+        tokio::time::sleep(delay).await;
+        if load_cache(&state).await.is_ok() {
+            break;
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+/// Compiling a full snapshot takes seconds at 100,000 accounts: off the async workers.
+async fn load_snapshot(state: &AppState, snapshot: Snapshot, mark: u64) {
+    let cache = state.cache.clone();
+    let started = std::time::Instant::now();
+    let accounts = snapshot.accounts.len();
+    if let Err(e) = tokio::task::spawn_blocking(move || {
+        cache.load(snapshot, mark);
+        release_free_memory();
+    })
+    .await
+    {
+        tracing::error!(error = %e, "loading the routing cache failed");
+        return;
+    }
+    tracing::debug!(
+        accounts,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot compiled"
+    );
+}
+
+/// A full load reads every stored configuration at once (hundreds of megabytes at 100,000
+/// accounts) and keeps only the compiled form; glibc keeps the freed pages unless asked.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim only returns free heap memory to the kernel; it has no
+        // preconditions and touches no memory still in use.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// Applies the changes other instances commit (PostgreSQL LISTEN/NOTIFY): each notified
+/// configuration is re-read (the notification carries no data, so nothing secret travels
+/// through it), and everything is reloaded after a (re)connect of the listener.
+pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<Change>) {
+    while let Some(change) = changes.recv().await {
+        let result = match change {
+            Change::Resync => match (state.cache.mark(), state.store.load_all().await) {
+                (mark, Ok(snapshot)) => {
+                    load_snapshot(&state, snapshot, mark).await;
+                    Ok(())
+                }
+                (_, Err(e)) => Err(e),
+            },
+            Change::Scope {
+                account_sid: None, ..
+            } => state
+                .store
+                .global()
+                .await
+                .map(|record| record.iter().for_each(|r| state.cache.apply(r))),
+            Change::Scope {
+                account_sid: Some(account),
+                revision,
+            } => state.store.get(account).await.map(|record| match record {
+                Some(record) => state.cache.apply(&record),
+                None => state.cache.remove(account, revision),
+            }),
+        };
+        if let Err(e) = result {
+            // The listener reconnects and sends `Resync` once the database is back.
+            tracing::warn!(error = %e, "cannot apply a change notified by another instance");
+            ops::database_error();
+        }
+    }
+}
