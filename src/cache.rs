@@ -136,6 +136,27 @@ impl RoutingCache {
         routing::compile_with(configuration, &self.interner).map(Arc::new)
     }
 
+    /// True when the cache already holds `revision` (or a newer one) of the configuration:
+    /// a notification of it, typically of this instance's own write, needs no re-read.
+    pub fn holds(&self, account: Option<AccountSid>, revision: i64) -> bool {
+        match account {
+            None => self
+                .global
+                .load()
+                .as_ref()
+                .is_some_and(|g| g.revision >= revision),
+            Some(account) => {
+                self.accounts
+                    .get(&account)
+                    .is_some_and(|e| e.revision >= revision)
+                    || self
+                        .tombstones
+                        .get(&account)
+                        .is_some_and(|t| *t >= revision)
+            }
+        }
+    }
+
     /// Applies a committed write (or a re-read after a notification) if it is newer.
     pub fn apply(&self, record: &ConfigRecord) {
         if let Some(routing) = self.compile(record) {

@@ -31,6 +31,10 @@ pub enum Command {
     },
     /// Resolve a route offline from a ConfigurationData file.
     Resolve(ResolveArgs),
+    /// Write every configuration as JSON Lines (a backup), the global one first.
+    Export(crate::transfer::ExportArgs),
+    /// Restore configurations from JSON Lines, all or nothing (exit 1 lists every problem).
+    Import(crate::transfer::ImportArgs),
     /// Development: write N sample accounts (benchmarks, trials).
     Seed(crate::seed::SeedArgs),
 }
@@ -77,6 +81,8 @@ pub fn main() -> ExitCode {
         Some(Command::Migrate(args)) => crate::server::run_migrate(args),
         Some(Command::Validate { file }) => validate(file.as_deref()),
         Some(Command::Resolve(args)) => resolve(&args),
+        Some(Command::Export(args)) => crate::transfer::run_export(args),
+        Some(Command::Import(args)) => crate::transfer::run_import(args),
         Some(Command::Seed(args)) => crate::seed::run(args),
     }
 }
@@ -114,13 +120,9 @@ fn read_config(path: Option<&str>) -> Result<String, ExitCode> {
     })
 }
 
-/// The SPEC §3 error body for an invalid ConfigurationData.
-pub fn problems_body(problems: &[routing::Problem]) -> serde_json::Value {
-    serde_json::json!({
-        "status": 400,
-        "message": "ConfigurationData is invalid",
-        "errors": problems,
-    })
+/// The SPEC §3 error body for an invalid ConfigurationData, as the API answers it.
+fn problems_body(problems: &[routing::Problem]) -> serde_json::Value {
+    crate::http::ApiError::configuration(problems.to_vec()).json_body()
 }
 
 fn validate(file: Option<&str>) -> ExitCode {

@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// 32-byte key (hex or base64) encrypting proxy passwords at rest.
     #[arg(long, env = "MULTIPROVIDER_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Keep only the newest N revisions of each configuration (unset: keep all).
+    #[arg(long, env = "MULTIPROVIDER_HISTORY_LIMIT", value_name = "N")]
+    pub history_limit: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
         long = "log",
@@ -95,6 +98,7 @@ impl fmt::Debug for ServeArgs {
                 &self.engine_token.as_ref().map(|_| REDACTED),
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
+            .field("history_limit", &self.history_limit)
             .field("log", &self.log)
             .finish()
     }
@@ -145,6 +149,8 @@ pub struct Settings {
     pub admin_token_generated: bool,
     pub engine_token: Option<String>,
     pub secret_key: Option<KeyMaterial>,
+    /// Revisions kept per configuration; `None`: all.
+    pub history_limit: Option<u32>,
     pub log: String,
 }
 
@@ -160,6 +166,7 @@ impl fmt::Debug for Settings {
                 &self.engine_token.as_ref().map(|_| REDACTED),
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
+            .field("history_limit", &self.history_limit)
             .field("log", &self.log)
             .finish()
     }
@@ -177,6 +184,7 @@ impl Settings {
             admin_token_generated: true,
             engine_token: None,
             secret_key: None,
+            history_limit: None,
             log: "info".to_owned(),
         }
     }
@@ -213,6 +221,7 @@ impl Settings {
             ),
             None => None,
         };
+        let history_limit = parse_history_limit(non_empty(args.history_limit).as_deref())?;
         tracing_subscriber::EnvFilter::try_new(&args.log)
             .map_err(|e| format!("RUST_LOG is invalid: {e}"))?;
         Ok(Settings {
@@ -223,8 +232,23 @@ impl Settings {
             admin_token_generated,
             engine_token,
             secret_key,
+            history_limit,
             log: args.log,
         })
+    }
+}
+
+/// `MULTIPROVIDER_HISTORY_LIMIT`: a whole number of revisions, at least 1.
+pub fn parse_history_limit(value: Option<&str>) -> Result<Option<u32>, String> {
+    match value.map(str::trim) {
+        None => Ok(None),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(format!(
+                "MULTIPROVIDER_HISTORY_LIMIT must be a whole number of revisions from 1 to {}, got {v:?}",
+                u32::MAX
+            )),
+        },
     }
 }
 
@@ -326,6 +350,7 @@ mod tests {
             admin_token: Some("admintoken".into()),
             engine_token: Some("enginetoken".into()),
             secret_key: None,
+            history_limit: None,
             log: "info".into(),
         }
     }

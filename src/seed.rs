@@ -136,6 +136,7 @@ async fn seed(args: &SeedArgs, secret: Option<SecretKey>) -> Result<(usize, f64)
                     account_sid: Some(sample_account(i)),
                     enabled: Some(true),
                     configuration: Some(configuration),
+                    ..Write::default()
                 };
                 store.upsert(&write).await.map_err(|e| e.to_string())?;
             }

@@ -157,17 +157,23 @@ impl ApiError {
         ApiError::new(status, message)
     }
 
+    /// The SPEC §3 JSON error body (also printed by the CLI's `validate` and `resolve`).
+    pub fn json_body(&self) -> serde_json::Value {
+        serde_json::json!(self.json())
+    }
+
+    fn json(&self) -> JsonBody<'_> {
+        JsonBody {
+            status: self.status.as_u16(),
+            message: &self.message,
+            errors: &self.errors,
+        }
+    }
+
     /// This error as a body in `format`.
     pub fn render(&self, format: Format) -> Response {
         let mut response = match format {
-            Format::Json => {
-                let body = JsonBody {
-                    status: self.status.as_u16(),
-                    message: &self.message,
-                    errors: &self.errors,
-                };
-                json_response(self.status, &body)
-            }
+            Format::Json => json_response(self.status, &self.json()),
             Format::Xml => xml_response(self.status, &error_xml(self)),
         };
         if self.status == StatusCode::UNAUTHORIZED {
@@ -213,6 +219,16 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(detail) => {
                 tracing::error!(error = %detail, "stored data could not be read");
                 ApiError::internal()
+            }
+            e @ StoreError::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                format!("{e}; nothing was written (read it again, then retry with its ETag)"),
+            ),
+            StoreError::NeverExisted => {
+                ApiError::not_found("this configuration has no history: it never existed")
+            }
+            e @ (StoreError::NoSuchRevision(_) | StoreError::RevisionIsDelete(_)) => {
+                ApiError::parameter("Revision", e.to_string())
             }
         }
     }

@@ -25,13 +25,13 @@ use axum::routing::{get, post};
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorEntry};
-use super::extract::{ACCOUNT_SID_RULE, AdminForm, AdminQuery, Extension};
+use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format};
 use super::repr::{self, PageInfo};
 use crate::cache::RoutingCache;
 use crate::routing::CompiledRouting;
 use crate::sid::AccountSid;
-use crate::store::{EXTENSION_NAME, Write};
+use crate::store::{Condition, EXTENSION_NAME, Origin, Write, Written};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 1000;
@@ -65,7 +65,7 @@ pub fn router() -> Router<AppState> {
     router.method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
+pub(super) async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
     ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
@@ -75,24 +75,46 @@ async fn upsert(
     State(state): State<AppState>,
     _admin: SuperAdmin,
     format: Format,
+    origin: Origin,
+    condition: Condition,
     form: AdminForm,
 ) -> Result<Response, ApiError> {
-    let (write, compiled) = post_parameters(&form, &state.cache)?;
-    let record = state.store.upsert(&write).await?;
-    tracing::info!(
-        account_sid = ?record.account_sid,
-        enabled = record.enabled,
-        revision = record.revision,
-        "configuration stored"
-    );
-    // Same request as the commit: a lookup after the 200 sees the new configuration.
-    match compiled {
-        Some(compiled) if write.configuration.as_deref() == Some(record.configuration.as_str()) => {
-            state.cache.apply_compiled(&record, compiled)
+    let (mut write, compiled) = post_parameters(&form, &state.cache)?;
+    write.condition = condition;
+    let written = state.store.write(&write, &origin).await?;
+    let record = &written.record;
+    if written.changed {
+        // Same request as the commit: a lookup after the 200 sees the new configuration.
+        match compiled {
+            Some(compiled) if write.configuration.as_ref() == Some(&record.configuration) => {
+                state.cache.apply_compiled(record, compiled)
+            }
+            _ => state.cache.apply(record),
         }
-        _ => state.cache.apply(&record),
     }
-    Ok(repr::configuration(&record, format))
+    log_write(&written);
+    Ok(repr::configuration(record, format))
+}
+
+/// One line per stored configuration at `info`; a write that changed nothing at `debug`.
+pub(super) fn log_write(written: &Written) {
+    let record = &written.record;
+    let scope = scope_name(record.account_sid);
+    if written.changed {
+        tracing::info!(
+            account_sid = %scope,
+            enabled = record.enabled,
+            revision = record.revision,
+            "configuration stored"
+        );
+    } else {
+        tracing::debug!(account_sid = %scope, revision = record.revision, "configuration unchanged");
+    }
+}
+
+/// How logs name a configuration: its account Sid, or `global`.
+pub(super) fn scope_name(account: Option<AccountSid>) -> String {
+    account.map_or_else(|| "global".to_owned(), |a| a.to_string())
 }
 
 /// `GET /ExtensionsConfiguration.json/{ExtensionId}[?AccountSid=…]`.
@@ -122,6 +144,8 @@ async fn remove(
     _admin: SuperAdmin,
     _extension: Extension,
     query: AdminQuery,
+    origin: Origin,
+    condition: Condition,
 ) -> Result<Response, ApiError> {
     let Some(account) = query.account()? else {
         return Err(ApiError::parameter(
@@ -131,7 +155,7 @@ async fn remove(
     };
     let revision = state
         .store
-        .delete(account)
+        .remove(account, &condition, &origin)
         .await?
         .ok_or_else(no_account_configuration)?;
     // Same request as the commit: a lookup after the 204 no longer sees it.
@@ -226,30 +250,7 @@ fn post_parameters(
         }
     };
 
-    let account_sid = match (body.get(ACCOUNT_P), query.get(ACCOUNT_P)) {
-        (Some(body), Some(query)) => match (AccountSid::parse(body), AccountSid::parse(query)) {
-            (Some(a), Some(b)) if a == b => Some(a),
-            (Some(_), Some(_)) => {
-                problems.push((
-                    ACCOUNT_P.into(),
-                    "given in the body and the query string with different values".into(),
-                ));
-                None
-            }
-            _ => {
-                problems.push((ACCOUNT_P.into(), ACCOUNT_SID_RULE.into()));
-                None
-            }
-        },
-        (one, other) => match one.or(other).map(AccountSid::parse) {
-            None => None,
-            Some(Some(sid)) => Some(sid),
-            Some(None) => {
-                problems.push((ACCOUNT_P.into(), ACCOUNT_SID_RULE.into()));
-                None
-            }
-        },
-    };
+    let account_sid = form.account(&mut problems);
 
     let mut entries: Vec<ErrorEntry> = problems
         .iter()
@@ -275,6 +276,7 @@ fn post_parameters(
             account_sid,
             enabled,
             configuration,
+            ..Write::default()
         };
         return Ok((write, compiled));
     }

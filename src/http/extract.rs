@@ -6,11 +6,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::RequestExt as _;
 use axum::body::Bytes;
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 
@@ -18,7 +19,7 @@ use super::AppState;
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::percent;
 use crate::sid::AccountSid;
-use crate::store::{ConfigRecord, EXTENSION_NAME};
+use crate::store::{Condition, ConfigRecord, EXTENSION_NAME, Origin, Tags};
 
 /// What an `AccountSid` must look like, wherever it is given.
 pub const ACCOUNT_SID_RULE: &str = "must be AC followed by 32 hexadecimal digits";
@@ -259,6 +260,37 @@ impl FromRequest<AppState> for AdminForm {
     }
 }
 
+impl AdminForm {
+    /// `AccountSid`, from the body or the query string (both: they must agree); a problem is
+    /// added to `problems` when it is malformed.
+    pub fn account(&self, problems: &mut Vec<(String, String)>) -> Option<AccountSid> {
+        const NAME: &str = "AccountSid";
+        let mut parse = |value: &str| {
+            let parsed = AccountSid::parse(value);
+            if parsed.is_none() {
+                problems.push((NAME.into(), ACCOUNT_SID_RULE.into()));
+            }
+            parsed
+        };
+        match (self.body.get(NAME), self.query.get(NAME)) {
+            (Some(body), Some(query)) => {
+                match (AccountSid::parse(body), AccountSid::parse(query)) {
+                    (Some(a), Some(b)) if a == b => Some(a),
+                    (Some(_), Some(_)) => {
+                        problems.push((
+                            NAME.into(),
+                            "given in the body and the query string with different values".into(),
+                        ));
+                        None
+                    }
+                    _ => parse(""),
+                }
+            }
+            (one, other) => one.or(other).and_then(parse),
+        }
+    }
+}
+
 /// A form body, or an empty body without a type (`curl -X POST` alone: nothing to misread).
 fn is_form(headers: &HeaderMap, body: &[u8]) -> bool {
     match headers.get(header::CONTENT_TYPE) {
@@ -325,6 +357,70 @@ impl<S: Send + Sync> FromRequestParts<S> for StrictQuery {
     }
 }
 
+/// `If-Match` / `If-None-Match` of a write (SPEC §10). Entity tags are revisions, written
+/// `"3"` (an unquoted `3` is taken too); a tag that is not one of ours never matches, and a
+/// weak tag never matches `If-Match` (RFC 9110 strong comparison).
+impl<S: Send + Sync> FromRequestParts<S> for Condition {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Condition, std::convert::Infallible> {
+        let tags = |name: header::HeaderName, weak_matches: bool| {
+            let mut values = parts.headers.get_all(name).iter().peekable();
+            values.peek()?;
+            let mut revisions = Vec::new();
+            for value in values {
+                let value = value.to_str().unwrap_or("");
+                for tag in value.split(',').map(str::trim) {
+                    if tag == "*" {
+                        return Some(Tags::Any);
+                    }
+                    let (weak, tag) = match tag.strip_prefix("W/") {
+                        Some(rest) => (true, rest),
+                        None => (false, tag),
+                    };
+                    let bare = tag
+                        .strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'))
+                        .unwrap_or(tag);
+                    if let Ok(revision) = bare.parse::<i64>()
+                        && (!weak || weak_matches)
+                    {
+                        revisions.push(revision);
+                    }
+                }
+            }
+            Some(Tags::Revisions(revisions))
+        };
+        Ok(Condition {
+            if_match: tags(header::IF_MATCH, false),
+            if_none_match: tags(header::IF_NONE_MATCH, true),
+        })
+    }
+}
+
+/// Who is writing: the super-admin (the only writer of the admin API) from the client's
+/// address (the connection's peer; behind a proxy, the proxy's).
+impl FromRequestParts<AppState> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Origin, std::convert::Infallible> {
+        let remote_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string());
+        Ok(Origin {
+            actor: state.settings.admin_sid.clone(),
+            remote_addr,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +480,38 @@ mod tests {
             assert!(query(bad).one("to").is_err(), "{bad}");
         }
         assert_eq!(query("to=a%0Db").one("to").unwrap().unwrap(), "a\rb");
+    }
+
+    fn condition(headers: &[(&str, &str)]) -> Condition {
+        let mut request = axum::http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(Condition::from_request_parts(&mut parts, &()))
+            .unwrap()
+    }
+
+    #[test]
+    fn preconditions_parse() {
+        assert_eq!(condition(&[]), Condition::default());
+        let c = condition(&[("if-match", "\"3\", \"4\""), ("if-match", "5")]);
+        assert_eq!(c.if_match, Some(Tags::Revisions(vec![3, 4, 5])));
+        assert_eq!(condition(&[("if-match", "*")]).if_match, Some(Tags::Any));
+        assert_eq!(
+            condition(&[("if-match", "W/\"3\", \"x\"")]).if_match,
+            Some(Tags::Revisions(vec![]))
+        );
+        assert_eq!(
+            condition(&[("if-none-match", "W/\"3\"")]).if_none_match,
+            Some(Tags::Revisions(vec![3]))
+        );
+        assert_eq!(
+            condition(&[("if-none-match", "*")]).if_none_match,
+            Some(Tags::Any)
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extensions;
 pub mod extract;
 pub mod format;
+pub mod history;
 pub mod lookup;
 pub mod ops;
 mod percent;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     ops::metrics_handle();
     Router::new()
         .merge(extensions::router())
+        .merge(history::router())
         .merge(lookup::router())
         .merge(ops::router())
         .fallback(fallback)

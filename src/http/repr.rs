@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -32,7 +32,7 @@ pub fn configuration_uri(record: &ConfigRecord) -> String {
 }
 
 /// RFC 2822 in UTC, as Restcomm writes dates ("Wed, 26 Nov 2026 14:03:00 +0000").
-fn date(d: &chrono::DateTime<chrono::Utc>) -> String {
+pub fn date(d: &chrono::DateTime<chrono::Utc>) -> String {
     d.to_rfc2822()
 }
 
@@ -49,6 +49,7 @@ struct ConfigurationJson<'a> {
     enabled: bool,
     api_version: &'static str,
     uri: String,
+    revision: i64,
 }
 
 impl<'a> ConfigurationJson<'a> {
@@ -64,6 +65,7 @@ impl<'a> ConfigurationJson<'a> {
             enabled: record.enabled,
             api_version: API_VERSION,
             uri: configuration_uri(record),
+            revision: record.revision,
         }
     }
 
@@ -79,14 +81,15 @@ impl<'a> ConfigurationJson<'a> {
         element(out, "Enabled", if self.enabled { "true" } else { "false" });
         element(out, "ApiVersion", self.api_version);
         element(out, "Uri", &self.uri);
+        element(out, "Revision", &self.revision.to_string());
         out.push_str("</ExtensionConfiguration>");
     }
 }
 
-/// One configuration in `format`, status 200.
+/// One configuration in `format`, status 200, with its revision as `ETag` (SPEC §10).
 pub fn configuration(record: &ConfigRecord, format: Format) -> Response {
     let body = ConfigurationJson::of(record);
-    match format {
+    let mut response = match format {
         Format::Json => json_response(StatusCode::OK, &body),
         Format::Xml => {
             let mut out = xml_open();
@@ -94,7 +97,11 @@ pub fn configuration(record: &ConfigRecord, format: Format) -> Response {
             xml_close(&mut out);
             xml_response(StatusCode::OK, &out)
         }
+    };
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.revision)) {
+        response.headers_mut().insert(header::ETAG, etag);
     }
+    response
 }
 
 /// Paging of the account list, Restcomm list shape.
@@ -134,19 +141,76 @@ impl PageInfo {
     }
 }
 
+/// The paging members of a Restcomm list, for a page of the list at `base` (a URI with
+/// any parameters that come before `Page`, e.g. `…/History.json?AccountSid=AC…&`).
+#[derive(Serialize)]
+pub struct Paging {
+    pub page: i64,
+    pub num_pages: i64,
+    pub page_size: i64,
+    pub total: i64,
+    pub start: i64,
+    pub end: i64,
+    pub uri: String,
+    pub first_page_uri: String,
+    pub previous_page_uri: Option<String>,
+    pub next_page_uri: Option<String>,
+    pub last_page_uri: String,
+}
+
+impl Paging {
+    pub fn new(base: &str, info: PageInfo) -> Paging {
+        let separator = if base.contains('?') { "" } else { "?" };
+        let page_uri =
+            |page: i64| format!("{base}{separator}Page={page}&PageSize={}", info.page_size);
+        Paging {
+            page: info.page,
+            num_pages: info.num_pages(),
+            page_size: info.page_size,
+            total: info.total,
+            start: info.start(),
+            end: info.end(),
+            uri: page_uri(info.page),
+            first_page_uri: page_uri(0),
+            previous_page_uri: (info.page > 0)
+                .then(|| page_uri((info.page - 1).min(info.last_page()))),
+            next_page_uri: (info.page < info.last_page()).then(|| page_uri(info.page + 1)),
+            last_page_uri: page_uri(info.last_page()),
+        }
+    }
+
+    /// `<{name} page=… numpages=… …>`: Restcomm puts the paging of an XML list in attributes.
+    pub fn open_xml(&self, out: &mut String, name: &str) {
+        out.push('<');
+        out.push_str(name);
+        let numbers = [
+            ("page", self.page),
+            ("numpages", self.num_pages),
+            ("pagesize", self.page_size),
+            ("total", self.total),
+            ("start", self.start),
+            ("end", self.end),
+        ];
+        for (name, value) in numbers {
+            attribute(out, name, &value.to_string());
+        }
+        attribute(out, "uri", &self.uri);
+        attribute(out, "firstpageuri", &self.first_page_uri);
+        if let Some(uri) = &self.previous_page_uri {
+            attribute(out, "previouspageuri", uri);
+        }
+        if let Some(uri) = &self.next_page_uri {
+            attribute(out, "nextpageuri", uri);
+        }
+        attribute(out, "lastpageuri", &self.last_page_uri);
+        out.push('>');
+    }
+}
+
 #[derive(Serialize)]
 struct ListJson<'a> {
-    page: i64,
-    num_pages: i64,
-    page_size: i64,
-    total: i64,
-    start: i64,
-    end: i64,
-    uri: String,
-    first_page_uri: String,
-    previous_page_uri: Option<String>,
-    next_page_uri: Option<String>,
-    last_page_uri: String,
+    #[serde(flatten)]
+    paging: Paging,
     extension_configurations: Vec<ConfigurationJson<'a>>,
 }
 
@@ -158,47 +222,15 @@ pub fn configuration_list(
     format: Format,
 ) -> Response {
     let base = format!("/{API_VERSION}/ExtensionsConfiguration.json/{extension_sid}/Accounts.json");
-    let page_uri = |page: i64| format!("{base}?Page={page}&PageSize={}", info.page_size);
     let body = ListJson {
-        page: info.page,
-        num_pages: info.num_pages(),
-        page_size: info.page_size,
-        total: info.total,
-        start: info.start(),
-        end: info.end(),
-        uri: page_uri(info.page),
-        first_page_uri: page_uri(0),
-        previous_page_uri: (info.page > 0).then(|| page_uri((info.page - 1).min(info.last_page()))),
-        next_page_uri: (info.page < info.last_page()).then(|| page_uri(info.page + 1)),
-        last_page_uri: page_uri(info.last_page()),
+        paging: Paging::new(&base, info),
         extension_configurations: records.iter().map(ConfigurationJson::of).collect(),
     };
     match format {
         Format::Json => json_response(StatusCode::OK, &body),
         Format::Xml => {
             let mut out = xml_open();
-            out.push_str("<ExtensionConfigurations");
-            let numbers = [
-                ("page", body.page),
-                ("numpages", body.num_pages),
-                ("pagesize", body.page_size),
-                ("total", body.total),
-                ("start", body.start),
-                ("end", body.end),
-            ];
-            for (name, value) in numbers {
-                attribute(&mut out, name, &value.to_string());
-            }
-            attribute(&mut out, "uri", &body.uri);
-            attribute(&mut out, "firstpageuri", &body.first_page_uri);
-            if let Some(uri) = &body.previous_page_uri {
-                attribute(&mut out, "previouspageuri", uri);
-            }
-            if let Some(uri) = &body.next_page_uri {
-                attribute(&mut out, "nextpageuri", uri);
-            }
-            attribute(&mut out, "lastpageuri", &body.last_page_uri);
-            out.push('>');
+            body.paging.open_xml(&mut out, "ExtensionConfigurations");
             for item in &body.extension_configurations {
                 item.write_xml(&mut out);
             }

@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tower::ServiceExt as _;
 
 /// How long a client may take to send a request head: a connection that opens and then
 /// trickles (or sends nothing) is closed after this, so it cannot hold a slot for ever.
@@ -37,8 +39,8 @@ pub(super) async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // E.g. out of file descriptors: back off instead of spinning.
                         tracing::warn!(error = %e, "cannot accept a connection");
@@ -48,7 +50,13 @@ pub(super) async fn accept_loop(
                 };
                 // Answers are small and complete: no reason to wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // The client's address, for the revisions' `remote_addr` (SPEC §10).
+                let service = TowerToHyperService::new(app.clone().map_request(
+                    move |mut request: axum::http::Request<_>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
+                    },
+                ));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();

@@ -21,7 +21,7 @@ use crate::cache::RoutingCache;
 use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
 use crate::http::{self, AppState};
 use crate::secret::SecretKey;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 
 pub use listener::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE};
 
@@ -94,8 +94,11 @@ impl Drop for RunningServer {
 
 /// Connects, migrates, loads the cache and serves on `listener` until `shutdown`.
 pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningServer, ServeError> {
-    let secret = settings.secret_key.as_ref().map(SecretKey::from_material);
-    let store = Store::connect(&settings.database_url, secret)
+    let options = StoreOptions {
+        secret: settings.secret_key.as_ref().map(SecretKey::from_material),
+        history_limit: settings.history_limit,
+    };
+    let store = Store::open(&settings.database_url, options)
         .await
         .map_err(|source| ServeError::Connect {
             url: redact_url(&settings.database_url),
@@ -108,12 +111,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         settings: Arc::new(settings),
     };
 
-    // Other instances' writes (PostgreSQL): subscribe before the first load so that no
-    // change falls between the snapshot and the subscription.
+    // Other processes' writes (other instances on PostgreSQL, the CLI on SQLite): subscribe
+    // before the first load so that no change falls between the snapshot and the subscription.
     let mut background = Vec::new();
-    if let Some(changes) = state.store.listen() {
-        background.push(tokio::spawn(sync::follow_changes(state.clone(), changes)));
-    }
+    let changes = state.store.listen().await;
+    background.push(tokio::spawn(sync::follow_changes(state.clone(), changes)));
     // One attempt before serving, so that a healthy start is ready at once; then retries
     // in the background while the server already answers (not ready) probes. Unreadable
     // rows are not a passing outage: refuse to start rather than serve without them.

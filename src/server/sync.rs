@@ -78,6 +78,14 @@ fn release_free_memory() {
 /// through it), and everything is reloaded after a (re)connect of the listener.
 pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<Change>) {
     while let Some(change) = changes.recv().await {
+        if let Change::Scope {
+            account_sid,
+            revision,
+        } = change
+            && state.cache.holds(account_sid, revision)
+        {
+            continue;
+        }
         let result = match change {
             Change::Resync => match (state.cache.mark(), state.store.load_all().await) {
                 (mark, Ok(snapshot)) => {

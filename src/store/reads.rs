@@ -2,33 +2,55 @@
 //! placeholders, so the statements differ only in how a date column is read (PostgreSQL
 //! keeps `TIMESTAMPTZ`, SQLite unix microseconds) and in how a consistent snapshot begins.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::{Database, Executor, FromRow, IntoArguments, Pool};
 
-use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow};
-use super::{ConfigRecord, StoreError};
+use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow, RevisionRow};
+use super::{ConfigRecord, HistoryPage, Revision, StoreError, StoreOptions, scope_key};
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
 /// How long `ping` waits.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What differs between the backends' reads.
+/// What differs between the backends.
 pub(crate) struct Dialect {
     /// `SELECT` list of the extension row, aliased to `ExtensionRow`'s fields.
     pub extension_columns: &'static str,
     /// `SELECT` list of an account row, aliased to `AccountRow`'s fields.
     pub account_columns: &'static str,
+    /// `SELECT` list of a revision row, aliased to `RevisionRow`'s fields.
+    pub revision_columns: &'static str,
     /// Begins a read-only transaction that sees one snapshot.
     pub begin_snapshot: &'static str,
+    /// Begins a write transaction.
+    pub begin_write: &'static str,
+    /// Taken by every writer (shared) and by a bulk import (exclusive), if the backend has
+    /// more than one writer at a time.
+    pub gate_shared: Option<&'static str>,
+    pub gate_exclusive: Option<&'static str>,
+    /// Locks one configuration (`$1`: its scope key) until the transaction ends.
+    pub lock_scope: Option<&'static str>,
+    /// Bumps and returns the store's change sequence (followed by polling).
+    pub bump_change_seq: Option<&'static str>,
+    /// `NOTIFY` (`$1` channel, `$2` payload), for backends whose followers listen.
+    pub notify: Option<&'static str>,
+    /// The SQL of a date bound as unix microseconds in parameter `$n`.
+    pub timestamp: fn(u8) -> String,
 }
 
-/// A pool, its dialect and the key that opens stored configurations.
+/// A pool, its dialect, the key that opens stored configurations and how many revisions
+/// are kept.
 pub(crate) struct Db<DB: Database> {
     pub pool: Pool<DB>,
     pub dialect: &'static Dialect,
     pub secret: Option<SecretKey>,
+    pub history_limit: Option<u32>,
+    /// The extension record's identity once seen: it is never deleted nor renamed, so
+    /// account writes need not read it again.
+    extension: Arc<OnceLock<ExtensionId>>,
 }
 
 impl<DB: Database> Clone for Db<DB> {
@@ -37,7 +59,30 @@ impl<DB: Database> Clone for Db<DB> {
             pool: self.pool.clone(),
             dialect: self.dialect,
             secret: self.secret.clone(),
+            history_limit: self.history_limit,
+            extension: self.extension.clone(),
         }
+    }
+}
+
+impl<DB: Database> Db<DB> {
+    pub fn new(pool: Pool<DB>, dialect: &'static Dialect, options: StoreOptions) -> Db<DB> {
+        Db {
+            pool,
+            dialect,
+            secret: options.secret,
+            history_limit: options.history_limit,
+            extension: Arc::default(),
+        }
+    }
+
+    pub fn known_extension(&self) -> Option<ExtensionId> {
+        self.extension.get().cloned()
+    }
+
+    pub fn remember_extension(&self, id: ExtensionId) -> ExtensionId {
+        let _ = self.extension.set(id.clone());
+        id
     }
 }
 
@@ -47,11 +92,19 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     (i64,): for<'r> FromRow<'r, DB::Row>,
+    (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
+    (String, String): for<'r> FromRow<'r, DB::Row>,
     ExtensionRow: for<'r> FromRow<'r, DB::Row>,
     AccountRow: for<'r> FromRow<'r, DB::Row>,
     AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
+    RevisionRow: for<'r> FromRow<'r, DB::Row>,
 {
     /// True when the database answers a trivial query within 2 seconds.
     pub async fn ping(&self) -> bool {
@@ -131,5 +184,93 @@ where
             .map(|row| row.into_record(&extension, self.secret.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((records, total))
+    }
+
+    /// Revision `revision` of a configuration, read through `executor`.
+    pub async fn revision_in<'e, E>(
+        &self,
+        executor: E,
+        account: Option<AccountSid>,
+        revision: i64,
+    ) -> Result<Option<Revision>, StoreError>
+    where
+        E: Executor<'e, Database = DB>,
+    {
+        let sql = format!(
+            "SELECT {} FROM configuration_revisions WHERE scope = $1 AND revision = $2",
+            self.dialect.revision_columns
+        );
+        let row: Option<RevisionRow> = sqlx::query_as(&sql)
+            .bind(scope_key(account.as_ref()))
+            .bind(revision)
+            .fetch_optional(executor)
+            .await?;
+        row.map(|row| row.into_revision(self.secret.as_ref()))
+            .transpose()
+    }
+
+    /// One revision of a configuration.
+    pub async fn revision(
+        &self,
+        account: Option<AccountSid>,
+        revision: i64,
+    ) -> Result<Option<Revision>, StoreError> {
+        self.revision_in(&self.pool, account, revision).await
+    }
+
+    /// Page `page` of a configuration's revisions, newest first. Revisions are numbered
+    /// without gaps and only the oldest are ever pruned, so a page is a range of numbers:
+    /// read by primary key, in the same time for page 0 and page 1,000.
+    pub async fn history(
+        &self,
+        account: Option<AccountSid>,
+        page: i64,
+        page_size: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        let scope = scope_key(account.as_ref());
+        let mut tx = self.pool.begin_with(self.dialect.begin_snapshot).await?;
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM configuration_heads WHERE scope = $1")
+                .bind(&scope)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(head) = head else {
+            tx.commit().await?;
+            return Err(StoreError::NeverExisted);
+        };
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(revision) FROM configuration_revisions WHERE scope = $1",
+        )
+        .bind(&scope)
+        .fetch_one(&mut *tx)
+        .await?;
+        let oldest = oldest.unwrap_or(head + 1);
+        let total = (head - oldest + 1).max(0);
+        let newest_on_page = page
+            .checked_mul(page_size)
+            .and_then(|skip| head.checked_sub(skip))
+            .unwrap_or(i64::MIN);
+        let rows: Vec<RevisionRow> = if newest_on_page >= oldest && page_size > 0 {
+            let oldest_on_page = (newest_on_page - page_size + 1).max(oldest);
+            let sql = format!(
+                "SELECT {} FROM configuration_revisions \
+                 WHERE scope = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision DESC",
+                self.dialect.revision_columns
+            );
+            sqlx::query_as(&sql)
+                .bind(&scope)
+                .bind(oldest_on_page)
+                .bind(newest_on_page)
+                .fetch_all(&mut *tx)
+                .await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        let revisions = rows
+            .into_iter()
+            .map(|row| row.into_revision(self.secret.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage { revisions, total })
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ConfigRecord, EXTENSION_NAME, StoreError};
+use super::{Action, ConfigRecord, EXTENSION_NAME, Revision, StoreError, parse_scope};
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
@@ -131,4 +131,50 @@ impl ConfigColumns {
 fn datetime_from_micros(micros: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| StoreError::Corrupt(format!("date out of range: {micros}")))
+}
+
+/// One stored revision (configuration and changes possibly encrypted).
+#[derive(sqlx::FromRow)]
+pub(crate) struct RevisionRow {
+    pub scope: String,
+    pub revision: i64,
+    pub action: String,
+    pub date_created: i64,
+    pub actor: String,
+    pub remote_addr: Option<String>,
+    pub enabled: bool,
+    pub configuration: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub changes: Option<String>,
+}
+
+impl RevisionRow {
+    pub fn into_revision(self, secret: Option<&SecretKey>) -> Result<Revision, StoreError> {
+        let scope = &self.scope;
+        let account_sid = parse_scope(scope)
+            .ok_or_else(|| StoreError::Corrupt(format!("stored scope {scope:?} is malformed")))?;
+        let open = |value: Option<String>| {
+            value
+                .map(|v| crate::secret::open(secret, &v))
+                .transpose()
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("revision {} of {scope}: {e}", self.revision))
+                })
+        };
+        let action = Action::parse(&self.action).ok_or_else(|| {
+            StoreError::Corrupt(format!("stored action {:?} is unknown", self.action))
+        })?;
+        Ok(Revision {
+            account_sid,
+            revision: self.revision,
+            action,
+            date_created: datetime_from_micros(self.date_created)?,
+            actor: self.actor.clone(),
+            remote_addr: self.remote_addr.clone(),
+            enabled: self.enabled,
+            configuration: open(self.configuration.clone())?,
+            rollback_of: self.rollback_of,
+            changes: open(self.changes.clone())?,
+        })
+    }
 }

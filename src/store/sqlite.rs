@@ -1,23 +1,29 @@
 //! SQLite backend (the embedded default).
 //!
-//! Every write transaction starts with `BEGIN IMMEDIATE` and bumps `revision_counter` as its
-//! first statement: SQLite's single write lock is taken up front (waiting up to the busy
-//! timeout rather than failing), so writers are serialised and revisions follow commit order.
-//! Reads run in deferred transactions, which in WAL mode see one consistent snapshot and
-//! never wait for writers.
+//! Every write transaction starts with `BEGIN IMMEDIATE` and bumps `revision_counter` (the
+//! store's change sequence) as its first statement: SQLite's single write lock is taken up
+//! front (waiting up to the busy timeout rather than failing), so writers are serialised and
+//! revisions follow commit order. Reads run in deferred transactions, which in WAL mode see
+//! one consistent snapshot and never wait for writers.
+//!
+//! A server follows writes made by another process (the CLI's import, a rollback run against
+//! the same file) by polling the change sequence: each written configuration's head records
+//! the sequence of its last write.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::mpsc;
 
 use super::reads::{Db, Dialect};
-use super::rows::{AccountRow, ConfigColumns, ExtensionId, ExtensionRow};
-use super::{ConfigRecord, EXTENSION_NAME, Snapshot, StoreError, Write, now_micros};
-use crate::secret::{self, SecretKey};
-use crate::sid::AccountSid;
+use super::rows::{AccountRow, ConfigColumns, ExtensionId};
+use super::{
+    CHANGE_BUFFER, Change, POLL_INTERVAL, Snapshot, StoreError, StoreOptions, parse_scope,
+};
+use crate::secret::SecretKey;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -25,15 +31,23 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: u32 = 8;
 
-const EXT_COLUMNS: &str = "sid, name, configuration, enabled, date_created, date_updated, revision";
-const ACCOUNT_COLUMNS: &str =
-    "account_sid, configuration, enabled, date_created, date_updated, revision";
-
 static DIALECT: Dialect = Dialect {
-    extension_columns: EXT_COLUMNS,
-    account_columns: ACCOUNT_COLUMNS,
+    extension_columns: "sid, name, configuration, enabled, date_created, date_updated, revision",
+    account_columns: "account_sid, configuration, enabled, date_created, date_updated, revision",
+    revision_columns: "scope, revision, action, date_created, actor, remote_addr, enabled, \
+                       configuration, rollback_of, changes",
     // A deferred transaction in WAL mode reads one snapshot, taken at its first read.
     begin_snapshot: "BEGIN",
+    begin_write: "BEGIN IMMEDIATE",
+    // One writer at a time already.
+    gate_shared: None,
+    gate_exclusive: None,
+    lock_scope: None,
+    bump_change_seq: Some(
+        "UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value",
+    ),
+    notify: None,
+    timestamp: |n| format!("${n}"),
 };
 
 #[derive(Clone)]
@@ -42,8 +56,8 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, secret: Option<SecretKey>) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<SqliteStore, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
             .map_err(|_| StoreError::Unavailable("DATABASE_URL is not a valid sqlite URL".into()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -59,7 +73,7 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .acquire_timeout(Duration::from_secs(60))
-                .connect_with(options)
+                .connect_with(connect)
                 .await?
         } else {
             SqlitePoolOptions::new()
@@ -67,15 +81,11 @@ impl SqliteStore {
                 // Writers queue on SQLite's lock (up to BUSY_TIMEOUT) while holding a
                 // connection: waiting for one must outlast that.
                 .acquire_timeout(BUSY_TIMEOUT * 2)
-                .connect_with(options)
+                .connect_with(connect)
                 .await?
         };
         Ok(SqliteStore {
-            db: Db {
-                pool,
-                dialect: &DIALECT,
-                secret,
-            },
+            db: Db::new(pool, &DIALECT, options),
         })
     }
 
@@ -87,152 +97,8 @@ impl SqliteStore {
         self.db.secret.as_ref()
     }
 
-    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, i64, i64), StoreError> {
-        let mut tx = self.db.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let revision: i64 = sqlx::query_scalar(
-            "UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok((tx, revision, now_micros()))
-    }
-
-    async fn insert_extension(
-        tx: &mut Transaction<'static, Sqlite>,
-        configuration: &str,
-        enabled: bool,
-        now: i64,
-        revision: i64,
-    ) -> Result<ExtensionRow, StoreError> {
-        let row = sqlx::query_as(&format!(
-            "INSERT INTO extensions (id, {EXT_COLUMNS}) VALUES (1, $1, $2, $3, $4, $5, $5, $6) \
-             RETURNING {EXT_COLUMNS}"
-        ))
-        .bind(crate::sid::new_extension_sid())
-        .bind(EXTENSION_NAME)
-        .bind(configuration)
-        .bind(enabled)
-        .bind(now)
-        .bind(revision)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row)
-    }
-
-    pub async fn upsert(&self, write: &Write) -> Result<ConfigRecord, StoreError> {
-        let sealed = write
-            .configuration
-            .as_deref()
-            .map(|c| secret::seal(self.secret(), c));
-        let (mut tx, revision, now) = self.begin_write().await?;
-        let existing = self.db.extension(&mut *tx).await?;
-
-        let Some(account) = write.account_sid else {
-            let row = match existing {
-                None => {
-                    let Some(configuration) = sealed.as_deref() else {
-                        tx.rollback().await?;
-                        return Err(StoreError::MissingConfiguration);
-                    };
-                    let enabled = write.enabled.unwrap_or(true);
-                    Self::insert_extension(&mut tx, configuration, enabled, now, revision).await?
-                }
-                Some(_) => {
-                    sqlx::query_as(&format!(
-                        "UPDATE extensions SET configuration = COALESCE($1, configuration), \
-                         enabled = COALESCE($2, enabled), date_updated = $3, revision = $4 \
-                         WHERE id = 1 RETURNING {EXT_COLUMNS}"
-                    ))
-                    .bind(sealed.as_deref())
-                    .bind(write.enabled)
-                    .bind(now)
-                    .bind(revision)
-                    .fetch_one(&mut *tx)
-                    .await?
-                }
-            };
-            // Converted before committing: a row this instance cannot read is not written.
-            let record = row.into_record(self.secret())?;
-            tx.commit().await?;
-            return Ok(record);
-        };
-
-        let account_text = account.to_string();
-        let row: AccountRow = match sealed.as_deref() {
-            Some(configuration) => {
-                sqlx::query_as(&format!(
-                    "INSERT INTO account_configurations ({ACCOUNT_COLUMNS}) \
-                     VALUES ($1, $2, COALESCE($3, TRUE), $4, $4, $5) \
-                     ON CONFLICT (account_sid) DO UPDATE SET \
-                     configuration = excluded.configuration, \
-                     enabled = COALESCE($3, account_configurations.enabled), \
-                     date_updated = excluded.date_updated, revision = excluded.revision \
-                     RETURNING {ACCOUNT_COLUMNS}"
-                ))
-                .bind(&account_text)
-                .bind(configuration)
-                .bind(write.enabled)
-                .bind(now)
-                .bind(revision)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            None => {
-                let row = sqlx::query_as(&format!(
-                    "UPDATE account_configurations SET enabled = COALESCE($1, enabled), \
-                     date_updated = $2, revision = $3 WHERE account_sid = $4 \
-                     RETURNING {ACCOUNT_COLUMNS}"
-                ))
-                .bind(write.enabled)
-                .bind(now)
-                .bind(revision)
-                .bind(&account_text)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match row {
-                    Some(row) => row,
-                    None => {
-                        tx.rollback().await?;
-                        return Err(StoreError::MissingConfiguration);
-                    }
-                }
-            }
-        };
-        let extension = match existing {
-            Some(row) => row.id(),
-            None => {
-                let sealed_empty = secret::seal(self.secret(), "{}");
-                Self::insert_extension(&mut tx, &sealed_empty, true, now, revision)
-                    .await?
-                    .id()
-            }
-        };
-        let record = row.into_record(&extension, self.secret())?;
-        tx.commit().await?;
-        Ok(record)
-    }
-
-    pub async fn delete(&self, account: &AccountSid) -> Result<Option<i64>, StoreError> {
-        let (mut tx, revision, _) = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
-            .bind(account.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            // Nothing to delete: roll the counter back too.
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(revision))
-    }
-
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
         let mut tx = self.db.pool.begin().await?;
-        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
         let extension = self.db.extension(&mut *tx).await?;
         // One JSON document rather than 100,000 rows: sqlx hands SQLite rows over one at a
         // time from its worker thread, which costs several times more than SQLite building
@@ -272,10 +138,72 @@ impl SqliteStore {
                 },
             )
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Snapshot {
-            revision,
-            global,
-            accounts,
-        })
+        Ok(Snapshot { global, accounts })
+    }
+
+    /// Polls the change sequence every `POLL_INTERVAL` and reports the configurations whose
+    /// head moved since the last look (this process's own writes included: applying them
+    /// again is harmless, the cache keeps the newest revision).
+    pub async fn listen(&self) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(CHANGE_BUFFER);
+        let pool = self.db.pool.clone();
+        // Read before the caller loads its snapshot, so that nothing committed after that
+        // snapshot can go unnoticed.
+        let mut seen = poll(&pool, None).await.ok().map(|(seq, _)| seq);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+                match poll(&pool, seen).await {
+                    Ok((seq, changes)) => {
+                        seen = Some(seq);
+                        for change in changes {
+                            if tx.send(change).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot poll for changes"),
+                }
+            }
+        });
+        rx
     }
 }
+
+/// The current change sequence and what changed after `seen` (nothing on the first look:
+/// the cache was loaded from a snapshot at least as new).
+async fn poll(pool: &SqlitePool, seen: Option<i64>) -> Result<(i64, Vec<Change>), StoreError> {
+    let seq: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    let Some(seen) = seen.filter(|seen| *seen < seq) else {
+        return Ok((seq, Vec::new()));
+    };
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT scope, revision FROM configuration_heads WHERE seq > $1 AND seq <= $2 LIMIT $3",
+    )
+    .bind(seen)
+    .bind(seq)
+    .bind(RESYNC_ABOVE + 1)
+    .fetch_all(pool)
+    .await?;
+    if rows.len() > RESYNC_ABOVE as usize {
+        return Ok((seq, vec![Change::Resync]));
+    }
+    let changes = rows
+        .into_iter()
+        .filter_map(|(scope, revision)| {
+            parse_scope(&scope).map(|account_sid| Change::Scope {
+                account_sid,
+                revision,
+            })
+        })
+        .collect();
+    Ok((seq, changes))
+}
+
+/// More changes than this since the last poll are applied as one full reload.
+const RESYNC_ABOVE: i64 = 64;

@@ -1,0 +1,694 @@
+//! The write paths, written once for both backends (SPEC §3 writes, SPEC §10 revisions).
+//!
+//! Every write runs `write_scope` inside a transaction: lock the configuration, read its head
+//! (newest revision) and current row, check the precondition, decide the new state, and if
+//! anything changes store the row, the head and the revision together. What differs between
+//! the backends is in `Dialect`: how a write transaction begins and locks, how a date is
+//! bound, and how other processes are told.
+
+use chrono::DateTime;
+use sqlx::{Database, Executor, FromRow, IntoArguments, Transaction};
+
+use super::reads::Db;
+use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow, RevisionRow};
+use super::{
+    Action, Condition, ConfigRecord, EXTENSION_NAME, NOTIFY_CHANNEL, Origin, StoreError, Write,
+    Written, now_micros, scope_key,
+};
+use crate::secret;
+use crate::sid::AccountSid;
+
+/// More changed configurations than this in one transaction are announced as one resync.
+const ANNOUNCE_ONE_BY_ONE: usize = 64;
+
+/// One line of `multiprovider import`: the configuration's whole new state.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportLine {
+    pub account_sid: Option<AccountSid>,
+    pub enabled: bool,
+    pub configuration: String,
+}
+
+impl std::fmt::Debug for ImportLine {
+    // The configuration holds proxy passwords: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportLine")
+            .field("account_sid", &self.account_sid)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a write asks of one configuration.
+enum Target<'a> {
+    /// Create or update; `None` keeps what is stored.
+    Set {
+        enabled: Option<bool>,
+        configuration: Option<&'a str>,
+    },
+    /// Take revision n's state.
+    Restore(i64),
+    Delete,
+}
+
+/// A configuration as it stands inside the write transaction.
+struct Current {
+    /// The newest revision, a delete's included; `None` if it never existed.
+    head: Option<i64>,
+    /// The stored configuration (plaintext), `None` if it does not exist now.
+    row: Option<CurrentRow>,
+    /// The extension's identity, known when the extension row was read.
+    extension: Option<ExtensionId>,
+}
+
+struct CurrentRow {
+    configuration: String,
+    enabled: bool,
+    date_created: i64,
+    date_updated: i64,
+    revision: i64,
+}
+
+/// What `write_scope` did.
+enum Outcome {
+    Written {
+        revision: i64,
+        /// `None` after a delete.
+        record: Option<ConfigRecord>,
+    },
+    /// Nothing changed: the current record.
+    Unchanged(ConfigRecord),
+    /// A delete of a configuration that does not exist.
+    Absent,
+}
+
+/// How a write transaction locks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Writers of one configuration exclude each other; writers of different ones run
+    /// concurrently.
+    PerConfiguration,
+    /// This transaction excludes every other writer (a bulk import).
+    Everything,
+}
+
+impl<DB> Db<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
+    (String, String): for<'r> FromRow<'r, DB::Row>,
+    ExtensionRow: for<'r> FromRow<'r, DB::Row>,
+    AccountRow: for<'r> FromRow<'r, DB::Row>,
+    AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
+    RevisionRow: for<'r> FromRow<'r, DB::Row>,
+{
+    /// Begins a write transaction; `Some(seq)` is the change sequence this transaction's
+    /// writes carry (SQLite).
+    async fn begin_write(
+        &self,
+        lock: Lock,
+    ) -> Result<(Transaction<'static, DB>, Option<i64>), StoreError> {
+        let mut tx = self.pool.begin_with(self.dialect.begin_write).await?;
+        let gate = match lock {
+            Lock::PerConfiguration => self.dialect.gate_shared,
+            Lock::Everything => self.dialect.gate_exclusive,
+        };
+        if let Some(gate) = gate {
+            sqlx::query(gate).execute(&mut *tx).await?;
+        }
+        let seq = match self.dialect.bump_change_seq {
+            Some(sql) => Some(sqlx::query_scalar(sql).fetch_one(&mut *tx).await?),
+            None => None,
+        };
+        Ok((tx, seq))
+    }
+
+    /// Tells other processes about committed changes (PostgreSQL: NOTIFY, delivered if and
+    /// only if the transaction commits). SQLite's followers read the change sequence.
+    async fn announce(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changed: &[(Option<AccountSid>, i64)],
+    ) -> Result<(), StoreError> {
+        let Some(notify) = self.dialect.notify else {
+            return Ok(());
+        };
+        if changed.len() > ANNOUNCE_ONE_BY_ONE {
+            sqlx::query(notify)
+                .bind(NOTIFY_CHANNEL)
+                .bind("resync")
+                .execute(&mut **tx)
+                .await?;
+            return Ok(());
+        }
+        for (account, revision) in changed {
+            let payload = format!("{}:{revision}", scope_key(account.as_ref()));
+            sqlx::query(notify)
+                .bind(NOTIFY_CHANNEL)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates or updates one configuration (SPEC §3), checking `write.condition`.
+    pub async fn upsert(&self, write: &Write, origin: &Origin) -> Result<Written, StoreError> {
+        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let target = Target::Set {
+            enabled: write.enabled,
+            configuration: write.configuration.as_deref(),
+        };
+        let outcome = self
+            .write_scope(
+                &mut tx,
+                write.account_sid,
+                target,
+                &write.condition,
+                origin,
+                None,
+                seq,
+                Lock::PerConfiguration,
+            )
+            .await?;
+        self.finish(tx, write.account_sid, outcome).await
+    }
+
+    /// Restores revision `revision` of a configuration as a new revision.
+    pub async fn rollback(
+        &self,
+        account: Option<AccountSid>,
+        revision: i64,
+        condition: &Condition,
+        origin: &Origin,
+    ) -> Result<Written, StoreError> {
+        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let outcome = self
+            .write_scope(
+                &mut tx,
+                account,
+                Target::Restore(revision),
+                condition,
+                origin,
+                None,
+                seq,
+                Lock::PerConfiguration,
+            )
+            .await?;
+        self.finish(tx, account, outcome).await
+    }
+
+    /// Deletes an account's configuration; `None` when it does not exist.
+    pub async fn delete(
+        &self,
+        account: AccountSid,
+        condition: &Condition,
+        origin: &Origin,
+    ) -> Result<Option<i64>, StoreError> {
+        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let outcome = self
+            .write_scope(
+                &mut tx,
+                Some(account),
+                Target::Delete,
+                condition,
+                origin,
+                None,
+                seq,
+                Lock::PerConfiguration,
+            )
+            .await?;
+        match outcome {
+            Outcome::Written { revision, .. } => {
+                self.announce(&mut tx, &[(Some(account), revision)]).await?;
+                tx.commit().await?;
+                Ok(Some(revision))
+            }
+            Outcome::Absent | Outcome::Unchanged(_) => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every line in one transaction (`Lock::Everything`: no lock per configuration, which
+    /// PostgreSQL could not hold by the hundred thousand). Returns the changed scopes.
+    pub async fn import(
+        &self,
+        lines: &[super::ImportLine],
+        origin: &Origin,
+        dry_run: bool,
+    ) -> Result<Vec<Option<AccountSid>>, StoreError> {
+        let (mut tx, seq) = self.begin_write(Lock::Everything).await?;
+        let mut changed = Vec::new();
+        for line in lines {
+            let target = Target::Set {
+                enabled: Some(line.enabled),
+                configuration: Some(&line.configuration),
+            };
+            let outcome = self
+                .write_scope(
+                    &mut tx,
+                    line.account_sid,
+                    target,
+                    &Condition::default(),
+                    origin,
+                    Some(Action::Import),
+                    seq,
+                    Lock::Everything,
+                )
+                .await?;
+            if let Outcome::Written { revision, .. } = outcome {
+                changed.push((line.account_sid, revision));
+            }
+        }
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            self.announce(&mut tx, &changed).await?;
+            tx.commit().await?;
+        }
+        Ok(changed.into_iter().map(|(account, _)| account).collect())
+    }
+
+    /// Commits a written configuration (and announces it), or rolls back an unchanged one.
+    async fn finish(
+        &self,
+        mut tx: Transaction<'static, DB>,
+        account: Option<AccountSid>,
+        outcome: Outcome,
+    ) -> Result<Written, StoreError> {
+        match outcome {
+            Outcome::Written {
+                revision,
+                record: Some(record),
+            } => {
+                self.announce(&mut tx, &[(account, revision)]).await?;
+                tx.commit().await?;
+                Ok(Written {
+                    record,
+                    changed: true,
+                })
+            }
+            Outcome::Unchanged(record) => {
+                tx.rollback().await?;
+                Ok(Written {
+                    record,
+                    changed: false,
+                })
+            }
+            Outcome::Written { record: None, .. } | Outcome::Absent => {
+                tx.rollback().await?;
+                Err(StoreError::Corrupt(
+                    "a write left no configuration behind".into(),
+                ))
+            }
+        }
+    }
+
+    /// Reads a configuration's head and current row inside `tx`.
+    async fn current(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        account: Option<AccountSid>,
+    ) -> Result<Current, StoreError> {
+        let scope = scope_key(account.as_ref());
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM configuration_heads WHERE scope = $1")
+                .bind(&scope)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let open = |configuration: &str| {
+            secret::open(self.secret.as_ref(), configuration)
+                .map_err(|e| StoreError::Corrupt(format!("configuration of {scope}: {e}")))
+        };
+        let (row, extension) = match account {
+            None => match self.extension(&mut **tx).await? {
+                Some(ext) => {
+                    let id = ext.id();
+                    let row = CurrentRow {
+                        configuration: open(&ext.config.configuration)?,
+                        enabled: ext.config.enabled,
+                        date_created: ext.config.date_created,
+                        date_updated: ext.config.date_updated,
+                        revision: ext.config.revision,
+                    };
+                    (Some(row), Some(id))
+                }
+                None => (None, None),
+            },
+            Some(account) => {
+                let sql = format!(
+                    "SELECT {} FROM account_configurations WHERE account_sid = $1",
+                    self.dialect.account_columns
+                );
+                let row: Option<AccountRow> = sqlx::query_as(&sql)
+                    .bind(account.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let row = match row {
+                    Some(row) => Some(CurrentRow {
+                        configuration: open(&row.config.configuration)?,
+                        enabled: row.config.enabled,
+                        date_created: row.config.date_created,
+                        date_updated: row.config.date_updated,
+                        revision: row.config.revision,
+                    }),
+                    None => None,
+                };
+                (row, None)
+            }
+        };
+        Ok(Current {
+            head,
+            row,
+            extension,
+        })
+    }
+
+    /// The extension's identity, creating the extension record (global configuration `{}`,
+    /// enabled, as its revision 1) when an account is written before it exists.
+    async fn ensure_extension(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        origin: &Origin,
+        seq: Option<i64>,
+        lock: Lock,
+    ) -> Result<ExtensionId, StoreError> {
+        if let Some(id) = self.known_extension() {
+            return Ok(id);
+        }
+        if let Some(row) = self.extension(&mut **tx).await? {
+            return Ok(self.remember_extension(row.id()));
+        }
+        let target = Target::Set {
+            enabled: Some(true),
+            configuration: Some("{}"),
+        };
+        let outcome = Box::pin(self.write_scope(
+            tx,
+            None,
+            target,
+            &Condition::default(),
+            origin,
+            None,
+            seq,
+            lock,
+        ))
+        .await?;
+        match outcome {
+            Outcome::Written {
+                record: Some(record),
+                ..
+            }
+            | Outcome::Unchanged(record) => Ok(ExtensionId {
+                sid: record.extension_sid,
+                name: record.extension_name,
+            }),
+            Outcome::Written { record: None, .. } | Outcome::Absent => Err(StoreError::Corrupt(
+                "the extension record could not be created".into(),
+            )),
+        }
+    }
+
+    /// The heart of every write: one configuration, inside `tx`.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_scope(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        account: Option<AccountSid>,
+        target: Target<'_>,
+        condition: &Condition,
+        origin: &Origin,
+        action: Option<Action>,
+        seq: Option<i64>,
+        lock: Lock,
+    ) -> Result<Outcome, StoreError> {
+        let scope = scope_key(account.as_ref());
+        if let (Lock::PerConfiguration, Some(lock_sql)) = (lock, self.dialect.lock_scope) {
+            sqlx::query(lock_sql)
+                .bind(&scope)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let current = self.current(tx, account).await?;
+        let existing = current.row.as_ref().map(|r| r.revision);
+
+        // 404 before 412 (SPEC §10): absence is decided before the precondition.
+        match target {
+            Target::Delete if current.row.is_none() => return Ok(Outcome::Absent),
+            Target::Restore(_) if current.head.is_none() => {
+                return Err(StoreError::NeverExisted);
+            }
+            _ => {}
+        }
+        if !condition.holds(existing) {
+            return Err(StoreError::PreconditionFailed { current: existing });
+        }
+
+        let now = now_micros();
+        // The new state: `None` configuration for a delete.
+        let (configuration, enabled, action, rollback_of) = match target {
+            Target::Set {
+                enabled,
+                configuration,
+            } => {
+                let configuration = match (configuration, &current.row) {
+                    (Some(c), _) => c.to_owned(),
+                    (None, Some(row)) => row.configuration.clone(),
+                    (None, None) => return Err(StoreError::MissingConfiguration),
+                };
+                let enabled = enabled
+                    .or(current.row.as_ref().map(|r| r.enabled))
+                    .unwrap_or(true);
+                let action = action.unwrap_or(if current.row.is_some() {
+                    Action::Update
+                } else {
+                    Action::Create
+                });
+                (Some(configuration), enabled, action, None)
+            }
+            Target::Restore(n) => {
+                let restored = self
+                    .revision_in(&mut **tx, account, n)
+                    .await?
+                    .ok_or(StoreError::NoSuchRevision(n))?;
+                let configuration = restored
+                    .configuration
+                    .ok_or(StoreError::RevisionIsDelete(n))?;
+                (
+                    Some(configuration),
+                    restored.enabled,
+                    Action::Rollback,
+                    Some(n),
+                )
+            }
+            Target::Delete => (None, false, Action::Delete, None),
+        };
+
+        if let (Some(row), Some(new)) = (&current.row, &configuration)
+            && row.configuration == *new
+            && row.enabled == enabled
+        {
+            let extension = match account {
+                None => current.extension.clone(),
+                Some(_) => Some(self.ensure_extension(tx, origin, seq, lock).await?),
+            }
+            .unwrap_or_else(ExtensionId::orphan);
+            return Ok(Outcome::Unchanged(record(
+                &extension,
+                account,
+                new.clone(),
+                enabled,
+                row.date_created,
+                row.date_updated,
+                row.revision,
+            )?));
+        }
+
+        let revision = current.head.unwrap_or(0) + 1;
+        let changes = match (&current.row, &configuration) {
+            (Some(row), Some(new)) => json_patch_text(&row.configuration, new),
+            _ => None,
+        };
+        let sealed = configuration
+            .as_deref()
+            .map(|c| secret::seal(self.secret.as_ref(), c));
+        let ts = self.dialect.timestamp;
+
+        // The configuration itself.
+        let extension = match (account, &sealed) {
+            (None, Some(sealed)) => {
+                let (sid, name): (String, String) = sqlx::query_as(&format!(
+                    "INSERT INTO extensions (id, sid, name, configuration, enabled, \
+                     date_created, date_updated, revision) \
+                     VALUES (1, $1, $2, $3, $4, {t5}, {t5}, $6) \
+                     ON CONFLICT (id) DO UPDATE SET configuration = excluded.configuration, \
+                     enabled = excluded.enabled, date_updated = excluded.date_updated, \
+                     revision = excluded.revision RETURNING sid, name",
+                    t5 = ts(5)
+                ))
+                .bind(crate::sid::new_extension_sid())
+                .bind(EXTENSION_NAME)
+                .bind(sealed.as_str())
+                .bind(enabled)
+                .bind(now)
+                .bind(revision)
+                .fetch_one(&mut **tx)
+                .await?;
+                Some(self.remember_extension(ExtensionId { sid, name }))
+            }
+            (Some(account), Some(sealed)) => {
+                let extension = self.ensure_extension(tx, origin, seq, lock).await?;
+                sqlx::query(&format!(
+                    "INSERT INTO account_configurations (account_sid, configuration, enabled, \
+                     date_created, date_updated, revision) \
+                     VALUES ($1, $2, $3, {t4}, {t4}, $5) \
+                     ON CONFLICT (account_sid) DO UPDATE SET \
+                     configuration = excluded.configuration, enabled = excluded.enabled, \
+                     date_updated = excluded.date_updated, revision = excluded.revision",
+                    t4 = ts(4)
+                ))
+                .bind(account.to_string())
+                .bind(sealed.as_str())
+                .bind(enabled)
+                .bind(now)
+                .bind(revision)
+                .execute(&mut **tx)
+                .await?;
+                Some(extension)
+            }
+            (Some(account), None) => {
+                sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
+                    .bind(account.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                None
+            }
+            (None, None) => {
+                return Err(StoreError::Corrupt(
+                    "the global configuration cannot be deleted".into(),
+                ));
+            }
+        };
+
+        // Its head and its revision.
+        match seq {
+            Some(seq) => {
+                sqlx::query(
+                    "INSERT INTO configuration_heads (scope, revision, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision, \
+                     seq = excluded.seq",
+                )
+                .bind(&scope)
+                .bind(revision)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO configuration_heads (scope, revision) VALUES ($1, $2) \
+                     ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision",
+                )
+                .bind(&scope)
+                .bind(revision)
+                .execute(&mut **tx)
+                .await?
+            }
+        };
+        let sealed_changes = changes
+            .as_deref()
+            .map(|c| secret::seal(self.secret.as_ref(), c));
+        sqlx::query(&format!(
+            "INSERT INTO configuration_revisions (scope, revision, action, date_created, actor, \
+             remote_addr, enabled, configuration, rollback_of, changes) \
+             VALUES ($1, $2, $3, {t4}, $5, $6, $7, $8, $9, $10)",
+            t4 = ts(4)
+        ))
+        .bind(&scope)
+        .bind(revision)
+        .bind(action.as_str())
+        .bind(now)
+        .bind(origin.actor.as_str())
+        .bind(origin.remote_addr.as_deref())
+        .bind(enabled)
+        .bind(sealed.as_deref())
+        .bind(rollback_of)
+        .bind(sealed_changes)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(limit) = self.history_limit {
+            let oldest_kept = revision - i64::from(limit) + 1;
+            if oldest_kept > 1 {
+                sqlx::query(
+                    "DELETE FROM configuration_revisions WHERE scope = $1 AND revision < $2",
+                )
+                .bind(&scope)
+                .bind(oldest_kept)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+
+        let record = match (extension, configuration) {
+            (Some(extension), Some(configuration)) => {
+                let created = current.row.as_ref().map_or(now, |r| r.date_created);
+                Some(record(
+                    &extension,
+                    account,
+                    configuration,
+                    enabled,
+                    created,
+                    now,
+                    revision,
+                )?)
+            }
+            _ => None,
+        };
+        Ok(Outcome::Written { revision, record })
+    }
+}
+
+/// The record of a configuration, from what the write knows (dates in unix microseconds).
+fn record(
+    extension: &ExtensionId,
+    account_sid: Option<AccountSid>,
+    configuration: String,
+    enabled: bool,
+    created: i64,
+    updated: i64,
+    revision: i64,
+) -> Result<ConfigRecord, StoreError> {
+    let date = |micros: i64| {
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| StoreError::Corrupt(format!("date out of range: {micros}")))
+    };
+    Ok(ConfigRecord {
+        extension_sid: extension.sid.clone(),
+        extension_name: extension.name.clone(),
+        account_sid,
+        configuration,
+        enabled,
+        date_created: date(created)?,
+        date_updated: date(updated)?,
+        revision,
+    })
+}
+
+/// The RFC 6902 patch from one stored `ConfigurationData` to another, as JSON text.
+fn json_patch_text(from: &str, to: &str) -> Option<String> {
+    let from: serde_json::Value = serde_json::from_str(from).ok()?;
+    let to: serde_json::Value = serde_json::from_str(to).ok()?;
+    serde_json::to_string(&json_patch::diff(&from, &to)).ok()
+}
