@@ -100,6 +100,11 @@ impl std::fmt::Debug for CompiledVoice {
 }
 
 impl CompiledVoice {
+    /// Number of configured proxies.
+    pub(super) fn proxy_count(&self) -> usize {
+        self.proxies.len()
+    }
+
     pub(super) fn proxy(&self, index: usize) -> Proxy<'_> {
         Proxy {
             voice: self,

@@ -12,8 +12,25 @@ use regex_automata::{Input, MatchKind, PatternSet, meta};
 use regex_syntax::hir::{Hir, Look};
 
 /// One configuration's expressions compiled together (the engine behind `regex::RegexSet`,
-/// built from parsed expressions so that the anchors are added to the syntax tree).
-pub type MatchSet = meta::Regex;
+/// built from parsed expressions so that the anchors are added to the syntax tree), and the
+/// expressions as configured (`explain` shows them; shared like the set, so free per account).
+#[derive(Debug)]
+pub struct MatchSet {
+    regex: meta::Regex,
+    patterns: Box<[Box<str>]>,
+}
+
+impl MatchSet {
+    /// Expression `index` as configured (`.*` where the proxy has no `match`).
+    pub(crate) fn pattern(&self, index: usize) -> &str {
+        &self.patterns[index]
+    }
+
+    #[cfg(test)]
+    fn is_match(&self, target: &str) -> bool {
+        self.regex.is_match(target)
+    }
+}
 
 /// Compiled program size allowed for one configuration's expressions together.
 const SET_SIZE_LIMIT: usize = 8 << 20;
@@ -45,8 +62,9 @@ fn anchored(hir: Hir) -> Hir {
 
 /// The expressions of `set` that match the whole of `target`.
 pub(crate) fn matching(set: &MatchSet, target: &str) -> PatternSet {
-    let mut matched = PatternSet::new(set.pattern_len());
-    set.which_overlapping_matches(&Input::new(target), &mut matched);
+    let mut matched = PatternSet::new(set.regex.pattern_len());
+    set.regex
+        .which_overlapping_matches(&Input::new(target), &mut matched);
     matched
 }
 
@@ -85,7 +103,7 @@ fn build(patterns: &[&str]) -> Result<MatchSet, String> {
         .which_captures(WhichCaptures::None)
         .nfa_size_limit(Some(SET_SIZE_LIMIT))
         .hybrid_cache_capacity(SET_DFA_LIMIT);
-    meta::Builder::new()
+    let regex = meta::Builder::new()
         .configure(config)
         .build_many_from_hir(&hirs)
         .map_err(|e| match e.size_limit() {
@@ -96,7 +114,11 @@ fn build(patterns: &[&str]) -> Result<MatchSet, String> {
                 "the match expressions do not compile: {}",
                 syntax_message(&e.to_string())
             ),
-        })
+        })?;
+    Ok(MatchSet {
+        regex,
+        patterns: patterns.iter().map(|p| Box::from(*p)).collect(),
+    })
 }
 
 /// One string for a list of expressions: each is length-prefixed, so no two lists share a

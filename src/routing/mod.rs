@@ -12,6 +12,7 @@
 mod answer;
 mod compiled;
 mod destination;
+mod explain;
 mod json;
 mod matcher;
 mod model;
@@ -25,6 +26,7 @@ mod validate;
 pub use answer::{Source, sms_response_json, voice_response_json};
 pub use compiled::{CompiledVoice, Proxy};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
+pub use explain::{Decider, write_sms_explain, write_voice_explain};
 /// Shares compiled regex sets between configurations that use the same patterns, so that
 /// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
 pub use matcher::RegexInterner;

@@ -1,0 +1,372 @@
+//! Why a lookup answered what it did (SPEC §9): the deciding configuration, every proxy of
+//! it with whether its `match` covered the target and what it became, and one plain sentence.
+//!
+//! Written only when asked for (`explain=true`): the answer without it is not touched.
+
+use super::CompiledRouting;
+use super::destination::Destination;
+use super::matcher;
+use super::output::{push_decimal, push_json_str, write_json_str_with};
+use super::render::VoiceAnswer;
+
+/// Which configuration decided a lookup, as the cache found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decider {
+    /// The account's own configuration. Disabled, it switches routing off for the account.
+    Account { revision: i64, enabled: bool },
+    /// The account has its own configuration, but the global one is disabled, which
+    /// switches routing off for every account.
+    SwitchedOff {
+        account_revision: i64,
+        global_revision: i64,
+    },
+    /// The account has none: the global configuration, which routes only when enabled and
+    /// not empty.
+    Global {
+        revision: i64,
+        enabled: bool,
+        empty: bool,
+    },
+    /// No configuration at all.
+    Nothing,
+    /// A configuration being tried, never stored (`POST /v1/simulate/…`).
+    Draft,
+}
+
+impl Decider {
+    fn configuration(self) -> &'static str {
+        match self {
+            Decider::Account { .. } | Decider::SwitchedOff { .. } => "account",
+            Decider::Global { .. } => "global",
+            Decider::Nothing => "none",
+            Decider::Draft => "draft",
+        }
+    }
+
+    fn revision(self) -> Option<i64> {
+        match self {
+            Decider::Account { revision, .. } | Decider::Global { revision, .. } => Some(revision),
+            Decider::SwitchedOff {
+                account_revision, ..
+            } => Some(account_revision),
+            Decider::Nothing | Decider::Draft => None,
+        }
+    }
+
+    /// Why nothing decided, when nothing did: the configuration routes nobody.
+    fn why_nothing_decided(self) -> Option<String> {
+        let reason = match self {
+            Decider::Account { enabled: false, .. } => {
+                "the account's configuration is disabled (Enabled=false), which switches \
+                 routing off for this account"
+                    .to_owned()
+            }
+            Decider::SwitchedOff {
+                global_revision, ..
+            } => format!(
+                "the global configuration (revision {global_revision}) is disabled, which \
+                 switches routing off for every account, this one's own configuration included"
+            ),
+            Decider::Global { enabled: false, .. } => {
+                "no configuration applies: the account has none and the global one is disabled"
+                    .to_owned()
+            }
+            Decider::Global { empty: true, .. } => {
+                "no configuration applies: the account has none and the global one is empty"
+                    .to_owned()
+            }
+            Decider::Nothing => {
+                "no configuration applies: the account has none and there is no global one"
+                    .to_owned()
+            }
+            Decider::Account { .. } | Decider::Global { .. } | Decider::Draft => return None,
+        };
+        Some(reason)
+    }
+
+    /// How the reason names the deciding configuration.
+    fn name(self) -> &'static str {
+        match self {
+            Decider::Global { .. } => "the global configuration",
+            Decider::Draft => "the draft configuration",
+            _ => "the account's configuration",
+        }
+    }
+}
+
+/// How the destination was read (SPEC §9 `target_kind`).
+fn target_kind(dest: &Destination<'_>) -> &'static str {
+    if dest.is_sip() {
+        "sip"
+    } else if dest
+        .raw
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("tel:"))
+    {
+        "tel"
+    } else {
+        "number"
+    }
+}
+
+fn head(out: &mut Vec<u8>, decider: Decider) {
+    out.extend_from_slice(b"\"configuration\":\"");
+    out.extend_from_slice(decider.configuration().as_bytes());
+    out.extend_from_slice(b"\",\"revision\":");
+    match decider.revision() {
+        Some(revision) => out.extend_from_slice(revision.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends the voice `explain` object. `routing` is the deciding configuration when it
+/// routes (enabled, not empty), `answer` what the lookup answered with it.
+pub fn write_voice_explain(
+    out: &mut Vec<u8>,
+    decider: Decider,
+    routing: Option<&CompiledRouting>,
+    dest: &Destination<'_>,
+    answer: &VoiceAnswer<'_>,
+) {
+    out.extend_from_slice(b"{\"target\":");
+    push_json_str(out, dest.target());
+    out.extend_from_slice(b",\"target_kind\":\"");
+    out.extend_from_slice(target_kind(dest).as_bytes());
+    out.extend_from_slice(b"\",");
+    head(out, decider);
+    out.extend_from_slice(b",\"candidates\":[");
+    let voice = routing.and_then(|r| r.voice.as_ref());
+    if let Some(voice) = voice {
+        let mut matched = vec![false; voice.proxy_count()];
+        for id in matcher::matching(&voice.set, dest.target()).iter() {
+            matched[id.as_usize()] = true;
+        }
+        let route = answer.route.as_ref().map(|r| r.proxy.index());
+        for index in 0..voice.proxy_count() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"proxy_index\":");
+            push_decimal(out, index as u32);
+            out.extend_from_slice(b",\"pointer\":\"/outbound-voice/0/proxy/");
+            push_decimal(out, index as u32);
+            out.extend_from_slice(b"\",\"match\":");
+            push_json_str(out, voice.set.pattern(index));
+            out.extend_from_slice(b",\"matched\":");
+            out.extend_from_slice(if matched[index] { b"true" } else { b"false" });
+            out.extend_from_slice(b",\"chosen\":");
+            let chosen = if route == Some(index) {
+                "\"route\""
+            } else if answer.fallbacks.iter().any(|f| f.proxy.index() == index) {
+                "\"fallback\""
+            } else {
+                "null"
+            };
+            out.extend_from_slice(chosen.as_bytes());
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"],\"reason\":");
+    write_json_str_with(out, |out| {
+        out.extend_from_slice(voice_reason(decider, routing, dest, answer).as_bytes())
+    });
+    out.push(b'}');
+}
+
+fn voice_reason(
+    decider: Decider,
+    routing: Option<&CompiledRouting>,
+    dest: &Destination<'_>,
+    answer: &VoiceAnswer<'_>,
+) -> String {
+    if let Some(reason) = decider.why_nothing_decided() {
+        return reason;
+    }
+    let target = dest.target();
+    let has_voice = routing.and_then(|r| r.voice.as_ref()).is_some();
+    if !has_voice {
+        return format!(
+            "{} has no outbound-voice, so it routes no calls",
+            decider.name()
+        );
+    }
+    match &answer.route {
+        Some(route) => format!(
+            "proxy {} is the first whose match covers the whole target {target}",
+            route.proxy.index()
+        ),
+        None => format!(
+            "no proxy of {} has a match that covers the whole target {target}",
+            decider.name()
+        ),
+    }
+}
+
+/// Appends the SMS `explain` object.
+pub fn write_sms_explain(out: &mut Vec<u8>, decider: Decider, routing: Option<&CompiledRouting>) {
+    out.push(b'{');
+    head(out, decider);
+    let tlv = routing.and_then(|r| r.sms_tlvs().first());
+    out.extend_from_slice(b",\"pointer\":");
+    match tlv {
+        Some(_) => out.extend_from_slice(b"\"/outbound-sms/0/destination_network_id\""),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"reason\":");
+    let reason = match (decider.why_nothing_decided(), tlv) {
+        (Some(reason), _) => reason,
+        (None, Some(tlv)) => format!(
+            "{} sets destination_network_id {}: TLV 0x060E (dest_network_id) is added",
+            decider.name(),
+            tlv.value
+        ),
+        (None, None) => format!("{} has no outbound-sms, so no TLV is added", decider.name()),
+    };
+    push_json_str(out, &reason);
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::routing::compile;
+
+    const CONFIG: &str = r#"{"outbound-voice": [{"proxy": [
+        {"uri": "192.168.0.1", "match": "uri.com"},
+        {"uri": "192.168.0.2", "match": "uri[12]\\.com"},
+        {"uri": "192.168.0.3"}]}],
+        "outbound-sms": [{"destination_network_id": 1000}]}"#;
+
+    fn explain(decider: Decider, config: Option<&str>, to: &str) -> Value {
+        let compiled = config.map(|c| compile(c).unwrap());
+        let dest = Destination::parse(to).unwrap();
+        let answer = match &compiled {
+            Some(c) => c.resolve_voice(&dest, &[]),
+            None => VoiceAnswer::none(),
+        };
+        let mut out = Vec::new();
+        write_voice_explain(&mut out, decider, compiled.as_ref(), &dest, &answer);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn the_spec_example() {
+        let account = Decider::Account {
+            revision: 3,
+            enabled: true,
+        };
+        let e = explain(account, Some(CONFIG), "sip:bob@uri1.com");
+        assert_eq!(
+            e,
+            json!({
+                "target": "uri1.com", "target_kind": "sip",
+                "configuration": "account", "revision": 3,
+                "candidates": [
+                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null},
+                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route"},
+                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback"}
+                ],
+                "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
+            })
+        );
+    }
+
+    #[test]
+    fn every_reason_for_no_route() {
+        let off = |d| {
+            explain(d, None, "+1555")["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert!(
+            off(Decider::Account {
+                revision: 2,
+                enabled: false
+            })
+            .contains("account's configuration is disabled")
+        );
+        assert!(
+            off(Decider::SwitchedOff {
+                account_revision: 2,
+                global_revision: 5
+            })
+            .contains("global configuration (revision 5) is disabled")
+        );
+        let global = |enabled, empty| Decider::Global {
+            revision: 1,
+            enabled,
+            empty,
+        };
+        assert!(off(global(false, false)).contains("global one is disabled"));
+        assert!(off(global(true, true)).contains("global one is empty"));
+        assert!(off(Decider::Nothing).contains("there is no global one"));
+        let account = Decider::Account {
+            revision: 1,
+            enabled: true,
+        };
+        let sms_only = r#"{"outbound-sms": [{"destination_network_id": 1}]}"#;
+        let e = explain(account, Some(sms_only), "+1555");
+        assert_eq!(e["candidates"], json!([]));
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("has no outbound-voice")
+        );
+        let e = explain(
+            account,
+            Some(
+                CONFIG
+                    .replace(r#", "match": "uri[12]\\.com""#, r#", "match": "x""#)
+                    .replace(
+                        r#"{"uri": "192.168.0.3"}"#,
+                        r#"{"uri": "192.168.0.3", "match": "y"}"#,
+                    )
+                    .as_str(),
+            ),
+            "sip:a@uri9.com",
+        );
+        assert!(e["reason"].as_str().unwrap().starts_with("no proxy"), "{e}");
+        assert_eq!(e["candidates"].as_array().unwrap().len(), 3);
+        assert_eq!(e["target_kind"], "sip");
+        assert_eq!(
+            explain(account, Some(CONFIG), "tel:+1555;x=1")["target_kind"],
+            "tel"
+        );
+        assert_eq!(
+            explain(account, Some(CONFIG), "alice")["target_kind"],
+            "number"
+        );
+        let e = explain(Decider::Nothing, None, "+1");
+        assert_eq!(e["revision"], Value::Null);
+        assert_eq!(e["configuration"], "none");
+    }
+
+    #[test]
+    fn sms() {
+        let sms = |decider, config: Option<&str>| {
+            let compiled = config.map(|c| compile(c).unwrap());
+            let mut out = Vec::new();
+            write_sms_explain(&mut out, decider, compiled.as_ref());
+            serde_json::from_slice::<Value>(&out).unwrap()
+        };
+        let account = Decider::Account {
+            revision: 4,
+            enabled: true,
+        };
+        let e = sms(account, Some(CONFIG));
+        assert_eq!(e["pointer"], "/outbound-sms/0/destination_network_id");
+        assert_eq!(e["revision"], 4);
+        assert!(e["reason"].as_str().unwrap().contains("1000"));
+        let e = sms(
+            account,
+            Some(r#"{"outbound-voice": [{"proxy": [{"uri": "a.com"}]}]}"#),
+        );
+        assert_eq!(e["pointer"], Value::Null);
+        assert!(e["reason"].as_str().unwrap().contains("no outbound-sms"));
+        assert_eq!(sms(Decider::Draft, Some(CONFIG))["configuration"], "draft");
+    }
+}
