@@ -1,14 +1,12 @@
 //! SPEC §6 over real HTTP, on SQLite and (when TEST_DATABASE_URL is set) PostgreSQL.
 
-mod common;
-
-use common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use common::db::test_databases;
+use crate::common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
+use crate::common::db::test_databases;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ACffffffffffffffffffffffffffffffff";
-const VOICE: &str = include_str!("fixtures/voice.json");
+const VOICE: &str = include_str!("../fixtures/voice.json");
 const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
 const COLLECTION: &str = "/2012-04-24/ExtensionsConfiguration.json";
 
@@ -49,7 +47,7 @@ async fn engine_get(app: &TestApp, path: &str) -> (u16, Value) {
 }
 
 async fn voice(app: &TestApp, account: &str, to: &str) -> (u16, Value) {
-    let to = common::app::encode(to);
+    let to = crate::common::app::encode(to);
     engine_get(app, &format!("/v1/accounts/{account}/voice-route?to={to}")).await
 }
 
@@ -277,7 +275,7 @@ async fn sources_global_fallback_and_switches() {
 
 #[tokio::test]
 async fn bad_lookups_are_400_and_auth_is_enforced() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     configure(&app, Some(ACCOUNT), Some(VOICE), None).await;
     for to in [
@@ -391,7 +389,7 @@ async fn bad_lookups_are_400_and_auth_is_enforced() {
 
 #[tokio::test]
 async fn health_and_metrics() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     configure(&app, Some(ACCOUNT), Some(SMS), None).await;
     sms(&app, ACCOUNT).await;

@@ -1,12 +1,10 @@
-//! Persistence layer tests, run against every backend `common::db::test_databases()` gives
+//! Persistence layer tests, run against every backend `crate::common::db::test_databases()` gives
 //! (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set).
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::db::{TestDb, fresh_postgres, test_databases};
 use multiprovider::secret::SecretKey;
 use multiprovider::sid::AccountSid;
 use multiprovider::store::{Change, ConfigRecord, Store, StoreError, Write};

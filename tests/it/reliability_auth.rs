@@ -2,15 +2,15 @@
 //! header, wrong Sid, wrong token, engine token, admin} answers the expected 401/403/2xx, and
 //! the comparison of credentials takes a time that does not depend on where they are wrong.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::app::spawn_app;
+use crate::common::app::{
+    ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, form,
+};
+use crate::common::db::test_databases;
+use crate::common::reliability::{Tally, exchange, spawn_custom};
 use base64::Engine as _;
-use common::app::spawn_app;
-use common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, form};
-use common::db::test_databases;
-use common::reliability::{Tally, exchange, spawn_custom};
 
 const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
 const RJ: &str = "/restcomm/2012-04-24/ExtensionsConfiguration.json";
@@ -252,7 +252,7 @@ async fn setup(app: &TestApp) -> String {
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     for account in [A1, A3] {
-        let voice = include_str!("fixtures/voice.json");
+        let voice = include_str!("../fixtures/voice.json");
         let r = app
             .post_form(
                 J,
@@ -439,7 +439,7 @@ async fn time_classes(
 /// measurable over HTTP; `subtle` and the unit test `ct_eq_matches_plain_equality` cover that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_checks_take_the_same_time_wherever_they_are_wrong() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let len = 48 * 1024;
     let token: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let engine: String = (0..len).map(|i| (b'A' + (i % 26) as u8) as char).collect();

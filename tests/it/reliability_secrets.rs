@@ -6,14 +6,12 @@
 //! the server refuses to start (it would otherwise serve routes without those accounts), and
 //! lookups never answer from a cache that was not filled.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
+use crate::common::db::{TestDb, test_databases};
 use base64::Engine as _;
-use common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use common::db::{TestDb, test_databases};
 use multiprovider::config::Settings;
 use multiprovider::http::ServeError;
 use serde_json::{Value, json};
@@ -391,7 +389,7 @@ async fn rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten
 /// `/health/ready` does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_are_503_until_the_cache_is_loaded() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let store = multiprovider::store::Store::connect(&db.url, None)
         .await
         .unwrap();

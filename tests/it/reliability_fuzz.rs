@@ -12,17 +12,17 @@
 //!
 //! `FUZZ_CASES=n` sets the number of cases per property and backend (default 256).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::common::app::spawn_app;
+use crate::common::app::{
+    ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode,
+};
+use crate::common::db::test_databases;
+use crate::common::reliability::{Outcome, Stored, Tally, cache_agrees, exchange, runtime, stored};
 use base64::Engine as _;
-use common::app::spawn_app;
-use common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode};
-use common::db::test_databases;
-use common::reliability::{Outcome, Stored, Tally, cache_agrees, exchange, runtime, stored};
 use multiprovider::routing::{self, Destination, VoiceAnswer, voice_response_json};
 use multiprovider::sid::AccountSid;
 use proptest::prelude::*;
@@ -37,7 +37,7 @@ const A2: &str = "AC11111111111111111111111111111111";
 const A3: &str = "AC22222222222222222222222222222222";
 /// Never configured: resolved through the global configuration.
 const A_NONE: &str = "ACffffffffffffffffffffffffffffffff";
-const VOICE: &str = include_str!("fixtures/voice.json");
+const VOICE: &str = include_str!("../fixtures/voice.json");
 const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
 const POST_PARAMETERS: [&str; 4] = [
     "ExtensionName",
@@ -529,7 +529,7 @@ async fn check_form(
     };
     if !case.query.is_empty() {
         path.push('?');
-        path.push_str(&common::app::form(
+        path.push_str(&crate::common::app::form(
             &case
                 .query
                 .iter()
@@ -537,7 +537,7 @@ async fn check_form(
                 .collect::<Vec<_>>(),
         ));
     }
-    let body = common::app::form(
+    let body = crate::common::app::form(
         &case
             .pairs
             .iter()

@@ -3,13 +3,11 @@
 //! clients. Each limit is probed on both sides of its boundary; beyond it the answer is a 4xx
 //! (never a 5xx, never a hang), and the server keeps serving everyone else.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::app::{AppOptions, ENGINE_TOKEN, FORM, TestApp, encode, form, spawn_app};
-use common::db::test_databases;
-use common::reliability::{Outcome, exchange, stored};
+use crate::common::app::{AppOptions, ENGINE_TOKEN, FORM, TestApp, encode, form, spawn_app};
+use crate::common::db::test_databases;
+use crate::common::reliability::{Outcome, exchange, stored};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -377,7 +375,7 @@ on_every_db!(header_counts_and_sizes_are_refused_with_4xx, |app, db| {
 // ------------------------------------------------------------------------ destinations
 
 on_every_db!(long_or_malformed_destinations_are_400, |app, db| {
-    let voice_config = include_str!("fixtures/voice.json");
+    let voice_config = include_str!("../fixtures/voice.json");
     assert_eq!(post_config(&app, A1, voice_config).await.0, 200);
     // A number: 1 to 64 characters after an optional `+`.
     let number64 = format!("+{}", "1".repeat(64));
@@ -565,7 +563,7 @@ on_every_db!(slow_clients_do_not_hold_up_others, |app, db| {
 /// default, needs a timer: the server sets one, with `HEADER_READ_TIMEOUT` = 10 s).
 #[tokio::test]
 async fn a_silent_connection_is_closed_within_a_minute() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     s.write_all(b"GET /health/live HTTP/1.1\r\n").await.unwrap();

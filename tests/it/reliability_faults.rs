@@ -13,20 +13,18 @@
 //! A real PostgreSQL restart is not done here (other tests share the server): see
 //! `scripts/pg-restart-test.sh`, which runs `real_postgres_restart_during_a_write_stream`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::app::{
+use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, form, spawn_app,
 };
-use common::db::{TestDb, fresh_postgres, test_databases};
-use common::reliability::{Stored, Tally, cache_agrees, stored};
-use common::tcp_proxy::TcpProxy;
+use crate::common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::reliability::{Stored, Tally, cache_agrees, stored};
+use crate::common::tcp_proxy::TcpProxy;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -481,7 +479,7 @@ async fn real_postgres_restart_during_a_write_stream() {
             let want = match now.accounts.get(&a) {
                 Some(r) if r.enabled => (
                     "account".to_owned(),
-                    common::reliability::sms_id(&r.configuration).unwrap(),
+                    crate::common::reliability::sms_id(&r.configuration).unwrap(),
                 ),
                 Some(_) => ("none".to_owned(), String::new()),
                 None => ("global".to_owned(), "1".to_owned()),
@@ -611,7 +609,7 @@ impl Api for TestApp {
     }
 
     async fn sms_route(&self, account: &str) -> (u16, String, String) {
-        common::reliability::sms_route(self, account).await
+        crate::common::reliability::sms_route(self, account).await
     }
 }
 
@@ -684,7 +682,7 @@ async fn sigterm_under_load_lets_in_flight_requests_finish() {
         let api = bin.client();
         seed_binary(&api).await;
         let addr = bin.addr;
-        let basic = common::app::basic(ADMIN_SID, ADMIN_TOKEN);
+        let basic = crate::common::app::basic(ADMIN_SID, ADMIN_TOKEN);
 
         // Requests in flight: admin writes and voice lookups whose bodies are half sent.
         let mut in_flight = Vec::new();
@@ -839,7 +837,7 @@ async fn seed_binary(api: &impl Api) {
             &[
                 ("ExtensionName", "multi_provider"),
                 ("AccountSid", &account(0)),
-                ("ConfigurationData", include_str!("fixtures/voice.json")),
+                ("ConfigurationData", include_str!("../fixtures/voice.json")),
             ],
         )
         .await;
@@ -851,7 +849,7 @@ async fn seed_binary(api: &impl Api) {
 /// The header read timeout (10 s) closes it; the shutdown deadline (30 s) bounds the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_silent_connection_open_still_exits() {
-    let db = common::db::fresh_sqlite();
+    let db = crate::common::db::fresh_sqlite();
     let mut bin = Binary::start(&db.url).await;
     let mut silent = tokio::net::TcpStream::connect(bin.addr).await.unwrap();
     silent

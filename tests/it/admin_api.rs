@@ -1,12 +1,10 @@
 //! The admin API of SPEC §3 over real HTTP, on every database of `test_databases()`
 //! (SQLite always; PostgreSQL too when TEST_DATABASE_URL is set).
 
-mod common;
-
-use common::app::{
+use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode, form, spawn_app,
 };
-use common::db::{TestDb, test_databases};
+use crate::common::db::{TestDb, test_databases};
 use multiprovider::routing::Source;
 use multiprovider::sid::AccountSid;
 use reqwest::StatusCode;
@@ -1456,7 +1454,7 @@ on_every_db!(database_down_is_503, |app, db| {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dropped_under_the_server_is_503() {
-    let Some(db) = common::db::fresh_postgres().await else {
+    let Some(db) = crate::common::db::fresh_postgres().await else {
         eprintln!("no PostgreSQL (TEST_DATABASE_URL unset): skipped");
         return;
     };

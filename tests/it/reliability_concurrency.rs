@@ -8,16 +8,14 @@
 //! lookup during the storm answered a configuration that was posted, and the cache answers
 //! exactly what the store holds, also after a restart.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::app::{AppOptions, TestApp, spawn_app};
-use common::db::{TestDb, fresh_postgres, test_databases};
-use common::reliability::{Stored, Tally, cache_agrees, stored};
+use crate::common::app::{AppOptions, TestApp, spawn_app};
+use crate::common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::reliability::{Stored, Tally, cache_agrees, stored};
 use serde_json::{Value, json};
 
 const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
@@ -104,7 +102,7 @@ fn allowed(
     plans: &[Vec<Planned>],
     global_seed: &str,
 ) -> HashMap<String, BTreeSet<(String, String)>> {
-    let id = |c: &str| common::reliability::sms_id(c).unwrap();
+    let id = |c: &str| crate::common::reliability::sms_id(c).unwrap();
     let globals: Vec<String> = plans
         .iter()
         .flatten()
@@ -202,7 +200,7 @@ async fn storm(
                 while !done_writing.load(Ordering::Relaxed) {
                     let app = apps[i % apps.len()];
                     let a = account(i % ACCOUNTS);
-                    let got = common::reliability::sms_route(app, &a).await;
+                    let got = crate::common::reliability::sms_route(app, &a).await;
                     reads.fetch_add(1, Ordering::Relaxed);
                     if got.0 != 200 || !allowed[&a].contains(&(got.1.clone(), got.2.clone())) {
                         bad.push(format!("{a}: {got:?}"));
@@ -298,17 +296,18 @@ async fn check_cache(app: &TestApp, now: &Stored) {
             panic!("{e}");
         }
         // The lookup API serves that cache: the SMS answer matches the stored configuration.
-        let (status, source, value) = common::reliability::sms_route(app, &a).await;
+        let (status, source, value) = crate::common::reliability::sms_route(app, &a).await;
         assert_eq!(status, 200);
         let want = match now.accounts.get(&a) {
             Some(r) if r.enabled => (
                 "account".to_owned(),
-                common::reliability::sms_id(&r.configuration).unwrap(),
+                crate::common::reliability::sms_id(&r.configuration).unwrap(),
             ),
             Some(_) => ("none".to_owned(), String::new()),
             None => (
                 "global".to_owned(),
-                common::reliability::sms_id(&now.global.as_ref().unwrap().configuration).unwrap(),
+                crate::common::reliability::sms_id(&now.global.as_ref().unwrap().configuration)
+                    .unwrap(),
             ),
         };
         assert_eq!((source, value), want, "{a}");

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_multiprovider");
 const VOICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/voice.json");
 const SMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sms.json");
-const VOICE_EXAMPLE: &str = include_str!("fixtures/voice.json");
+const VOICE_EXAMPLE: &str = include_str!("../fixtures/voice.json");
 
 /// Runs the binary with `args`, feeding `stdin` (nothing: an empty, closed standard input).
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {

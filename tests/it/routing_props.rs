@@ -9,9 +9,10 @@ use multiprovider::routing::{
 };
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
 
-const VOICE_EXAMPLE: &str = include_str!("fixtures/voice.json");
+const VOICE_EXAMPLE: &str = include_str!("../fixtures/voice.json");
 
 /// 512 cases per property; `PROPTEST_CASES=…` for a longer search.
 fn config() -> ProptestConfig {
@@ -21,6 +22,12 @@ fn config() -> ProptestConfig {
         .unwrap_or(512);
     ProptestConfig {
         cases,
+        // Seeds of past failures live next to this file, in `routing_props.proptest-regressions`.
+        // (The default, `SourceParallel`, would find `tests/it/main.rs` and look in
+        // `tests/proptest-regressions/routing_props.txt` instead.)
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }

@@ -3,13 +3,11 @@
 //! itself. PostgreSQL only: runs when TEST_DATABASE_URL is set (and fails without it when
 //! MULTIPROVIDER_REQUIRE_POSTGRES=1).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use common::db::fresh_postgres;
-use common::tcp_proxy::TcpProxy;
+use crate::common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
+use crate::common::db::fresh_postgres;
+use crate::common::tcp_proxy::TcpProxy;
 use serde_json::Value;
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
