@@ -1,10 +1,10 @@
-//! The admin API of SPEC §3 over real HTTP, on every database of `test_databases()`
-//! (SQLite always; PostgreSQL too when TEST_DATABASE_URL is set).
+//! The admin API of SPEC §3 over real HTTP, each test on SQLite and on PostgreSQL.
 
 use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode, form, spawn_app,
 };
-use crate::common::db::{TestDb, test_databases};
+use crate::common::db::TestDb;
+use crate::common::{on_every_db, on_postgres};
 use multiprovider::routing::Source;
 use multiprovider::sid::AccountSid;
 use reqwest::StatusCode;
@@ -20,23 +20,6 @@ const A2: &str = "AC11111111111111111111111111111111";
 const A3: &str = "AC22222222222222222222222222222222";
 const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
 const SMS2: &str = r#"{"outbound-sms": [{"destination_network_id": "2000"}]}"#;
-
-/// Runs `$body` with a fresh server `$app` on each test database `$db`.
-macro_rules! on_every_db {
-    ($(#[$meta:meta])* $name:ident, |$app:ident, $db:ident| $body:block) => {
-        $(#[$meta])*
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for $db in test_databases().await {
-                eprintln!("{} on {}", stringify!($name), $db.kind);
-                #[allow(unused_mut)]
-                let mut $app = spawn_app(&$db.url, AppOptions::default()).await;
-                $body
-                let _ = &$db;
-            }
-        }
-    };
-}
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -809,28 +792,25 @@ on_every_db!(authentication_is_required_everywhere, |app, db| {
     assert_eq!(response.status(), 200);
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_engine_token_a_bearer_is_just_wrong() {
-    for db in test_databases().await {
-        let app = spawn_app(
-            &db.url,
-            AppOptions {
-                engine_token: None,
-                secret_key: None,
-            },
-        )
-        .await;
-        let response = app
-            .client
-            .get(app.url(&format!("{J}/multi_provider")))
-            .bearer_auth(ENGINE_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
-        app.stop().await;
-    }
-}
+on_every_db!(without_engine_token_a_bearer_is_just_wrong, |db| {
+    let app = spawn_app(
+        &db.url,
+        AppOptions {
+            engine_token: None,
+            secret_key: None,
+        },
+    )
+    .await;
+    let response = app
+        .client
+        .get(app.url(&format!("{J}/multi_provider")))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    app.stop().await;
+});
 
 // ---------------------------------------------------------------- 413, 415, order
 
@@ -1372,18 +1352,18 @@ on_every_db!(configurations_survive_a_restart, |app, db| {
     app.stop().await;
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_secret_key_configuration_is_still_answered_as_posted() {
-    let voice = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/voice.json"
-    ))
-    .unwrap();
-    let options = AppOptions {
-        secret_key: Some("00".repeat(32)),
-        ..AppOptions::default()
-    };
-    for db in test_databases().await {
+on_every_db!(
+    with_a_secret_key_configuration_is_still_answered_as_posted,
+    |db| {
+        let voice = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/voice.json"
+        ))
+        .unwrap();
+        let options = AppOptions {
+            secret_key: Some("00".repeat(32)),
+            ..AppOptions::default()
+        };
         let app = spawn_app(&db.url, options.clone()).await;
         let created = create_account(&app, A1, &voice).await;
         assert_eq!(created["configuration"], voice.as_str());
@@ -1400,7 +1380,7 @@ async fn with_a_secret_key_configuration_is_still_answered_as_posted() {
         assert_eq!(source(&app, A1), Source::Account);
         app.stop().await;
     }
-}
+);
 
 // ---------------------------------------------------------------- 503
 
@@ -1452,12 +1432,7 @@ on_every_db!(database_down_is_503, |app, db| {
     assert_eq!(status, 400);
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_dropped_under_the_server_is_503() {
-    let Some(db) = crate::common::db::fresh_postgres().await else {
-        eprintln!("no PostgreSQL (TEST_DATABASE_URL unset): skipped");
-        return;
-    };
+on_postgres!(database_dropped_under_the_server_is_503, |db| {
     let app = spawn_app(&db.url, AppOptions::default()).await;
     create_global(&app, SMS).await;
     drop_database(&db).await;
@@ -1477,8 +1452,7 @@ async fn postgres_dropped_under_the_server_is_503() {
     assert!(!body.to_string().contains("postgres://"), "{body}");
     // The cache keeps answering what it had.
     assert_eq!(source(&app, A1), Source::Global);
-}
-
+});
 async fn drop_database(db: &TestDb) {
     use sqlx::Connection;
     let admin = std::env::var("TEST_DATABASE_URL").unwrap();

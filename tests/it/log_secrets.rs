@@ -4,6 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, spawn_app};
+use crate::common::on_every_db;
 use base64::Engine as _;
 
 const PASSWORD: &str = "pw-Sup3rSecret-4711";
@@ -49,79 +50,75 @@ fn with_captured_logs(test: impl std::future::Future<Output = ()>) -> String {
     String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
 }
 
-#[test]
-fn no_secret_reaches_the_log_even_at_trace_level() {
+on_every_db!(blocking no_secret_reaches_the_log_even_at_trace_level, |db| {
     let log = with_captured_logs(async {
-        let mut dbs = crate::common::db::test_databases().await;
-        for db in dbs.drain(..) {
-            let options = AppOptions {
-                engine_token: Some(ENGINE_TOKEN.into()),
-                secret_key: Some(KEY_HEX.into()),
-            };
-            let app = spawn_app(&db.url, options).await;
-            let config = format!(
-                r#"{{"outbound-voice": [{{"proxy": [{{"uri": "p.example.com", "username": "u", "password": "{PASSWORD}"}}]}}]}}"#
-            );
-            let account = "AC0123456789abcdef0123456789abcdef";
-            let r = app
-                .post_form(
-                    "/2012-04-24/ExtensionsConfiguration.json",
-                    &[
-                        ("ExtensionName", "multi_provider"),
-                        ("AccountSid", account),
-                        ("ConfigurationData", &config),
-                    ],
-                )
-                .await;
-            assert_eq!(r.status(), 200);
-            // An invalid one (control character in the password) must not be echoed either.
-            let bad = config.replace(PASSWORD, &format!("{PASSWORD}\\u0007"));
-            let r = app
-                .post_form(
-                    "/2012-04-24/ExtensionsConfiguration.json",
-                    &[
-                        ("ExtensionName", "multi_provider"),
-                        ("AccountSid", account),
-                        ("ConfigurationData", &bad),
-                    ],
-                )
-                .await;
-            assert_eq!(r.status(), 400);
-            assert!(!r.text().await.unwrap().contains(PASSWORD));
-            let r = app
-                .get(&format!(
-                    "/2012-04-24/ExtensionsConfiguration.json/multi_provider?AccountSid={account}"
-                ))
-                .await;
-            assert!(
-                r.text().await.unwrap().contains(PASSWORD),
-                "the API answers ConfigurationData as posted"
-            );
-            let r = app
-                .client
-                .get(app.url(&format!("/v1/accounts/{account}/voice-route?to=%2B1555")))
-                .bearer_auth(ENGINE_TOKEN)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            // Failed attempts with the tokens in the wrong place.
-            let _ = app
-                .client
-                .get(app.url(&format!(
-                    "/2012-04-24/ExtensionsConfiguration.json/multi_provider?token={ADMIN_TOKEN}"
-                )))
-                .bearer_auth(ENGINE_TOKEN)
-                .send()
-                .await;
-            let _ = app
-                .client
-                .get(app.url("/v1/accounts/x/sms-route"))
-                .basic_auth(ADMIN_SID, Some(ENGINE_TOKEN))
-                .send()
-                .await;
-            app.stop().await;
-        }
+        let options = AppOptions {
+            engine_token: Some(ENGINE_TOKEN.into()),
+            secret_key: Some(KEY_HEX.into()),
+        };
+        let app = spawn_app(&db.url, options).await;
+        let config = format!(
+            r#"{{"outbound-voice": [{{"proxy": [{{"uri": "p.example.com", "username": "u", "password": "{PASSWORD}"}}]}}]}}"#
+        );
+        let account = "AC0123456789abcdef0123456789abcdef";
+        let r = app
+            .post_form(
+                "/2012-04-24/ExtensionsConfiguration.json",
+                &[
+                    ("ExtensionName", "multi_provider"),
+                    ("AccountSid", account),
+                    ("ConfigurationData", &config),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        // An invalid one (control character in the password) must not be echoed either.
+        let bad = config.replace(PASSWORD, &format!("{PASSWORD}\\u0007"));
+        let r = app
+            .post_form(
+                "/2012-04-24/ExtensionsConfiguration.json",
+                &[
+                    ("ExtensionName", "multi_provider"),
+                    ("AccountSid", account),
+                    ("ConfigurationData", &bad),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 400);
+        assert!(!r.text().await.unwrap().contains(PASSWORD));
+        let r = app
+            .get(&format!(
+                "/2012-04-24/ExtensionsConfiguration.json/multi_provider?AccountSid={account}"
+            ))
+            .await;
+        assert!(
+            r.text().await.unwrap().contains(PASSWORD),
+            "the API answers ConfigurationData as posted"
+        );
+        let r = app
+            .client
+            .get(app.url(&format!("/v1/accounts/{account}/voice-route?to=%2B1555")))
+            .bearer_auth(ENGINE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Failed attempts with the tokens in the wrong place.
+        let _ = app
+            .client
+            .get(app.url(&format!(
+                "/2012-04-24/ExtensionsConfiguration.json/multi_provider?token={ADMIN_TOKEN}"
+            )))
+            .bearer_auth(ENGINE_TOKEN)
+            .send()
+            .await;
+        let _ = app
+            .client
+            .get(app.url("/v1/accounts/x/sms-route"))
+            .basic_auth(ADMIN_SID, Some(ENGINE_TOKEN))
+            .send()
+            .await;
+        app.stop().await;
     });
     assert!(
         log.len() > 1000,
@@ -136,4 +133,4 @@ fn no_secret_reaches_the_log_even_at_trace_level() {
             panic!("secret {secret:?} logged: {}", &log[line_start..line_end]);
         }
     }
-}
+});

@@ -1,7 +1,7 @@
-//! SPEC §6 over real HTTP, on SQLite and (when TEST_DATABASE_URL is set) PostgreSQL.
+//! SPEC §6 over real HTTP, on SQLite and on PostgreSQL.
 
 use crate::common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use crate::common::db::test_databases;
+use crate::common::on_every_db;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -68,210 +68,198 @@ async fn sms(app: &TestApp, account: &str) -> (u16, Value) {
     engine_get(app, &format!("/v1/accounts/{account}/sms-route")).await
 }
 
-#[tokio::test]
-async fn seed_voice_example_answers_as_documented() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
-        configure(&app, Some(ACCOUNT), Some(VOICE), None).await;
+on_every_db!(seed_voice_example_answers_as_documented, |app, db| {
+    configure(&app, Some(ACCOUNT), Some(VOICE), None).await;
 
-        let (status, v) = voice(&app, ACCOUNT, "sip:bob@uri1.com").await;
-        assert_eq!(status, 200, "{}", db.kind);
-        assert_eq!(v["account_sid"], ACCOUNT);
-        assert_eq!(v["source"], "account");
-        let route = &v["route"];
-        assert_eq!(route["proxy_index"], 1);
-        assert_eq!(
-            route["proxy"],
-            json!({"uri": "192.168.0.1", "host": "192.168.0.1", "port": null, "params": [], "sip_uri": "sip:192.168.0.1;lr"})
-        );
-        assert_eq!(route["username"], "someuser1");
-        assert_eq!(route["password"], "somepassword1");
-        assert_eq!(
-            route["request_uri"],
-            "sip:bob@uri1.com;newkey1=newvalue1;newkey2=newvalue2"
-        );
-        assert_eq!(
-            route["headers"],
-            json!({"To": "newkey3=newvalue3", "X-CustomHeader": "newkey4=newvalue4"})
-        );
-        assert_eq!(
-            route["header_params"][0],
-            json!({"header": "Request-URI", "key": "newkey1", "value": "newvalue1"})
-        );
-        assert_eq!(route["routes"], json!([]));
-        assert_eq!(v["fallbacks"].as_array().unwrap().len(), 1);
-        assert_eq!(v["fallbacks"][0]["proxy_index"], 2);
+    let (status, v) = voice(&app, ACCOUNT, "sip:bob@uri1.com").await;
+    assert_eq!(status, 200, "{}", db.kind);
+    assert_eq!(v["account_sid"], ACCOUNT);
+    assert_eq!(v["source"], "account");
+    let route = &v["route"];
+    assert_eq!(route["proxy_index"], 1);
+    assert_eq!(
+        route["proxy"],
+        json!({"uri": "192.168.0.1", "host": "192.168.0.1", "port": null, "params": [], "sip_uri": "sip:192.168.0.1;lr"})
+    );
+    assert_eq!(route["username"], "someuser1");
+    assert_eq!(route["password"], "somepassword1");
+    assert_eq!(
+        route["request_uri"],
+        "sip:bob@uri1.com;newkey1=newvalue1;newkey2=newvalue2"
+    );
+    assert_eq!(
+        route["headers"],
+        json!({"To": "newkey3=newvalue3", "X-CustomHeader": "newkey4=newvalue4"})
+    );
+    assert_eq!(
+        route["header_params"][0],
+        json!({"header": "Request-URI", "key": "newkey1", "value": "newvalue1"})
+    );
+    assert_eq!(route["routes"], json!([]));
+    assert_eq!(v["fallbacks"].as_array().unwrap().len(), 1);
+    assert_eq!(v["fallbacks"][0]["proxy_index"], 2);
 
-        // A PSTN number, with `+` written literally in the query string.
-        let r = app
-            .client
-            .get(app.url(&format!("/v1/accounts/{ACCOUNT}/voice-route?to=+15551234")))
-            .bearer_auth(ENGINE_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["route"]["proxy_index"], 2);
-        assert_eq!(
-            v["route"]["request_uri"],
-            "sip:+15551234@192.168.0.2;newkey5=newvalue5;newkey6=newvalue6"
-        );
+    // A PSTN number, with `+` written literally in the query string.
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/accounts/{ACCOUNT}/voice-route?to=+15551234")))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["route"]["proxy_index"], 2);
+    assert_eq!(
+        v["route"]["request_uri"],
+        "sip:+15551234@192.168.0.2;newkey5=newvalue5;newkey6=newvalue6"
+    );
 
-        // A supplied To header is appended to.
-        let (status, v) = voice_post(
-            &app,
-            ACCOUNT,
-            json!({"to": "sip:bob@uri1.com", "headers": {"To": "<sip:bob@uri1.com>;tag=9"}}),
-        )
+    // A supplied To header is appended to.
+    let (status, v) = voice_post(
+        &app,
+        ACCOUNT,
+        json!({"to": "sip:bob@uri1.com", "headers": {"To": "<sip:bob@uri1.com>;tag=9"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["route"]["headers"]["To"],
+        "<sip:bob@uri1.com>;tag=9;newkey3=newvalue3"
+    );
+
+    // Lowercase/uppercase account Sid in the path: same account.
+    let (status, v) = voice(
+        &app,
+        &format!("ac{}", ACCOUNT[2..].to_uppercase()),
+        "sip:alice@uri.com",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["account_sid"], ACCOUNT);
+    assert_eq!(v["route"]["proxy_index"], 0);
+    app.stop().await;
+});
+
+on_every_db!(route_entries_and_sms_encodings, |app, db| {
+    let config = json!({
+        "outbound-voice": [{"proxy": [{"uri": "sips:edge.example.com:5061;transport=tls", "headers": [
+            {"headerName": "Route", "key": "x", "value": "core.example.com:5070"},
+            {"headerName": "X-Tenant", "key": "id", "value": "42"}]}]}],
+        "outbound-sms": [{"destination_network_id": 1000}]
+    })
+    .to_string();
+    configure(&app, Some(ACCOUNT), Some(&config), None).await;
+    let (_, v) = voice(&app, ACCOUNT, "tel:+442071234567").await;
+    assert_eq!(
+        v["route"]["routes"],
+        json!(["<sip:core.example.com:5070;lr>"])
+    );
+    assert_eq!(
+        v["route"]["request_uri"],
+        "sips:+442071234567@edge.example.com:5061;transport=tls"
+    );
+    assert_eq!(
+        v["route"]["proxy"]["sip_uri"],
+        "sips:edge.example.com:5061;transport=tls;lr"
+    );
+    assert_eq!(v["route"]["proxy"]["port"], 5061);
+    assert_eq!(v["route"]["headers"], json!({"X-Tenant": "id=42"}));
+
+    let (status, v) = sms(&app, ACCOUNT).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v,
+        json!({"account_sid": ACCOUNT, "source": "account", "tlvs": [
+        {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
+    );
+    app.stop().await;
+});
+
+on_every_db!(sources_global_fallback_and_switches, |app, db| {
+    // Nothing configured at all.
+    let (status, v) = sms(&app, ACCOUNT).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v,
+        json!({"account_sid": ACCOUNT, "source": "none", "tlvs": []})
+    );
+    let (_, v) = voice(&app, ACCOUNT, "+1555").await;
+    assert_eq!(
+        (
+            v["source"].clone(),
+            v["route"].clone(),
+            v["fallbacks"].clone()
+        ),
+        (json!("none"), Value::Null, json!([]))
+    );
+
+    // An account configuration creates the extension with global `{}`: others get none.
+    configure(&app, Some(ACCOUNT), Some(VOICE), None).await;
+    assert_eq!(sms(&app, OTHER).await.1["source"], "none");
+
+    // A global configuration serves accounts without their own.
+    configure(&app, None, Some(SMS), None).await;
+    let (_, v) = sms(&app, OTHER).await;
+    assert_eq!(v["source"], "global");
+    assert_eq!(v["tlvs"][0]["value"], "1000");
+    // ...but not accounts with their own: no per-section fall-back.
+    let (_, v) = sms(&app, ACCOUNT).await;
+    assert_eq!(
+        v,
+        json!({"account_sid": ACCOUNT, "source": "account", "tlvs": []})
+    );
+
+    // An account switched off: none, no fall-back to the global configuration.
+    configure(&app, Some(ACCOUNT), None, Some("false")).await;
+    let (_, v) = voice(&app, ACCOUNT, "sip:bob@uri1.com").await;
+    assert_eq!(
+        (v["source"].clone(), v["route"].clone()),
+        (json!("none"), Value::Null)
+    );
+    assert_eq!(sms(&app, ACCOUNT).await.1["source"], "none");
+    configure(&app, Some(ACCOUNT), None, Some("TRUE")).await;
+    assert_eq!(
+        voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["route"]["proxy_index"],
+        1
+    );
+
+    // The global switch turns everybody off.
+    configure(&app, None, None, Some("false")).await;
+    assert_eq!(
+        voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["source"],
+        "none"
+    );
+    assert_eq!(sms(&app, OTHER).await.1["source"], "none");
+    configure(&app, None, None, Some("true")).await;
+    assert_eq!(sms(&app, OTHER).await.1["source"], "global");
+
+    // Global `{}` routes nobody.
+    configure(&app, None, Some("{}"), None).await;
+    assert_eq!(sms(&app, OTHER).await.1["source"], "none");
+
+    // A delete is seen at once.
+    let r = app
+        .delete(&format!("{COLLECTION}/multi_provider?AccountSid={ACCOUNT}"))
         .await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            v["route"]["headers"]["To"],
-            "<sip:bob@uri1.com>;tag=9;newkey3=newvalue3"
-        );
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["source"],
+        "none"
+    );
 
-        // Lowercase/uppercase account Sid in the path: same account.
-        let (status, v) = voice(
-            &app,
-            &format!("ac{}", ACCOUNT[2..].to_uppercase()),
-            "sip:alice@uri.com",
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(v["account_sid"], ACCOUNT);
-        assert_eq!(v["route"]["proxy_index"], 0);
-        app.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn route_entries_and_sms_encodings() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
-        let config = json!({
-            "outbound-voice": [{"proxy": [{"uri": "sips:edge.example.com:5061;transport=tls", "headers": [
-                {"headerName": "Route", "key": "x", "value": "core.example.com:5070"},
-                {"headerName": "X-Tenant", "key": "id", "value": "42"}]}]}],
-            "outbound-sms": [{"destination_network_id": 1000}]
-        })
-        .to_string();
-        configure(&app, Some(ACCOUNT), Some(&config), None).await;
-        let (_, v) = voice(&app, ACCOUNT, "tel:+442071234567").await;
-        assert_eq!(
-            v["route"]["routes"],
-            json!(["<sip:core.example.com:5070;lr>"])
-        );
-        assert_eq!(
-            v["route"]["request_uri"],
-            "sips:+442071234567@edge.example.com:5061;transport=tls"
-        );
-        assert_eq!(
-            v["route"]["proxy"]["sip_uri"],
-            "sips:edge.example.com:5061;transport=tls;lr"
-        );
-        assert_eq!(v["route"]["proxy"]["port"], 5061);
-        assert_eq!(v["route"]["headers"], json!({"X-Tenant": "id=42"}));
-
-        let (status, v) = sms(&app, ACCOUNT).await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            v,
-            json!({"account_sid": ACCOUNT, "source": "account", "tlvs": [
-            {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
-        );
-        app.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn sources_global_fallback_and_switches() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
-        // Nothing configured at all.
-        let (status, v) = sms(&app, ACCOUNT).await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            v,
-            json!({"account_sid": ACCOUNT, "source": "none", "tlvs": []})
-        );
-        let (_, v) = voice(&app, ACCOUNT, "+1555").await;
-        assert_eq!(
-            (
-                v["source"].clone(),
-                v["route"].clone(),
-                v["fallbacks"].clone()
-            ),
-            (json!("none"), Value::Null, json!([]))
-        );
-
-        // An account configuration creates the extension with global `{}`: others get none.
-        configure(&app, Some(ACCOUNT), Some(VOICE), None).await;
-        assert_eq!(sms(&app, OTHER).await.1["source"], "none");
-
-        // A global configuration serves accounts without their own.
-        configure(&app, None, Some(SMS), None).await;
-        let (_, v) = sms(&app, OTHER).await;
-        assert_eq!(v["source"], "global");
-        assert_eq!(v["tlvs"][0]["value"], "1000");
-        // ...but not accounts with their own: no per-section fall-back.
-        let (_, v) = sms(&app, ACCOUNT).await;
-        assert_eq!(
-            v,
-            json!({"account_sid": ACCOUNT, "source": "account", "tlvs": []})
-        );
-
-        // An account switched off: none, no fall-back to the global configuration.
-        configure(&app, Some(ACCOUNT), None, Some("false")).await;
-        let (_, v) = voice(&app, ACCOUNT, "sip:bob@uri1.com").await;
-        assert_eq!(
-            (v["source"].clone(), v["route"].clone()),
-            (json!("none"), Value::Null)
-        );
-        assert_eq!(sms(&app, ACCOUNT).await.1["source"], "none");
-        configure(&app, Some(ACCOUNT), None, Some("TRUE")).await;
-        assert_eq!(
-            voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["route"]["proxy_index"],
-            1
-        );
-
-        // The global switch turns everybody off.
-        configure(&app, None, None, Some("false")).await;
-        assert_eq!(
-            voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["source"],
-            "none"
-        );
-        assert_eq!(sms(&app, OTHER).await.1["source"], "none");
-        configure(&app, None, None, Some("true")).await;
-        assert_eq!(sms(&app, OTHER).await.1["source"], "global");
-
-        // Global `{}` routes nobody.
-        configure(&app, None, Some("{}"), None).await;
-        assert_eq!(sms(&app, OTHER).await.1["source"], "none");
-
-        // A delete is seen at once.
-        let r = app
-            .delete(&format!("{COLLECTION}/multi_provider?AccountSid={ACCOUNT}"))
-            .await;
-        assert_eq!(r.status(), 204);
-        assert_eq!(
-            voice(&app, ACCOUNT, "sip:bob@uri1.com").await.1["source"],
-            "none"
-        );
-
-        // And everything survives a restart (the cache is refilled before ready).
-        configure(&app, Some(OTHER), Some(SMS), None).await;
-        let app = app.restart().await;
-        let ready = app
-            .client
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ready.status(), 200);
-        assert_eq!(sms(&app, OTHER).await.1["source"], "account");
-        app.stop().await;
-    }
-}
+    // And everything survives a restart (the cache is refilled before ready).
+    configure(&app, Some(OTHER), Some(SMS), None).await;
+    let app = app.restart().await;
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(sms(&app, OTHER).await.1["source"], "account");
+    app.stop().await;
+});
 
 #[tokio::test]
 async fn bad_lookups_are_400_and_auth_is_enforced() {

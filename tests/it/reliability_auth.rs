@@ -8,7 +8,7 @@ use crate::common::app::spawn_app;
 use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, form,
 };
-use crate::common::db::test_databases;
+use crate::common::on_every_db;
 use crate::common::reliability::{Tally, exchange, spawn_custom};
 use base64::Engine as _;
 
@@ -350,36 +350,32 @@ async fn matrix(app: &TestApp, engine_configured: bool) -> Tally {
     tally
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_times_every_caller() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
-        let started = Instant::now();
-        let tally = matrix(&app, true).await;
-        eprintln!(
-            "auth matrix on {}: {} requests in {:?}: {tally}",
-            db.kind,
-            tally.total(),
-            started.elapsed()
-        );
-        // Nothing that was refused changed anything: only the admin's writes are stored.
-        let list: serde_json::Value = app
-            .get(&format!("{J}/multi_provider/Accounts.json"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            list["total"], 2,
-            "A1 and A2 (A3 deleted by the admin): {list}"
-        );
-        app.stop().await;
-    }
-}
+on_every_db!(every_route_times_every_caller, |app, db| {
+    let started = Instant::now();
+    let tally = matrix(&app, true).await;
+    eprintln!(
+        "auth matrix on {}: {} requests in {:?}: {tally}",
+        db.kind,
+        tally.total(),
+        started.elapsed()
+    );
+    // Nothing that was refused changed anything: only the admin's writes are stored.
+    let list: serde_json::Value = app
+        .get(&format!("{J}/multi_provider/Accounts.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["total"], 2,
+        "A1 and A2 (A3 deleted by the admin): {list}"
+    );
+    app.stop().await;
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_an_engine_token_the_bearer_is_refused_everywhere() {
-    for db in test_databases().await {
+on_every_db!(
+    without_an_engine_token_the_bearer_is_refused_everywhere,
+    |db| {
         let app = spawn_app(
             &db.url,
             AppOptions {
@@ -393,7 +389,7 @@ async fn without_an_engine_token_the_bearer_is_refused_everywhere() {
         assert_eq!(tally.count("Lookup Engine->200"), 0, "{tally}");
         app.stop().await;
     }
-}
+);
 
 /// Median duration of each credential class, over `rounds` interleaved rounds.
 async fn time_classes(

@@ -1,6 +1,6 @@
 //! Reliability battery, concurrency: 16 writers × 40 upserts on 8 overlapping accounts and the
-//! global configuration, with lookups running all along, on every backend of
-//! `test_databases()` (and, on PostgreSQL, through two instances at once).
+//! global configuration, with lookups running all along, on each backend (and, on PostgreSQL,
+//! through two instances at once).
 //!
 //! Afterwards: no 5xx (no error at all: contention waits, it never fails), no duplicate row,
 //! every account holds exactly the (configuration, enabled) pair of one acknowledged write
@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::app::{AppOptions, TestApp, spawn_app};
-use crate::common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::db::TestDb;
 use crate::common::reliability::{Stored, Tally, cache_agrees, stored};
+use crate::common::{on_every_db, on_postgres};
 use serde_json::{Value, json};
 
 const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
@@ -364,10 +365,9 @@ async fn after_storm(db: &TestDb, apps: &[&TestApp], done: &[Done], tally: &Tall
     now
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
+on_every_db!(
+    sixteen_writers_on_overlapping_accounts_lose_nothing,
+    |app, db| {
         let ext = seed(&app).await;
         let plans = plan();
         let allowed = allowed(&plans, GLOBAL_SEED);
@@ -379,7 +379,7 @@ async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
         let slowest = done.iter().map(|d| d.ended - d.started).max().unwrap();
         eprintln!(
             "{}: {WRITERS}×{WRITES} writes on {ACCOUNTS} accounts + global in {elapsed:?} \
-             (slowest write {slowest:?}), statuses {tally}, {reads} lookups during the storm",
+         (slowest write {slowest:?}), statuses {tally}, {reads} lookups during the storm",
             db.kind
         );
         // A fresh instance fills its cache from the database: the same answers.
@@ -387,15 +387,11 @@ async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
         check_cache(&app, &now).await;
         app.stop().await;
     }
-}
+);
 
-/// PostgreSQL: two instances take the writes at once; each converges on what the database
-/// holds (its own writes at once, the other's through LISTEN/NOTIFY).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_postgres_converge_on_the_store() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
+// PostgreSQL: two instances take the writes at once; each converges on what the database
+// holds (its own writes at once, the other's through LISTEN/NOTIFY).
+on_postgres!(two_instances_on_one_postgres_converge_on_the_store, |db| {
     let a = spawn_app(&db.url, AppOptions::default()).await;
     let ext = seed(&a).await;
     let b = spawn_app(&db.url, AppOptions::default()).await;
@@ -428,4 +424,4 @@ async fn two_instances_on_one_postgres_converge_on_the_store() {
     );
     a.stop().await;
     b.stop().await;
-}
+});

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, form, spawn_app,
 };
-use crate::common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::db::{TestDb, fresh_postgres};
 use crate::common::reliability::{Stored, Tally, cache_agrees, stored};
 use crate::common::tcp_proxy::TcpProxy;
+use crate::common::{on_every_db, on_postgres};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -302,11 +303,7 @@ fn report(what: &str, stream: &Stream, tally: &Tally, in_doubt: usize, extra: &s
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_connections_cut_during_a_write_stream() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
+on_postgres!(connections_cut_during_a_write_stream, |db| {
     let options = PgConnectOptions::from_str(&db.url).unwrap();
     let target = format!("{}:{}", options.get_host(), options.get_port());
     let target = tokio::net::lookup_host(&target)
@@ -368,13 +365,9 @@ async fn postgres_connections_cut_during_a_write_stream() {
         ),
     );
     app.stop().await;
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_backends_terminated_during_a_write_stream() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
+on_postgres!(backends_terminated_during_a_write_stream, |db| {
     let app = spawn_app(&db.url, AppOptions::default()).await;
     seed(&app).await;
     let name = PgConnectOptions::from_str(&db.url)
@@ -430,7 +423,7 @@ async fn postgres_backends_terminated_during_a_write_stream() {
     );
     admin.close().await;
     app.stop().await;
-}
+});
 
 /// `scripts/pg-restart-test.sh` runs this with `--ignored` against a PostgreSQL cluster it may
 /// restart: `MULTIPROVIDER_PG_RESTART_CMD` is the command that restarts it. Never run by
@@ -440,7 +433,7 @@ async fn postgres_backends_terminated_during_a_write_stream() {
 async fn real_postgres_restart_during_a_write_stream() {
     let restart = std::env::var("MULTIPROVIDER_PG_RESTART_CMD")
         .expect("MULTIPROVIDER_PG_RESTART_CMD: the command that restarts the cluster");
-    let db = fresh_postgres().await.expect("TEST_DATABASE_URL");
+    let db = fresh_postgres().await;
     let mut child = Binary::start(&db.url).await;
     let app = child.client();
     seed(&app).await;
@@ -675,150 +668,147 @@ async fn half_sent(
     (s, rest.to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_lets_in_flight_requests_finish() {
-    for db in test_databases().await {
-        let mut bin = Binary::start(&db.url).await;
-        let api = bin.client();
-        seed_binary(&api).await;
-        let addr = bin.addr;
-        let basic = crate::common::app::basic(ADMIN_SID, ADMIN_TOKEN);
+on_every_db!(sigterm_under_load_lets_in_flight_requests_finish, |db| {
+    let mut bin = Binary::start(&db.url).await;
+    let api = bin.client();
+    seed_binary(&api).await;
+    let addr = bin.addr;
+    let basic = crate::common::app::basic(ADMIN_SID, ADMIN_TOKEN);
 
-        // Requests in flight: admin writes and voice lookups whose bodies are half sent.
-        let mut in_flight = Vec::new();
-        for i in 0..8 {
-            let body = form(&[
-                ("ExtensionName", "multi_provider"),
-                ("AccountSid", &account(i)),
-                ("ConfigurationData", &config(i, 0)),
-            ]);
-            let head = format!(
-                "POST {J} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic}\r\nContent-Type: {FORM}\r\n"
-            );
-            in_flight.push(("write", half_sent(addr, head, body).await));
-        }
-        for _ in 0..8 {
-            let body = json!({"to": "+15551234", "headers": {"To": "<sip:x@y>"}}).to_string();
-            let head = format!(
-                "POST /v1/accounts/{}/voice-route HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ENGINE_TOKEN}\r\nContent-Type: application/json\r\n",
-                account(0)
-            );
-            in_flight.push(("lookup", half_sent(addr, head, body).await));
-        }
-        // And a burst of lookups on keep-alive connections.
-        let stop = Arc::new(AtomicBool::new(false));
-        let signalled = Arc::new(AtomicBool::new(false));
-        let burst: Vec<_> = (0..8)
-            .map(|b| {
-                let stop = stop.clone();
-                let signalled = signalled.clone();
-                tokio::spawn(async move {
-                    let client = reqwest::Client::new();
-                    let mut tally = Tally::default();
-                    while !stop.load(Ordering::Relaxed) {
-                        let r = client
-                            .get(format!(
-                                "http://{addr}/v1/accounts/{}/sms-route",
-                                account(b)
-                            ))
-                            .bearer_auth(ENGINE_TOKEN)
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) => {
-                                let status = r.status().as_u16();
-                                match r.json::<Value>().await {
-                                    Ok(v) if v["account_sid"] == account(b) => tally.add(status),
-                                    _ => tally.add(format!("{status}-truncated")),
-                                }
-                            }
-                            // Refused or closed before an answer: the listener is gone.
-                            Err(_) if !signalled.load(Ordering::SeqCst) => {
-                                tally.add("no-answer-before-the-signal")
-                            }
-                            Err(_) => {
-                                tally.add("no-answer");
-                                tokio::time::sleep(Duration::from_millis(20)).await;
+    // Requests in flight: admin writes and voice lookups whose bodies are half sent.
+    let mut in_flight = Vec::new();
+    for i in 0..8 {
+        let body = form(&[
+            ("ExtensionName", "multi_provider"),
+            ("AccountSid", &account(i)),
+            ("ConfigurationData", &config(i, 0)),
+        ]);
+        let head = format!(
+            "POST {J} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic}\r\nContent-Type: {FORM}\r\n"
+        );
+        in_flight.push(("write", half_sent(addr, head, body).await));
+    }
+    for _ in 0..8 {
+        let body = json!({"to": "+15551234", "headers": {"To": "<sip:x@y>"}}).to_string();
+        let head = format!(
+            "POST /v1/accounts/{}/voice-route HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ENGINE_TOKEN}\r\nContent-Type: application/json\r\n",
+            account(0)
+        );
+        in_flight.push(("lookup", half_sent(addr, head, body).await));
+    }
+    // And a burst of lookups on keep-alive connections.
+    let stop = Arc::new(AtomicBool::new(false));
+    let signalled = Arc::new(AtomicBool::new(false));
+    let burst: Vec<_> = (0..8)
+        .map(|b| {
+            let stop = stop.clone();
+            let signalled = signalled.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut tally = Tally::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client
+                        .get(format!(
+                            "http://{addr}/v1/accounts/{}/sms-route",
+                            account(b)
+                        ))
+                        .bearer_auth(ENGINE_TOKEN)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            match r.json::<Value>().await {
+                                Ok(v) if v["account_sid"] == account(b) => tally.add(status),
+                                _ => tally.add(format!("{status}-truncated")),
                             }
                         }
+                        // Refused or closed before an answer: the listener is gone.
+                        Err(_) if !signalled.load(Ordering::SeqCst) => {
+                            tally.add("no-answer-before-the-signal")
+                        }
+                        Err(_) => {
+                            tally.add("no-answer");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
-                    tally
-                })
+                }
+                tally
             })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        signalled.store(true, Ordering::SeqCst);
-        bin.sigterm();
-        let signalled = Instant::now();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            bin.child.try_wait().unwrap().is_none(),
-            "{}: exited with requests in flight",
-            db.kind
-        );
-        // No new connection is taken once shutting down.
-        let refused = tokio::net::TcpStream::connect(addr).await.is_err();
-        // The in-flight requests finish and are answered in full.
-        let mut answers = Tally::default();
-        for (kind, (mut s, rest)) in in_flight {
-            s.write_all(rest.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer))
-                .await
-                .expect("answered")
-                .unwrap();
-            let answer = String::from_utf8(answer).unwrap();
-            let (head, body) = answer
-                .split_once("\r\n\r\n")
-                .unwrap_or_else(|| panic!("{answer:?}"));
-            assert!(head.starts_with("HTTP/1.1 200"), "{kind}: {answer}");
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap();
-            assert_eq!(body.len(), length, "{kind}: truncated");
-            serde_json::from_str::<Value>(body).unwrap();
-            answers.add(format!("{kind}-200"));
-        }
-        stop.store(true, Ordering::Relaxed);
-        let mut burst_tally = Tally::default();
-        for b in burst {
-            burst_tally.merge(&b.await.unwrap());
-        }
-        let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signalled.store(true, Ordering::SeqCst);
+    bin.sigterm();
+    let signalled = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        bin.child.try_wait().unwrap().is_none(),
+        "{}: exited with requests in flight",
+        db.kind
+    );
+    // No new connection is taken once shutting down.
+    let refused = tokio::net::TcpStream::connect(addr).await.is_err();
+    // The in-flight requests finish and are answered in full.
+    let mut answers = Tally::default();
+    for (kind, (mut s, rest)) in in_flight {
+        s.write_all(rest.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer))
             .await
-            .expect("exits once the in-flight requests are answered")
+            .expect("answered")
             .unwrap();
-        let stopped_after = signalled.elapsed();
-        assert!(exit.success(), "{}: {exit:?}", db.kind);
-        assert!(
-            burst_tally
-                .statuses
-                .keys()
-                .all(|k| k == "200" || k == "no-answer"),
-            "{}: {burst_tally}",
-            db.kind
-        );
-        // The in-flight writes were committed.
-        let store = multiprovider::store::Store::connect(&db.url, None)
-            .await
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{answer:?}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{kind}: {answer}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap();
-        let now = stored(&store).await;
-        for i in 0..8 {
-            assert_eq!(now.accounts[&account(i)].configuration, config(i, 0));
-        }
-        store.close().await;
-        eprintln!(
-            "{}: SIGTERM with 16 requests in flight: {answers}; burst of lookups {burst_tally}; \
-             new connections refused after the signal: {refused}; exit {exit} {stopped_after:?} after the signal",
-            db.kind
-        );
+        assert_eq!(body.len(), length, "{kind}: truncated");
+        serde_json::from_str::<Value>(body).unwrap();
+        answers.add(format!("{kind}-200"));
     }
-}
+    stop.store(true, Ordering::Relaxed);
+    let mut burst_tally = Tally::default();
+    for b in burst {
+        burst_tally.merge(&b.await.unwrap());
+    }
+    let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
+        .await
+        .expect("exits once the in-flight requests are answered")
+        .unwrap();
+    let stopped_after = signalled.elapsed();
+    assert!(exit.success(), "{}: {exit:?}", db.kind);
+    assert!(
+        burst_tally
+            .statuses
+            .keys()
+            .all(|k| k == "200" || k == "no-answer"),
+        "{}: {burst_tally}",
+        db.kind
+    );
+    // The in-flight writes were committed.
+    let store = multiprovider::store::Store::connect(&db.url, None)
+        .await
+        .unwrap();
+    let now = stored(&store).await;
+    for i in 0..8 {
+        assert_eq!(now.accounts[&account(i)].configuration, config(i, 0));
+    }
+    store.close().await;
+    eprintln!(
+        "{}: SIGTERM with 16 requests in flight: {answers}; burst of lookups {burst_tally}; \
+         new connections refused after the signal: {refused}; exit {exit} {stopped_after:?} after the signal",
+        db.kind
+    );
+});
 
 async fn seed_binary(api: &impl Api) {
     let r = api

@@ -1,6 +1,6 @@
 //! Reliability battery, hostile input over HTTP (the routing core's own fuzzing is in
 //! `routing_props.rs`): arbitrary form bodies, query strings, paths, `Authorization` headers
-//! and lookup queries against a real server, on every backend of `test_databases()`.
+//! and lookup queries against a real server, on each backend.
 //!
 //! Invariants, checked on every case:
 //! - never a 5xx, never a dropped connection: every request gets a complete answer;
@@ -20,7 +20,8 @@ use crate::common::app::spawn_app;
 use crate::common::app::{
     ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, encode,
 };
-use crate::common::db::test_databases;
+use crate::common::db::TestDb;
+use crate::common::on_every_db;
 use crate::common::reliability::{Outcome, Stored, Tally, cache_agrees, exchange, runtime, stored};
 use base64::Engine as _;
 use multiprovider::routing::{self, Destination, VoiceAnswer, voice_response_json};
@@ -62,29 +63,27 @@ fn runner() -> TestRunner {
     })
 }
 
-/// A server per backend with a global configuration (SMS), A1 (the documentation's voice
-/// example) and A2 (SMS); runs `property` on each and prints the status tally.
-fn on_every_backend(
+/// A server on `db` with a global configuration (SMS), A1 (the documentation's voice example)
+/// and A2 (SMS); runs `property` on it and prints the status tally.
+fn fuzz(
+    db: TestDb,
     name: &str,
     property: impl Fn(&tokio::runtime::Runtime, &TestApp, &str, &Mutex<Tally>) -> TestRunner,
 ) {
     let rt = runtime();
-    let dbs = rt.block_on(test_databases());
-    for db in dbs {
-        let app = rt.block_on(spawn_app(&db.url, AppOptions::default()));
-        let ext = rt.block_on(seed(&app));
-        let tally = Mutex::new(Tally::default());
-        let started = Instant::now();
-        let _ = property(&rt, &app, &ext, &tally);
-        eprintln!(
-            "{name} on {}: {} cases in {:?}, statuses {}",
-            db.kind,
-            cases(),
-            started.elapsed(),
-            tally.lock().unwrap()
-        );
-        rt.block_on(app.stop());
-    }
+    let app = rt.block_on(spawn_app(&db.url, AppOptions::default()));
+    let ext = rt.block_on(seed(&app));
+    let tally = Mutex::new(Tally::default());
+    let started = Instant::now();
+    let _ = property(&rt, &app, &ext, &tally);
+    eprintln!(
+        "{name} on {}: {} cases in {:?}, statuses {}",
+        db.kind,
+        cases(),
+        started.elapsed(),
+        tally.lock().unwrap()
+    );
+    rt.block_on(app.stop());
 }
 
 /// Runs `strategy` through `check`, each case inside `rt`; panics with the minimal failing
@@ -601,14 +600,13 @@ async fn check_form(
     Ok(())
 }
 
-#[test]
-fn arbitrary_forms_are_answered_by_the_rules_and_store_only_valid_writes() {
-    on_every_backend("form bodies", |rt, app, ext, tally| {
+on_every_db!(blocking arbitrary_forms_are_answered_by_the_rules_and_store_only_valid_writes, |db| {
+    fuzz(db, "form bodies", |rt, app, ext, tally| {
         run(form_case(), |case| {
             rt.block_on(check_form(app, ext, case, tally))
         })
     });
-}
+});
 
 // ------------------------------------------------------------------------ raw bodies
 
@@ -649,9 +647,8 @@ fn raw_body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![soup, words]
 }
 
-#[test]
-fn arbitrary_body_bytes_never_5xx_and_store_nothing_invalid() {
-    on_every_backend("raw form bytes", |rt, app, ext, tally| {
+on_every_db!(blocking arbitrary_body_bytes_never_5xx_and_store_nothing_invalid, |db| {
+    fuzz(db, "raw form bytes", |rt, app, ext, tally| {
         let paths = vec![
             J.to_owned(),
             format!("{J}/{ext}"),
@@ -687,7 +684,7 @@ fn arbitrary_body_bytes_never_5xx_and_store_nothing_invalid() {
             })
         })
     });
-}
+});
 
 // ------------------------------------------------------------------------ paths and queries
 
@@ -800,9 +797,8 @@ fn path_case() -> impl Strategy<Value = PathCase> {
         })
 }
 
-#[test]
-fn arbitrary_paths_and_query_strings_never_5xx() {
-    on_every_backend("paths and queries", |rt, app, _ext, tally| {
+on_every_db!(blocking arbitrary_paths_and_query_strings_never_5xx, |db| {
+    fuzz(db, "paths and queries", |rt, app, _ext, tally| {
         run(path_case(), |case| {
             rt.block_on(async {
                 let before = stored(&app.state().store).await;
@@ -842,12 +838,11 @@ fn arbitrary_paths_and_query_strings_never_5xx() {
             })
         })
     });
-}
+});
 
-/// Request targets that are not paths at all, written as raw bytes.
-#[test]
-fn garbage_request_lines_are_refused_with_a_4xx() {
-    on_every_backend("raw request lines", |rt, app, _ext, tally| {
+// Request targets that are not paths at all, written as raw bytes.
+on_every_db!(blocking garbage_request_lines_are_refused_with_a_4xx, |db| {
+    fuzz(db, "raw request lines", |rt, app, _ext, tally| {
         let junk = prop_oneof![
             prop::collection::vec(any::<u8>(), 0..300),
             prop::collection::vec(select(b"/ ?#%:@*\t\x7fAZaz09\xff".to_vec()), 0..300),
@@ -876,7 +871,7 @@ fn garbage_request_lines_are_refused_with_a_4xx() {
             })
         })
     });
-}
+});
 
 // ------------------------------------------------------------------------ Authorization
 
@@ -946,9 +941,8 @@ fn authorization() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-#[test]
-fn arbitrary_authorization_headers_are_401_unless_they_are_the_credentials() {
-    on_every_backend("Authorization headers", |rt, app, ext, tally| {
+on_every_db!(blocking arbitrary_authorization_headers_are_401_unless_they_are_the_credentials, |db| {
+    fuzz(db, "Authorization headers", |rt, app, ext, tally| {
         let routes = vec![
             ("GET", format!("{J}/{ext}"), true),
             ("POST", J.to_owned(), true),
@@ -1018,7 +1012,7 @@ fn arbitrary_authorization_headers_are_401_unless_they_are_the_credentials() {
             },
         )
     });
-}
+});
 
 // ------------------------------------------------------------------------ lookups
 
@@ -1037,9 +1031,8 @@ fn destination() -> impl Strategy<Value = String> {
     ]
 }
 
-#[test]
-fn arbitrary_lookup_queries_are_answered_like_the_library() {
-    on_every_backend("lookups", |rt, app, _ext, tally| {
+on_every_db!(blocking arbitrary_lookup_queries_are_answered_like_the_library, |db| {
+    fuzz(db, "lookups", |rt, app, _ext, tally| {
         let strategy = (
             select(vec![A1, A_NONE, A2]),
             destination(),
@@ -1152,4 +1145,4 @@ fn arbitrary_lookup_queries_are_answered_like_the_library() {
             })
         })
     });
-}
+});

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::app::{AppOptions, ENGINE_TOKEN, FORM, TestApp, encode, form, spawn_app};
-use crate::common::db::test_databases;
+use crate::common::on_every_db;
 use crate::common::reliability::{Outcome, exchange, stored};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,21 +16,6 @@ const A1: &str = "AC0123456789abcdef0123456789abcdef";
 const A2: &str = "AC11111111111111111111111111111111";
 const LIMIT: usize = 256 * 1024;
 const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
-
-/// Runs `$body` with a fresh server `$app` on each test database.
-macro_rules! on_every_db {
-    ($name:ident, |$app:ident, $db:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for $db in test_databases().await {
-                eprintln!("{} on {}", stringify!($name), $db.kind);
-                let $app = spawn_app(&$db.url, AppOptions::default()).await;
-                $body
-                $app.stop().await;
-            }
-        }
-    };
-}
 
 async fn raw(app: &TestApp, head: &str, body: &[u8]) -> Outcome {
     let mut request =

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use crate::common::db::{TestDb, test_databases};
+use crate::common::db::TestDb;
+use crate::common::on_every_db;
 use base64::Engine as _;
 use multiprovider::config::Settings;
 use multiprovider::http::ServeError;
@@ -220,11 +221,11 @@ async fn start_with_key(db: &TestDb, key: Option<&str>) -> Result<(), ServeError
     server.shutdown().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
-    for (n, db) in test_databases().await.into_iter().enumerate() {
-        // Hex on one backend, base64 on the other: both spellings of the key.
-        let key = if n % 2 == 0 {
+on_every_db!(
+    passwords_are_encrypted_at_rest_and_transparent_to_the_api,
+    |db| {
+        // Hex on SQLite, base64 on PostgreSQL: both spellings of the key.
+        let key = if db.kind == "sqlite" {
             KEY_HEX.to_owned()
         } else {
             key_base64()
@@ -315,12 +316,12 @@ async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
         check_transparent(&app).await;
         app.stop().await;
     }
-}
+);
 
-/// The binary: without the key it exits 1 with a message naming the variable.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_refuses_an_encrypted_store_without_its_key() {
-    for db in test_databases().await {
+// The binary: without the key it exits 1 with a message naming the variable.
+on_every_db!(
+    the_binary_refuses_an_encrypted_store_without_its_key,
+    |db| {
         let app = spawn_app(
             &db.url,
             AppOptions {
@@ -356,14 +357,13 @@ async fn the_binary_refuses_an_encrypted_store_without_its_key() {
         assert!(!stdout.contains(ADMIN_TOKEN) && !stderr.contains(ADMIN_TOKEN));
         eprintln!("{}: {}", db.kind, stderr.trim());
     }
-}
+);
 
-/// Rows written before a key was configured stay readable (plaintext) after it is set; a
-/// write of their configuration seals them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
+// Rows written before a key was configured stay readable (plaintext) after it is set; a
+// write of their configuration seals them.
+on_every_db!(
+    rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten,
+    |app, db| {
         let config = configurations()[2].1.clone();
         post(&app, Some(A2), &config).await;
         let app = app.restart().await;
@@ -383,7 +383,7 @@ async fn rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten
         assert_eq!(configuration_of(&app, Some(A2)).await, config);
         app.stop().await;
     }
-}
+);
 
 /// A server whose cache was never filled answers lookups 503 (not "no configuration"), as
 /// `/health/ready` does.

@@ -1,10 +1,10 @@
-//! Persistence layer tests, run against every backend `crate::common::db::test_databases()` gives
-//! (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set).
+//! Persistence layer tests, each on SQLite and on PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::common::db::{TestDb, fresh_postgres, test_databases};
+use crate::common::db::TestDb;
+use crate::common::{on_every_db, on_postgres};
 use multiprovider::secret::SecretKey;
 use multiprovider::sid::AccountSid;
 use multiprovider::store::{Change, ConfigRecord, Store, StoreError, Write};
@@ -75,28 +75,25 @@ async fn raw_configurations(db: &TestDb) -> Vec<String> {
     }
 }
 
-#[tokio::test]
-async fn migrate_is_idempotent_and_backend_is_named() {
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        assert_eq!(store.backend_name(), db.kind);
-        store.migrate().await.unwrap();
-        let other = open(&db, None).await;
-        other.migrate().await.unwrap();
-        assert!(store.ping().await);
-        let snapshot = store.load_all().await.unwrap();
-        assert_eq!(snapshot.revision, 0, "{}", db.kind);
-        assert!(snapshot.global.is_none());
-        assert!(snapshot.accounts.is_empty());
-        assert_eq!(store.listen().is_some(), db.kind == "postgres");
-        store.close().await;
-        other.close().await;
-    }
-}
+on_every_db!(migrate_is_idempotent_and_backend_is_named, |db| {
+    let store = open(&db, None).await;
+    assert_eq!(store.backend_name(), db.kind);
+    store.migrate().await.unwrap();
+    let other = open(&db, None).await;
+    other.migrate().await.unwrap();
+    assert!(store.ping().await);
+    let snapshot = store.load_all().await.unwrap();
+    assert_eq!(snapshot.revision, 0, "{}", db.kind);
+    assert!(snapshot.global.is_none());
+    assert!(snapshot.accounts.is_empty());
+    assert_eq!(store.listen().is_some(), db.kind == "postgres");
+    store.close().await;
+    other.close().await;
+});
 
-#[tokio::test]
-async fn create_requires_configuration_and_writes_nothing_without_it() {
-    for db in test_databases().await {
+on_every_db!(
+    create_requires_configuration_and_writes_nothing_without_it,
+    |db| {
         let store = open(&db, None).await;
         let a = acct(1);
         for enabled in [None, Some(true), Some(false)] {
@@ -131,79 +128,76 @@ async fn create_requires_configuration_and_writes_nothing_without_it() {
         assert_eq!(store.list_accounts(0, 50).await.unwrap().1, 0);
         store.close().await;
     }
-}
+);
 
-#[tokio::test]
-async fn create_get_and_partial_updates() {
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        let a = acct(0xabc);
-        let created = store
-            .upsert(&account_write(a, None, Some(&sms(1000))))
-            .await
-            .unwrap();
-        assert_eq!(created.account_sid, Some(a));
-        assert_eq!(created.configuration, sms(1000));
-        assert!(created.enabled, "new configuration defaults to enabled");
-        assert_extension_sid(&created.extension_sid);
-        assert_eq!(created.extension_name, "multi_provider");
-        assert_eq!(created.date_created, created.date_updated);
-        assert_eq!(
-            store.get(a).await.unwrap().as_ref(),
-            Some(&created),
-            "{}",
-            db.kind
-        );
-        assert_eq!(store.get(&a).await.unwrap().as_ref(), Some(&created));
-        assert!(store.get(acct(0xabd)).await.unwrap().is_none());
+on_every_db!(create_get_and_partial_updates, |db| {
+    let store = open(&db, None).await;
+    let a = acct(0xabc);
+    let created = store
+        .upsert(&account_write(a, None, Some(&sms(1000))))
+        .await
+        .unwrap();
+    assert_eq!(created.account_sid, Some(a));
+    assert_eq!(created.configuration, sms(1000));
+    assert!(created.enabled, "new configuration defaults to enabled");
+    assert_extension_sid(&created.extension_sid);
+    assert_eq!(created.extension_name, "multi_provider");
+    assert_eq!(created.date_created, created.date_updated);
+    assert_eq!(
+        store.get(a).await.unwrap().as_ref(),
+        Some(&created),
+        "{}",
+        db.kind
+    );
+    assert_eq!(store.get(&a).await.unwrap().as_ref(), Some(&created));
+    assert!(store.get(acct(0xabd)).await.unwrap().is_none());
 
-        // The extension record came with it: `{}`, enabled, same sid.
-        let global = store.global().await.unwrap().expect("extension created");
-        assert_eq!(global.configuration, "{}");
-        assert!(global.enabled);
-        assert_eq!(global.account_sid, None);
-        assert_eq!(global.extension_sid, created.extension_sid);
+    // The extension record came with it: `{}`, enabled, same sid.
+    let global = store.global().await.unwrap().expect("extension created");
+    assert_eq!(global.configuration, "{}");
+    assert!(global.enabled);
+    assert_eq!(global.account_sid, None);
+    assert_eq!(global.extension_sid, created.extension_sid);
 
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let disabled = store
-            .upsert(&account_write(a, Some(false), None))
-            .await
-            .unwrap();
-        assert!(!disabled.enabled);
-        assert_eq!(disabled.configuration, sms(1000), "configuration kept");
-        assert_eq!(disabled.date_created, created.date_created);
-        assert!(disabled.date_updated > created.date_updated, "{}", db.kind);
-        assert!(disabled.revision > created.revision);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let disabled = store
+        .upsert(&account_write(a, Some(false), None))
+        .await
+        .unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.configuration, sms(1000), "configuration kept");
+    assert_eq!(disabled.date_created, created.date_created);
+    assert!(disabled.date_updated > created.date_updated, "{}", db.kind);
+    assert!(disabled.revision > created.revision);
 
-        let reconfigured = store
-            .upsert(&account_write(a, None, Some(&sms(7))))
-            .await
-            .unwrap();
-        assert!(!reconfigured.enabled, "enabled kept");
-        assert_eq!(reconfigured.configuration, sms(7));
-        assert!(reconfigured.revision > disabled.revision);
+    let reconfigured = store
+        .upsert(&account_write(a, None, Some(&sms(7))))
+        .await
+        .unwrap();
+    assert!(!reconfigured.enabled, "enabled kept");
+    assert_eq!(reconfigured.configuration, sms(7));
+    assert!(reconfigured.revision > disabled.revision);
 
-        let both = store
-            .upsert(&account_write(a, Some(true), Some(&sms(8))))
-            .await
-            .unwrap();
-        assert!(both.enabled);
-        assert_eq!(both.configuration, sms(8));
-        assert_eq!(store.get(a).await.unwrap().as_ref(), Some(&both));
+    let both = store
+        .upsert(&account_write(a, Some(true), Some(&sms(8))))
+        .await
+        .unwrap();
+    assert!(both.enabled);
+    assert_eq!(both.configuration, sms(8));
+    assert_eq!(store.get(a).await.unwrap().as_ref(), Some(&both));
 
-        // A new account created disabled.
-        let b = store
-            .upsert(&account_write(acct(2), Some(false), Some("{}")))
-            .await
-            .unwrap();
-        assert!(!b.enabled);
-        store.close().await;
-    }
-}
+    // A new account created disabled.
+    let b = store
+        .upsert(&account_write(acct(2), Some(false), Some("{}")))
+        .await
+        .unwrap();
+    assert!(!b.enabled);
+    store.close().await;
+});
 
-#[tokio::test]
-async fn global_upserts_and_stable_extension_sid_across_restart() {
-    for db in test_databases().await {
+on_every_db!(
+    global_upserts_and_stable_extension_sid_across_restart,
+    |db| {
         let store = open(&db, None).await;
         let created = store
             .upsert(&global_write(None, Some(&sms(1))))
@@ -262,297 +256,282 @@ async fn global_upserts_and_stable_extension_sid_across_restart() {
         assert_eq!(snapshot.accounts, vec![account.clone()]);
         store.close().await;
     }
-}
+);
 
-#[tokio::test]
-async fn delete_returns_revision_then_none() {
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        let a = acct(9);
-        assert_eq!(store.delete(a).await.unwrap(), None, "{}", db.kind);
-        let created = store
-            .upsert(&account_write(a, None, Some("{}")))
-            .await
-            .unwrap();
-        let other = store
-            .upsert(&account_write(acct(10), None, Some("{}")))
-            .await
-            .unwrap();
-        let revision = store.delete(&a).await.unwrap().expect("deleted");
-        assert!(revision > other.revision && other.revision > created.revision);
-        assert!(store.get(a).await.unwrap().is_none());
-        assert_eq!(store.delete(a).await.unwrap(), None);
-        assert_eq!(store.get(acct(10)).await.unwrap().as_ref(), Some(&other));
-        let snapshot = store.load_all().await.unwrap();
-        assert_eq!(snapshot.accounts.len(), 1);
-        // Re-create after delete: a fresh row with a newer revision.
-        let again = store
-            .upsert(&account_write(a, None, Some(&sms(3))))
-            .await
-            .unwrap();
-        assert!(again.revision > revision);
-        assert!(again.date_created >= created.date_created);
-        store.close().await;
+on_every_db!(delete_returns_revision_then_none, |db| {
+    let store = open(&db, None).await;
+    let a = acct(9);
+    assert_eq!(store.delete(a).await.unwrap(), None, "{}", db.kind);
+    let created = store
+        .upsert(&account_write(a, None, Some("{}")))
+        .await
+        .unwrap();
+    let other = store
+        .upsert(&account_write(acct(10), None, Some("{}")))
+        .await
+        .unwrap();
+    let revision = store.delete(&a).await.unwrap().expect("deleted");
+    assert!(revision > other.revision && other.revision > created.revision);
+    assert!(store.get(a).await.unwrap().is_none());
+    assert_eq!(store.delete(a).await.unwrap(), None);
+    assert_eq!(store.get(acct(10)).await.unwrap().as_ref(), Some(&other));
+    let snapshot = store.load_all().await.unwrap();
+    assert_eq!(snapshot.accounts.len(), 1);
+    // Re-create after delete: a fresh row with a newer revision.
+    let again = store
+        .upsert(&account_write(a, None, Some(&sms(3))))
+        .await
+        .unwrap();
+    assert!(again.revision > revision);
+    assert!(again.date_created >= created.date_created);
+    store.close().await;
+});
+
+on_every_db!(list_pages_with_total_in_stable_order, |db| {
+    let store = open(&db, None).await;
+    let (page, total) = store.list_accounts(0, 50).await.unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, 0);
+    let mut created = Vec::new();
+    for n in [7u32, 3, 5, 1, 6, 2, 4] {
+        created.push(
+            store
+                .upsert(&account_write(acct(n), None, Some(&sms(n))))
+                .await
+                .unwrap(),
+        );
     }
-}
-
-#[tokio::test]
-async fn list_pages_with_total_in_stable_order() {
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        let (page, total) = store.list_accounts(0, 50).await.unwrap();
-        assert!(page.is_empty());
-        assert_eq!(total, 0);
-        let mut created = Vec::new();
-        for n in [7u32, 3, 5, 1, 6, 2, 4] {
-            created.push(
-                store
-                    .upsert(&account_write(acct(n), None, Some(&sms(n))))
-                    .await
-                    .unwrap(),
-            );
-        }
-        let mut expected = created.clone();
-        expected.sort_by(|x, y| {
-            (x.date_created, x.account_sid.unwrap()).cmp(&(y.date_created, y.account_sid.unwrap()))
-        });
-        let mut seen = Vec::new();
-        for offset in [0, 3, 6] {
-            let (page, total) = store.list_accounts(offset, 3).await.unwrap();
-            assert_eq!(total, 7);
-            assert_eq!(page.len(), if offset == 6 { 1 } else { 3 });
-            seen.extend(page);
-        }
-        assert_eq!(seen, expected, "{}", db.kind);
-        let (page, total) = store.list_accounts(7, 3).await.unwrap();
-        assert!(page.is_empty());
+    let mut expected = created.clone();
+    expected.sort_by(|x, y| {
+        (x.date_created, x.account_sid.unwrap()).cmp(&(y.date_created, y.account_sid.unwrap()))
+    });
+    let mut seen = Vec::new();
+    for offset in [0, 3, 6] {
+        let (page, total) = store.list_accounts(offset, 3).await.unwrap();
         assert_eq!(total, 7);
-        let (page, total) = store.list_accounts(0, 0).await.unwrap();
-        assert!(page.is_empty());
-        assert_eq!(total, 7);
-        let (page, _) = store.list_accounts(-5, 100).await.unwrap();
-        assert_eq!(page, expected);
-        // Updates do not move a configuration in the order.
-        store
-            .upsert(&account_write(
-                expected[0].account_sid.unwrap(),
-                Some(false),
-                None,
-            ))
-            .await
-            .unwrap();
-        let (page, _) = store.list_accounts(0, 1).await.unwrap();
-        assert_eq!(page[0].account_sid, expected[0].account_sid);
-        store.close().await;
+        assert_eq!(page.len(), if offset == 6 { 1 } else { 3 });
+        seen.extend(page);
     }
-}
+    assert_eq!(seen, expected, "{}", db.kind);
+    let (page, total) = store.list_accounts(7, 3).await.unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, 7);
+    let (page, total) = store.list_accounts(0, 0).await.unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, 7);
+    let (page, _) = store.list_accounts(-5, 100).await.unwrap();
+    assert_eq!(page, expected);
+    // Updates do not move a configuration in the order.
+    store
+        .upsert(&account_write(
+            expected[0].account_sid.unwrap(),
+            Some(false),
+            None,
+        ))
+        .await
+        .unwrap();
+    let (page, _) = store.list_accounts(0, 1).await.unwrap();
+    assert_eq!(page[0].account_sid, expected[0].account_sid);
+    store.close().await;
+});
 
-#[tokio::test]
-async fn revisions_strictly_increase_and_snapshot_covers_them() {
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        let mut last = 0;
-        let mut check = |revision: i64| {
-            assert!(revision > last, "{}: {revision} after {last}", db.kind);
-            last = revision;
-        };
-        for n in 0..5u32 {
-            check(
-                store
-                    .upsert(&account_write(acct(n), None, Some(&sms(n))))
-                    .await
-                    .unwrap()
-                    .revision,
-            );
-            check(
-                store
-                    .upsert(&global_write(Some(n % 2 == 0), Some(&sms(n))))
-                    .await
-                    .unwrap()
-                    .revision,
-            );
-            check(
-                store
-                    .upsert(&account_write(acct(n), Some(false), None))
-                    .await
-                    .unwrap()
-                    .revision,
-            );
-        }
-        check(store.delete(acct(0)).await.unwrap().unwrap());
+on_every_db!(revisions_strictly_increase_and_snapshot_covers_them, |db| {
+    let store = open(&db, None).await;
+    let mut last = 0;
+    let mut check = |revision: i64| {
+        assert!(revision > last, "{}: {revision} after {last}", db.kind);
+        last = revision;
+    };
+    for n in 0..5u32 {
         check(
             store
-                .upsert(&account_write(acct(0), None, Some("{}")))
+                .upsert(&account_write(acct(n), None, Some(&sms(n))))
                 .await
                 .unwrap()
                 .revision,
         );
-
-        let snapshot = store.load_all().await.unwrap();
-        assert_eq!(snapshot.revision, last, "{}", db.kind);
-        assert_eq!(snapshot.accounts.len(), 5);
-        let global = snapshot.global.as_ref().unwrap();
-        assert!(global.revision <= snapshot.revision);
-        for record in &snapshot.accounts {
-            assert!(record.revision <= snapshot.revision);
-            assert_eq!(
-                store
-                    .get(record.account_sid.unwrap())
-                    .await
-                    .unwrap()
-                    .as_ref(),
-                Some(record)
-            );
-        }
-        store.close().await;
+        check(
+            store
+                .upsert(&global_write(Some(n % 2 == 0), Some(&sms(n))))
+                .await
+                .unwrap()
+                .revision,
+        );
+        check(
+            store
+                .upsert(&account_write(acct(n), Some(false), None))
+                .await
+                .unwrap()
+                .revision,
+        );
     }
-}
+    check(store.delete(acct(0)).await.unwrap().unwrap());
+    check(
+        store
+            .upsert(&account_write(acct(0), None, Some("{}")))
+            .await
+            .unwrap()
+            .revision,
+    );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_upserts_never_fail_nor_duplicate() {
+    let snapshot = store.load_all().await.unwrap();
+    assert_eq!(snapshot.revision, last, "{}", db.kind);
+    assert_eq!(snapshot.accounts.len(), 5);
+    let global = snapshot.global.as_ref().unwrap();
+    assert!(global.revision <= snapshot.revision);
+    for record in &snapshot.accounts {
+        assert!(record.revision <= snapshot.revision);
+        assert_eq!(
+            store
+                .get(record.account_sid.unwrap())
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(record)
+        );
+    }
+    store.close().await;
+});
+
+on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
     const TASKS: u32 = 16;
     const WRITES: u32 = 20;
     const ACCOUNTS: u32 = 4;
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        let mut handles = Vec::new();
-        for task in 0..TASKS {
-            let store = store.clone();
-            handles.push(tokio::spawn(async move {
-                let mut done = Vec::new();
-                for i in 0..WRITES {
-                    let account = acct((task + i) % ACCOUNTS);
-                    let config = format!(r#"{{"task": {task}, "i": {i}}}"#);
-                    let enabled = Some(i % 3 != 0);
-                    let record = store
-                        .upsert(&account_write(account, enabled, Some(&config)))
-                        .await
-                        .map_err(|e| format!("task {task} write {i}: {e}"))?;
-                    done.push((config, record));
-                }
-                Ok::<_, String>(done)
-            }));
-        }
-        let mut all: Vec<(String, ConfigRecord)> = Vec::new();
-        for handle in handles {
-            all.extend(
-                handle
+    let store = open(&db, None).await;
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            for i in 0..WRITES {
+                let account = acct((task + i) % ACCOUNTS);
+                let config = format!(r#"{{"task": {task}, "i": {i}}}"#);
+                let enabled = Some(i % 3 != 0);
+                let record = store
+                    .upsert(&account_write(account, enabled, Some(&config)))
                     .await
-                    .unwrap()
-                    .unwrap_or_else(|e| panic!("{}: {e}", db.kind)),
-            );
+                    .map_err(|e| format!("task {task} write {i}: {e}"))?;
+                done.push((config, record));
+            }
+            Ok::<_, String>(done)
+        }));
+    }
+    let mut all: Vec<(String, ConfigRecord)> = Vec::new();
+    for handle in handles {
+        all.extend(
+            handle
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e}", db.kind)),
+        );
+    }
+    assert_eq!(all.len(), (TASKS * WRITES) as usize);
+    let revisions: HashSet<i64> = all.iter().map(|(_, r)| r.revision).collect();
+    assert_eq!(
+        revisions.len(),
+        all.len(),
+        "{}: revisions must be unique",
+        db.kind
+    );
+
+    let snapshot = store.load_all().await.unwrap();
+    assert_eq!(snapshot.accounts.len(), ACCOUNTS as usize, "{}", db.kind);
+    let (page, total) = store.list_accounts(0, 100).await.unwrap();
+    assert_eq!(total, ACCOUNTS as i64);
+    assert_eq!(page.len(), ACCOUNTS as usize);
+    let mut latest: HashMap<AccountSid, &(String, ConfigRecord)> = HashMap::new();
+    for item in &all {
+        let account = item.1.account_sid.unwrap();
+        let entry = latest.entry(account).or_insert(item);
+        if item.1.revision > entry.1.revision {
+            *entry = item;
         }
-        assert_eq!(all.len(), (TASKS * WRITES) as usize);
-        let revisions: HashSet<i64> = all.iter().map(|(_, r)| r.revision).collect();
+    }
+    for record in &snapshot.accounts {
+        let (config, newest) = latest[&record.account_sid.unwrap()];
         assert_eq!(
-            revisions.len(),
-            all.len(),
-            "{}: revisions must be unique",
+            &record.configuration, config,
+            "{}: last write wins",
             db.kind
         );
-
-        let snapshot = store.load_all().await.unwrap();
-        assert_eq!(snapshot.accounts.len(), ACCOUNTS as usize, "{}", db.kind);
-        let (page, total) = store.list_accounts(0, 100).await.unwrap();
-        assert_eq!(total, ACCOUNTS as i64);
-        assert_eq!(page.len(), ACCOUNTS as usize);
-        let mut latest: HashMap<AccountSid, &(String, ConfigRecord)> = HashMap::new();
-        for item in &all {
-            let account = item.1.account_sid.unwrap();
-            let entry = latest.entry(account).or_insert(item);
-            if item.1.revision > entry.1.revision {
-                *entry = item;
-            }
-        }
-        for record in &snapshot.accounts {
-            let (config, newest) = latest[&record.account_sid.unwrap()];
-            assert_eq!(
-                &record.configuration, config,
-                "{}: last write wins",
-                db.kind
-            );
-            assert_eq!(record.revision, newest.revision);
-            assert_eq!(record.enabled, newest.enabled);
-            assert_eq!(record, newest);
-            assert!(record.revision <= snapshot.revision);
-        }
-        assert_eq!(snapshot.revision, *revisions.iter().max().unwrap());
-        store.close().await;
+        assert_eq!(record.revision, newest.revision);
+        assert_eq!(record.enabled, newest.enabled);
+        assert_eq!(record, newest);
+        assert!(record.revision <= snapshot.revision);
     }
-}
+    assert_eq!(snapshot.revision, *revisions.iter().max().unwrap());
+    store.close().await;
+});
 
-#[tokio::test]
-async fn secret_key_encrypts_everything_at_rest() {
+on_every_db!(secret_key_encrypts_everything_at_rest, |db| {
     let key = SecretKey::generate();
     let config = r#"{"outbound-voice": [{"proxy": [{"uri": "a.com", "username": "u", "password": "hunter2-secret"}]}]}"#;
-    for db in test_databases().await {
-        // A row written before a key was configured stays readable afterwards.
-        let plain_store = open(&db, None).await;
-        let legacy = plain_store
-            .upsert(&account_write(acct(2), None, Some(&sms(5))))
-            .await
-            .unwrap();
-        plain_store.close().await;
+    // A row written before a key was configured stays readable afterwards.
+    let plain_store = open(&db, None).await;
+    let legacy = plain_store
+        .upsert(&account_write(acct(2), None, Some(&sms(5))))
+        .await
+        .unwrap();
+    plain_store.close().await;
 
-        let store = open(&db, Some(key.clone())).await;
-        let written = store
-            .upsert(&account_write(acct(1), None, Some(config)))
-            .await
-            .unwrap();
-        assert_eq!(written.configuration, config);
-        let global = store
-            .upsert(&global_write(None, Some(config)))
-            .await
-            .unwrap();
-        assert_eq!(global.configuration, config);
-        assert_eq!(
-            store.get(acct(1)).await.unwrap().unwrap().configuration,
-            config
-        );
-        assert_eq!(store.global().await.unwrap().unwrap().configuration, config);
-        assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
-        let snapshot = store.load_all().await.unwrap();
-        assert!(snapshot.accounts.iter().any(|r| r.configuration == config));
-        // Updating only Enabled keeps the encrypted configuration readable.
-        let toggled = store
-            .upsert(&account_write(acct(1), Some(false), None))
-            .await
-            .unwrap();
-        assert_eq!(toggled.configuration, config);
-        store.close().await;
+    let store = open(&db, Some(key.clone())).await;
+    let written = store
+        .upsert(&account_write(acct(1), None, Some(config)))
+        .await
+        .unwrap();
+    assert_eq!(written.configuration, config);
+    let global = store
+        .upsert(&global_write(None, Some(config)))
+        .await
+        .unwrap();
+    assert_eq!(global.configuration, config);
+    assert_eq!(
+        store.get(acct(1)).await.unwrap().unwrap().configuration,
+        config
+    );
+    assert_eq!(store.global().await.unwrap().unwrap().configuration, config);
+    assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
+    let snapshot = store.load_all().await.unwrap();
+    assert!(snapshot.accounts.iter().any(|r| r.configuration == config));
+    // Updating only Enabled keeps the encrypted configuration readable.
+    let toggled = store
+        .upsert(&account_write(acct(1), Some(false), None))
+        .await
+        .unwrap();
+    assert_eq!(toggled.configuration, config);
+    store.close().await;
 
-        let raw = raw_configurations(&db).await;
-        assert_eq!(raw.len(), 3);
-        for stored in &raw {
-            assert!(
-                !stored.contains("hunter2"),
-                "{}: plaintext at rest: {stored}",
-                db.kind
-            );
-        }
-        assert_eq!(
-            raw.iter().filter(|s| s.starts_with("enc:v1:")).count(),
-            2,
-            "{}",
+    let raw = raw_configurations(&db).await;
+    assert_eq!(raw.len(), 3);
+    for stored in &raw {
+        assert!(
+            !stored.contains("hunter2"),
+            "{}: plaintext at rest: {stored}",
             db.kind
         );
-
-        // Without the key, or with another one: Corrupt, and the message holds no plaintext.
-        for wrong in [None, Some(SecretKey::generate())] {
-            let store = open(&db, wrong).await;
-            match store.get(acct(1)).await {
-                Err(StoreError::Corrupt(msg)) => assert!(!msg.contains("hunter2")),
-                other => panic!("{}: expected Corrupt, got {other:?}", db.kind),
-            }
-            assert!(matches!(
-                store.load_all().await,
-                Err(StoreError::Corrupt(_))
-            ));
-            assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
-            store.close().await;
-        }
     }
-}
+    assert_eq!(
+        raw.iter().filter(|s| s.starts_with("enc:v1:")).count(),
+        2,
+        "{}",
+        db.kind
+    );
+
+    // Without the key, or with another one: Corrupt, and the message holds no plaintext.
+    for wrong in [None, Some(SecretKey::generate())] {
+        let store = open(&db, wrong).await;
+        match store.get(acct(1)).await {
+            Err(StoreError::Corrupt(msg)) => assert!(!msg.contains("hunter2")),
+            other => panic!("{}: expected Corrupt, got {other:?}", db.kind),
+        }
+        assert!(matches!(
+            store.load_all().await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
+        store.close().await;
+    }
+});
 
 #[tokio::test]
 async fn unreachable_database_is_unavailable_without_secrets() {
@@ -593,64 +572,61 @@ async fn in_memory_sqlite_works() {
     assert_eq!(store.load_all().await.unwrap().accounts.len(), 1);
 }
 
-#[tokio::test]
-async fn load_all_is_fast_for_100k_accounts() {
+on_every_db!(load_all_is_fast_for_100k_accounts, |db| {
     const N: i64 = 100_000;
-    for db in test_databases().await {
-        let store = open(&db, None).await;
-        // Create the extension record, then bulk-insert the accounts straight into the table.
-        store.upsert(&global_write(None, Some("{}"))).await.unwrap();
-        let config = sms(1000).replace('\'', "''");
-        match db.kind {
-            "sqlite" => {
-                let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-                sqlx::query(&format!(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {N}) \
-                     INSERT INTO account_configurations \
-                     (account_sid, configuration, enabled, date_created, date_updated, revision) \
-                     SELECT printf('AC%032x', i), '{config}', 1, 1700000000000000 + i, \
-                            1700000000000000 + i, 1 FROM n"
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-                pool.close().await;
-            }
-            _ => {
-                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-                sqlx::query(&format!(
-                    "INSERT INTO account_configurations \
-                     (account_sid, configuration, enabled, date_created, date_updated, revision) \
-                     SELECT 'AC' || lpad(to_hex(i), 32, '0'), '{config}', TRUE, \
-                            now() + i * INTERVAL '1 microsecond', now(), 1 \
-                     FROM generate_series(1, {N}) AS i"
-                ))
-                .execute(&pool)
-                .await
-                .unwrap();
-                pool.close().await;
-            }
+    let store = open(&db, None).await;
+    // Create the extension record, then bulk-insert the accounts straight into the table.
+    store.upsert(&global_write(None, Some("{}"))).await.unwrap();
+    let config = sms(1000).replace('\'', "''");
+    match db.kind {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {N}) \
+                 INSERT INTO account_configurations \
+                 (account_sid, configuration, enabled, date_created, date_updated, revision) \
+                 SELECT printf('AC%032x', i), '{config}', 1, 1700000000000000 + i, \
+                        1700000000000000 + i, 1 FROM n"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
         }
-        let started = Instant::now();
-        let snapshot = store.load_all().await.unwrap();
-        let elapsed = started.elapsed();
-        eprintln!("{}: load_all of {N} accounts took {elapsed:?}", db.kind);
-        assert_eq!(snapshot.accounts.len(), N as usize);
-        assert!(
-            snapshot
-                .accounts
-                .iter()
-                .all(|r| r.configuration == sms(1000))
-        );
-        // Release builds must be well under 3 s; unoptimised builds on a shared machine get
-        // slack, which still catches per-row round trips (those take far longer).
-        let bound = Duration::from_secs(if cfg!(debug_assertions) { 15 } else { 3 });
-        assert!(elapsed < bound, "{}: load_all took {elapsed:?}", db.kind);
-        let (page, total) = store.list_accounts(N - 10, 50).await.unwrap();
-        assert_eq!((page.len(), total), (10, N));
-        store.close().await;
+        _ => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!(
+                "INSERT INTO account_configurations \
+                 (account_sid, configuration, enabled, date_created, date_updated, revision) \
+                 SELECT 'AC' || lpad(to_hex(i), 32, '0'), '{config}', TRUE, \
+                        now() + i * INTERVAL '1 microsecond', now(), 1 \
+                 FROM generate_series(1, {N}) AS i"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
     }
-}
+    let started = Instant::now();
+    let snapshot = store.load_all().await.unwrap();
+    let elapsed = started.elapsed();
+    eprintln!("{}: load_all of {N} accounts took {elapsed:?}", db.kind);
+    assert_eq!(snapshot.accounts.len(), N as usize);
+    assert!(
+        snapshot
+            .accounts
+            .iter()
+            .all(|r| r.configuration == sms(1000))
+    );
+    // Release builds must be well under 3 s; unoptimised builds on a shared machine get
+    // slack, which still catches per-row round trips (those take far longer).
+    let bound = Duration::from_secs(if cfg!(debug_assertions) { 15 } else { 3 });
+    assert!(elapsed < bound, "{}: load_all took {elapsed:?}", db.kind);
+    let (page, total) = store.list_accounts(N - 10, 50).await.unwrap();
+    assert_eq!((page.len(), total), (10, N));
+    store.close().await;
+});
 
 async fn next(changes: &mut tokio::sync::mpsc::Receiver<Change>, within: Duration) -> Change {
     tokio::time::timeout(within, changes.recv())
@@ -659,12 +635,7 @@ async fn next(changes: &mut tokio::sync::mpsc::Receiver<Change>, within: Duratio
         .expect("listener ended")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_listen_reports_resync_then_changes() {
-    let Some(db) = fresh_postgres().await else {
-        eprintln!("TEST_DATABASE_URL not set: skipping");
-        return;
-    };
+on_postgres!(listen_reports_resync_then_changes, |db| {
     let listener_store = open(&db, None).await;
     let writer = open(&db, None).await;
     let mut changes = listener_store.listen().expect("postgres listens");
@@ -764,59 +735,57 @@ async fn postgres_listen_reports_resync_then_changes() {
     drop(changes);
     writer.close().await;
     listener_store.close().await;
-}
+});
 
-#[tokio::test]
-async fn postgres_survives_killed_connections_and_reports_a_lost_database() {
-    let Some(db) = fresh_postgres().await else {
-        eprintln!("TEST_DATABASE_URL not set: skipping");
-        return;
-    };
-    let store = open(&db, None).await;
-    store
-        .upsert(&account_write(acct(1), None, Some("{}")))
-        .await
-        .unwrap();
+on_postgres!(
+    survives_killed_connections_and_reports_a_lost_database,
+    |db| {
+        let store = open(&db, None).await;
+        store
+            .upsert(&account_write(acct(1), None, Some("{}")))
+            .await
+            .unwrap();
 
-    // Every connection of the store's pool killed: the next calls reconnect transparently.
-    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
-    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-    let name = db.url.rsplit('/').next().unwrap().to_string();
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        // Every connection of the store's pool killed: the next calls reconnect transparently.
+        let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        let name = db.url.rsplit('/').next().unwrap().to_string();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(&name)
-    .execute(&admin)
-    .await
-    .unwrap();
-    assert!(store.get(acct(1)).await.unwrap().is_some());
-    store
-        .upsert(&account_write(acct(2), None, Some("{}")))
-        .await
-        .unwrap();
-
-    // The database disappears: Unavailable (never a panic or Corrupt), quickly.
-    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        )
+        .bind(&name)
         .execute(&admin)
         .await
         .unwrap();
-    admin.close().await;
-    let started = Instant::now();
-    for result in [
+        assert!(store.get(acct(1)).await.unwrap().is_some());
         store
-            .upsert(&account_write(acct(3), None, Some("{}")))
+            .upsert(&account_write(acct(2), None, Some("{}")))
             .await
-            .map(|_| ()),
-        store.get(acct(1)).await.map(|_| ()),
-        store.load_all().await.map(|_| ()),
-    ] {
-        match result {
-            Err(StoreError::Unavailable(msg)) => assert!(!msg.contains(&db.url), "{msg}"),
-            other => panic!("expected Unavailable, got {other:?}"),
+            .unwrap();
+
+        // The database disappears: Unavailable (never a panic or Corrupt), quickly.
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let started = Instant::now();
+        for result in [
+            store
+                .upsert(&account_write(acct(3), None, Some("{}")))
+                .await
+                .map(|_| ()),
+            store.get(acct(1)).await.map(|_| ()),
+            store.load_all().await.map(|_| ()),
+        ] {
+            match result {
+                Err(StoreError::Unavailable(msg)) => assert!(!msg.contains(&db.url), "{msg}"),
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
         }
+        assert!(!store.ping().await);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        store.close().await;
     }
-    assert!(!store.ping().await);
-    assert!(started.elapsed() < Duration::from_secs(20));
-    store.close().await;
-}
+);

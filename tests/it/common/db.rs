@@ -1,7 +1,8 @@
-//! Fresh databases for tests: always a SQLite file in a temporary directory, plus a fresh
-//! PostgreSQL database when `TEST_DATABASE_URL` is set (e.g.
-//! `postgres://postgres@127.0.0.1:5432/postgres`). With `MULTIPROVIDER_REQUIRE_POSTGRES=1`
-//! a missing or unreachable PostgreSQL fails the test instead of skipping it.
+//! Fresh databases for tests: a SQLite file in a temporary directory, or a fresh PostgreSQL
+//! database created through `TEST_DATABASE_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`). The PostgreSQL variants of the tests only
+//! run when built with `cfg(postgres_tests)` (see `build.rs`); once they run, a missing or
+//! unreachable PostgreSQL fails them: they never pass without having run.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,8 +19,14 @@ pub struct TestDb {
 }
 
 enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    /// Removed (with the database file) on drop.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl std::fmt::Debug for TestDb {
@@ -64,10 +71,6 @@ impl Drop for TestDb {
     }
 }
 
-fn require_postgres() -> bool {
-    std::env::var("MULTIPROVIDER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
-}
-
 /// A fresh SQLite database file (`sqlite://<tempdir>/test.db`, not yet created).
 pub fn fresh_sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("create a temporary directory");
@@ -75,7 +78,7 @@ pub fn fresh_sqlite() -> TestDb {
     TestDb {
         kind: "sqlite",
         url,
-        guard: Guard::Sqlite(dir),
+        guard: Guard::Sqlite { _dir: dir },
     }
 }
 
@@ -96,41 +99,34 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A fresh PostgreSQL database created through `TEST_DATABASE_URL`; `None` when that is unset
-/// (or unreachable), unless `MULTIPROVIDER_REQUIRE_POSTGRES=1`, which makes that a panic.
-pub async fn fresh_postgres() -> Option<TestDb> {
-    let admin_url = match std::env::var("TEST_DATABASE_URL") {
+/// `TEST_DATABASE_URL`: the PostgreSQL server the tests create their databases on. Panics when it
+/// is not set, saying which variable is missing.
+pub fn postgres_admin_url() -> String {
+    match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            assert!(
-                !require_postgres(),
-                "MULTIPROVIDER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set \
-                 (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
-            );
-            return None;
-        }
-    };
-    let options = match PgConnectOptions::from_str(&admin_url) {
-        Ok(options) => options,
-        Err(e) => panic!("TEST_DATABASE_URL is not a valid postgres URL: {e}"),
-    };
+        _ if std::env::var("MULTIPROVIDER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => panic!(
+            "MULTIPROVIDER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set \
+             (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
+        ),
+        _ => panic!(
+            "TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres); \
+             it was when this test binary was built"
+        ),
+    }
+}
+
+/// A fresh PostgreSQL database created through `TEST_DATABASE_URL`. Panics when the variable is
+/// not set or the server cannot be reached: a PostgreSQL test that runs never skips itself.
+pub async fn fresh_postgres() -> TestDb {
+    let admin_url = postgres_admin_url();
+    let options = PgConnectOptions::from_str(&admin_url)
+        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is not a valid postgres URL: {e}"));
     let connect =
         tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options));
     let mut conn = match connect.await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            assert!(!require_postgres(), "TEST_DATABASE_URL is unreachable: {e}");
-            eprintln!("TEST_DATABASE_URL is unreachable ({e}); skipping PostgreSQL");
-            return None;
-        }
-        Err(_) => {
-            assert!(
-                !require_postgres(),
-                "TEST_DATABASE_URL is unreachable: timed out"
-            );
-            eprintln!("TEST_DATABASE_URL is unreachable (timed out); skipping PostgreSQL");
-            return None;
-        }
+        Ok(Err(e)) => panic!("TEST_DATABASE_URL is unreachable: {e}"),
+        Err(_) => panic!("TEST_DATABASE_URL is unreachable: no connection within 5 s"),
     };
     let name = format!("mp_test_{}", hex::encode(rand::random::<[u8; 8]>()));
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
@@ -139,19 +135,9 @@ pub async fn fresh_postgres() -> Option<TestDb> {
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     let _ = conn.close().await;
     let url = with_database(&admin_url, &name);
-    Some(TestDb {
+    TestDb {
         kind: "postgres",
         url,
         guard: Guard::Postgres { admin_url, name },
-    })
-}
-
-/// Every backend to run a test against: a fresh SQLite always, a fresh PostgreSQL when
-/// `TEST_DATABASE_URL` is set.
-pub async fn test_databases() -> Vec<TestDb> {
-    let mut dbs = vec![fresh_sqlite()];
-    if let Some(pg) = fresh_postgres().await {
-        dbs.push(pg);
     }
-    dbs
 }
