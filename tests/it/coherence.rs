@@ -4,46 +4,31 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::app::{AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use crate::common::on_postgres;
-use crate::common::tcp_proxy::TcpProxy;
 use serde_json::Value;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const OTHER: &str = "AC00000000000000000000000000000001";
-const COLLECTION: &str = "/2012-04-24/ExtensionsConfiguration.json";
+use crate::common::app::{AppOptions, TestApp, spawn_app};
+use crate::common::constants::{A1, A2, J, sms};
+use crate::common::db::TestDb;
+use crate::common::on_postgres;
+use crate::common::tcp_proxy::TcpProxy;
 
-fn sms_config(id: u32) -> String {
-    format!(r#"{{"outbound-sms": [{{"destination_network_id": "{id}"}}]}}"#)
-}
-
+/// The status of a write of `config` (`account` `None`: the global one).
 async fn write(app: &TestApp, account: Option<&str>, config: &str) -> u16 {
-    let mut pairs = vec![
-        ("ExtensionName", "multi_provider"),
-        ("ConfigurationData", config),
-    ];
-    if let Some(a) = account {
-        pairs.push(("AccountSid", a));
-    }
-    app.post_form(COLLECTION, &pairs).await.status().as_u16()
+    app.write(account, Some(config), None)
+        .await
+        .status()
+        .as_u16()
 }
 
-/// The account's SMS answer: (source, value or "").
-async fn sms(app: &TestApp, account: &str) -> (String, String) {
-    let r = app
-        .client
-        .get(app.url(&format!("/v1/accounts/{account}/sms-route")))
-        .bearer_auth(ENGINE_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    let value = v["tlvs"][0]["value"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (v["source"].as_str().unwrap().to_owned(), value)
+/// The account's SMS answer, which must be a 200: (source, value or "").
+async fn sms_answer(app: &TestApp, account: &str) -> (String, String) {
+    let (status, source, value) = app.sms_summary(account).await;
+    assert_eq!(status, 200);
+    (source, value)
+}
+
+fn answer(source: &str, value: &str) -> (String, String) {
+    (source.to_owned(), value.to_owned())
 }
 
 /// Polls until `app` answers `expected` for `account`, for at most `within`.
@@ -55,7 +40,7 @@ async fn eventually(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let got = sms(app, account).await;
+        let got = sms_answer(app, account).await;
         if (got.0.as_str(), got.1.as_str()) == expected {
             return started.elapsed();
         }
@@ -74,60 +59,65 @@ on_postgres!(
         let b = spawn_app(&db.url, AppOptions::default()).await;
         let second = Duration::from_secs(1);
 
-        assert_eq!(write(&a, Some(ACCOUNT), &sms_config(1000)).await, 200);
-        let took = eventually(&b, ACCOUNT, ("account", "1000"), second).await;
+        assert_eq!(write(&a, Some(A1), &sms(1000)).await, 200);
+        let took = eventually(&b, A1, ("account", "1000"), second).await;
         eprintln!("create seen by the other instance after {took:?}");
 
-        assert_eq!(write(&b, Some(ACCOUNT), &sms_config(2000)).await, 200);
-        eventually(&a, ACCOUNT, ("account", "2000"), second).await;
+        assert_eq!(write(&b, Some(A1), &sms(2000)).await, 200);
+        eventually(&a, A1, ("account", "2000"), second).await;
 
-        assert_eq!(write(&a, None, &sms_config(7)).await, 200);
-        eventually(&b, OTHER, ("global", "7"), second).await;
+        assert_eq!(write(&a, None, &sms(7)).await, 200);
+        eventually(&b, A2, ("global", "7"), second).await;
 
         let r = a
-            .delete(&format!("{COLLECTION}/multi_provider?AccountSid={ACCOUNT}"))
+            .delete(&format!("{J}/multi_provider?AccountSid={A1}"))
             .await;
         assert_eq!(r.status(), 204);
-        let took = eventually(&b, ACCOUNT, ("global", "7"), second).await;
+        let took = eventually(&b, A1, ("global", "7"), second).await;
         eprintln!("delete seen by the other instance after {took:?}");
 
         // A burst of writes on both ends converges on the last committed one.
         for i in 0..20 {
             let app = if i % 2 == 0 { &a } else { &b };
-            assert_eq!(write(app, Some(OTHER), &sms_config(100 + i)).await, 200);
+            assert_eq!(write(app, Some(A2), &sms(100 + i)).await, 200);
         }
-        eventually(&a, OTHER, ("account", "119"), second).await;
-        eventually(&b, OTHER, ("account", "119"), second).await;
+        eventually(&a, A2, ("account", "119"), second).await;
+        eventually(&b, A2, ("account", "119"), second).await;
         a.stop().await;
         b.stop().await;
     }
 );
 
-on_postgres!(
-    lookups_survive_a_database_outage_and_writes_recover_without_restart,
-    |db| {
+/// Two instances on `db`: `direct`, and `app` through a proxy that is then cut, after A1 was
+/// given `sms(1000)`.
+struct Outage {
+    direct: TestApp,
+    app: TestApp,
+    proxy: TcpProxy,
+}
+
+impl Outage {
+    async fn start(db: &TestDb) -> Outage {
         let direct = spawn_app(&db.url, AppOptions::default()).await;
-        let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-        let proxied_url = db
-            .url
-            .replacen(":5432/", &format!(":{}/", proxy.addr.port()), 1);
-        assert_ne!(
-            proxied_url, db.url,
-            "TEST_DATABASE_URL must name port 5432 explicitly"
-        );
+        let (proxy, proxied_url) = TcpProxy::in_front_of(db).await;
         let app = spawn_app(&proxied_url, AppOptions::default()).await;
-
-        assert_eq!(write(&app, Some(ACCOUNT), &sms_config(1000)).await, 200);
-        assert_eq!(sms(&app, ACCOUNT).await, ("account".into(), "1000".into()));
-
+        assert_eq!(write(&app, Some(A1), &sms(1000)).await, 200);
+        assert_eq!(sms_answer(&app, A1).await, answer("account", "1000"));
         proxy.cut();
-        // Lookups: answered from memory, as before.
+        Outage { direct, app, proxy }
+    }
+}
+
+on_postgres!(
+    during_an_outage_lookups_answer_from_memory_and_writes_are_503,
+    |db| {
+        let Outage { direct, app, .. } = Outage::start(&db).await;
         for _ in 0..20 {
-            assert_eq!(sms(&app, ACCOUNT).await, ("account".into(), "1000".into()));
+            assert_eq!(sms_answer(&app, A1).await, answer("account", "1000"));
         }
         // Writes: a clean 503, quickly.
         let started = Instant::now();
-        assert_eq!(write(&app, Some(ACCOUNT), &sms_config(3000)).await, 503);
+        assert_eq!(write(&app, Some(A1), &sms(3000)).await, 503);
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "503 took {:?}",
@@ -143,18 +133,27 @@ on_postgres!(
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["database"], "unreachable");
-        // Meanwhile another instance changes the configuration.
-        assert_eq!(write(&direct, Some(ACCOUNT), &sms_config(4000)).await, 200);
-        assert_eq!(sms(&app, ACCOUNT).await, ("account".into(), "1000".into()));
+        // Meanwhile another instance changes the configuration: not seen yet.
+        assert_eq!(write(&direct, Some(A1), &sms(4000)).await, 200);
+        assert_eq!(sms_answer(&app, A1).await, answer("account", "1000"));
+        app.stop().await;
+        direct.stop().await;
+    }
+);
 
+on_postgres!(
+    after_an_outage_the_cache_catches_up_and_writes_recover_without_restart,
+    |db| {
+        let Outage { direct, app, proxy } = Outage::start(&db).await;
+        assert_eq!(write(&direct, Some(A1), &sms(4000)).await, 200);
         proxy.restore();
         // The listener reconnects and reloads: the change made during the outage arrives.
-        let took = eventually(&app, ACCOUNT, ("account", "4000"), Duration::from_secs(15)).await;
+        let took = eventually(&app, A1, ("account", "4000"), Duration::from_secs(15)).await;
         eprintln!("cache caught up {took:?} after the database came back");
         // Writes work again, with no restart.
         let started = Instant::now();
         loop {
-            match write(&app, Some(ACCOUNT), &sms_config(5000)).await {
+            match write(&app, Some(A1), &sms(5000)).await {
                 200 => break,
                 503 if started.elapsed() < Duration::from_secs(15) => {
                     tokio::time::sleep(Duration::from_millis(100)).await
@@ -162,14 +161,8 @@ on_postgres!(
                 other => panic!("write after recovery answered {other}"),
             }
         }
-        assert_eq!(sms(&app, ACCOUNT).await, ("account".into(), "5000".into()));
-        eventually(
-            &direct,
-            ACCOUNT,
-            ("account", "5000"),
-            Duration::from_secs(1),
-        )
-        .await;
+        assert_eq!(sms_answer(&app, A1).await, answer("account", "5000"));
+        eventually(&direct, A1, ("account", "5000"), Duration::from_secs(1)).await;
         app.stop().await;
         direct.stop().await;
     }

@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use crate::common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, spawn_app};
-use crate::common::on_every_db;
 use base64::Engine as _;
 
+use crate::common::app::{AppOptions, TestApp, spawn_app};
+use crate::common::constants::{A1, ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, J, SECRET_KEY_HEX};
+use crate::common::on_every_db;
+
 const PASSWORD: &str = "pw-Sup3rSecret-4711";
-const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -50,74 +51,46 @@ fn with_captured_logs(test: impl std::future::Future<Output = ()>) -> String {
     String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
 }
 
+/// What a server is asked during the capture: a configuration with `PASSWORD` written, refused
+/// (with a control character), read back and resolved, and the tokens sent where they are
+/// wrong.
+async fn exercise(app: &TestApp) {
+    let config = format!(
+        r#"{{"outbound-voice": [{{"proxy": [{{"uri": "p.example.com", "username": "u", "password": "{PASSWORD}"}}]}}]}}"#
+    );
+    app.configure(Some(A1), &config).await;
+    // An invalid one (control character in the password) must not be echoed either.
+    let bad = config.replace(PASSWORD, &format!("{PASSWORD}\\u0007"));
+    let r = app.write(Some(A1), Some(&bad), None).await;
+    assert_eq!(r.status(), 400);
+    assert!(!r.text().await.unwrap().contains(PASSWORD));
+    let r = app
+        .get(&format!("{J}/multi_provider?AccountSid={A1}"))
+        .await;
+    assert!(
+        r.text().await.unwrap().contains(PASSWORD),
+        "the API answers ConfigurationData as posted"
+    );
+    assert_eq!(app.voice_route(A1, "+1555").await.0, 200);
+    // Failed attempts with the tokens in the wrong place.
+    let _ = app
+        .client
+        .get(app.url(&format!("{J}/multi_provider?token={ADMIN_TOKEN}")))
+        .bearer_auth(ENGINE_TOKEN)
+        .send()
+        .await;
+    let _ = app
+        .client
+        .get(app.url("/v1/accounts/x/sms-route"))
+        .basic_auth(ADMIN_SID, Some(ENGINE_TOKEN))
+        .send()
+        .await;
+}
+
 on_every_db!(blocking no_secret_reaches_the_log_even_at_trace_level, |db| {
     let log = with_captured_logs(async {
-        let options = AppOptions {
-            engine_token: Some(ENGINE_TOKEN.into()),
-            secret_key: Some(KEY_HEX.into()),
-        };
-        let app = spawn_app(&db.url, options).await;
-        let config = format!(
-            r#"{{"outbound-voice": [{{"proxy": [{{"uri": "p.example.com", "username": "u", "password": "{PASSWORD}"}}]}}]}}"#
-        );
-        let account = "AC0123456789abcdef0123456789abcdef";
-        let r = app
-            .post_form(
-                "/2012-04-24/ExtensionsConfiguration.json",
-                &[
-                    ("ExtensionName", "multi_provider"),
-                    ("AccountSid", account),
-                    ("ConfigurationData", &config),
-                ],
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        // An invalid one (control character in the password) must not be echoed either.
-        let bad = config.replace(PASSWORD, &format!("{PASSWORD}\\u0007"));
-        let r = app
-            .post_form(
-                "/2012-04-24/ExtensionsConfiguration.json",
-                &[
-                    ("ExtensionName", "multi_provider"),
-                    ("AccountSid", account),
-                    ("ConfigurationData", &bad),
-                ],
-            )
-            .await;
-        assert_eq!(r.status(), 400);
-        assert!(!r.text().await.unwrap().contains(PASSWORD));
-        let r = app
-            .get(&format!(
-                "/2012-04-24/ExtensionsConfiguration.json/multi_provider?AccountSid={account}"
-            ))
-            .await;
-        assert!(
-            r.text().await.unwrap().contains(PASSWORD),
-            "the API answers ConfigurationData as posted"
-        );
-        let r = app
-            .client
-            .get(app.url(&format!("/v1/accounts/{account}/voice-route?to=%2B1555")))
-            .bearer_auth(ENGINE_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        // Failed attempts with the tokens in the wrong place.
-        let _ = app
-            .client
-            .get(app.url(&format!(
-                "/2012-04-24/ExtensionsConfiguration.json/multi_provider?token={ADMIN_TOKEN}"
-            )))
-            .bearer_auth(ENGINE_TOKEN)
-            .send()
-            .await;
-        let _ = app
-            .client
-            .get(app.url("/v1/accounts/x/sms-route"))
-            .basic_auth(ADMIN_SID, Some(ENGINE_TOKEN))
-            .send()
-            .await;
+        let app = spawn_app(&db.url, AppOptions::with_secret_key(SECRET_KEY_HEX)).await;
+        exercise(&app).await;
         app.stop().await;
     });
     assert!(
@@ -126,7 +99,7 @@ on_every_db!(blocking no_secret_reaches_the_log_even_at_trace_level, |db| {
     );
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN_SID}:{ADMIN_TOKEN}"));
-    for secret in [PASSWORD, ADMIN_TOKEN, ENGINE_TOKEN, KEY_HEX, basic.as_str()] {
+    for secret in [PASSWORD, ADMIN_TOKEN, ENGINE_TOKEN, SECRET_KEY_HEX, basic.as_str()] {
         if let Some(at) = log.find(secret) {
             let line_start = log[..at].rfind('\n').map_or(0, |i| i + 1);
             let line_end = log[at..].find('\n').map_or(log.len(), |i| at + i);

@@ -16,4 +16,5 @@ mod reliability_fuzz;
 mod reliability_limits;
 mod reliability_secrets;
 mod routing_props;
+mod serve;
 mod store;

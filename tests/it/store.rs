@@ -3,11 +3,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::common::db::TestDb;
-use crate::common::{on_every_db, on_postgres};
 use multiprovider::secret::SecretKey;
 use multiprovider::sid::AccountSid;
 use multiprovider::store::{Change, ConfigRecord, Store, StoreError, Write};
+
+use crate::common::constants::sms;
+use crate::common::db::{TestDb, with_pool};
+use crate::common::{on_every_db, on_postgres};
 
 fn acct(n: u32) -> AccountSid {
     AccountSid::parse(&format!("AC{n:032x}")).unwrap()
@@ -27,10 +29,6 @@ fn global_write(enabled: Option<bool>, config: Option<&str>) -> Write {
         enabled,
         configuration: config.map(str::to_owned),
     }
-}
-
-fn sms(id: u32) -> String {
-    format!(r#"{{"outbound-sms": [{{"destination_network_id": "{id}"}}]}}"#)
 }
 
 async fn open(db: &TestDb, key: Option<SecretKey>) -> Store {
@@ -59,20 +57,10 @@ fn assert_extension_sid(sid: &str) {
 async fn raw_configurations(db: &TestDb) -> Vec<String> {
     const SQL: &str = "SELECT configuration FROM account_configurations \
                        UNION ALL SELECT configuration FROM extensions";
-    match db.kind {
-        "sqlite" => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            let rows: Vec<String> = sqlx::query_scalar(SQL).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-        _ => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows: Vec<String> = sqlx::query_scalar(SQL).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-    }
+    with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .fetch_all(&pool)
+        .await
+        .unwrap())
 }
 
 on_every_db!(migrate_is_idempotent_and_backend_is_named, |db| {
@@ -130,35 +118,46 @@ on_every_db!(
     }
 );
 
-on_every_db!(create_get_and_partial_updates, |db| {
+on_every_db!(
+    a_new_configuration_is_enabled_and_creates_the_extension,
+    |db| {
+        let store = open(&db, None).await;
+        let a = acct(0xabc);
+        let created = store
+            .upsert(&account_write(a, None, Some(&sms(1000))))
+            .await
+            .unwrap();
+        assert_eq!(created.account_sid, Some(a));
+        assert_eq!(created.configuration, sms(1000));
+        assert!(created.enabled, "new configuration defaults to enabled");
+        assert_extension_sid(&created.extension_sid);
+        assert_eq!(created.extension_name, "multi_provider");
+        assert_eq!(created.date_created, created.date_updated);
+        assert_eq!(
+            store.get(a).await.unwrap().as_ref(),
+            Some(&created),
+            "{}",
+            db.kind
+        );
+        assert_eq!(store.get(&a).await.unwrap().as_ref(), Some(&created));
+        assert!(store.get(acct(0xabd)).await.unwrap().is_none());
+        // The extension record came with it: `{}`, enabled, same sid.
+        let global = store.global().await.unwrap().expect("extension created");
+        assert_eq!(global.configuration, "{}");
+        assert!(global.enabled);
+        assert_eq!(global.account_sid, None);
+        assert_eq!(global.extension_sid, created.extension_sid);
+        store.close().await;
+    }
+);
+
+on_every_db!(partial_updates_keep_the_other_field, |db| {
     let store = open(&db, None).await;
     let a = acct(0xabc);
     let created = store
         .upsert(&account_write(a, None, Some(&sms(1000))))
         .await
         .unwrap();
-    assert_eq!(created.account_sid, Some(a));
-    assert_eq!(created.configuration, sms(1000));
-    assert!(created.enabled, "new configuration defaults to enabled");
-    assert_extension_sid(&created.extension_sid);
-    assert_eq!(created.extension_name, "multi_provider");
-    assert_eq!(created.date_created, created.date_updated);
-    assert_eq!(
-        store.get(a).await.unwrap().as_ref(),
-        Some(&created),
-        "{}",
-        db.kind
-    );
-    assert_eq!(store.get(&a).await.unwrap().as_ref(), Some(&created));
-    assert!(store.get(acct(0xabd)).await.unwrap().is_none());
-
-    // The extension record came with it: `{}`, enabled, same sid.
-    let global = store.global().await.unwrap().expect("extension created");
-    assert_eq!(global.configuration, "{}");
-    assert!(global.enabled);
-    assert_eq!(global.account_sid, None);
-    assert_eq!(global.extension_sid, created.extension_sid);
-
     tokio::time::sleep(Duration::from_millis(5)).await;
     let disabled = store
         .upsert(&account_write(a, Some(false), None))
@@ -169,7 +168,6 @@ on_every_db!(create_get_and_partial_updates, |db| {
     assert_eq!(disabled.date_created, created.date_created);
     assert!(disabled.date_updated > created.date_updated, "{}", db.kind);
     assert!(disabled.revision > created.revision);
-
     let reconfigured = store
         .upsert(&account_write(a, None, Some(&sms(7))))
         .await
@@ -177,7 +175,6 @@ on_every_db!(create_get_and_partial_updates, |db| {
     assert!(!reconfigured.enabled, "enabled kept");
     assert_eq!(reconfigured.configuration, sms(7));
     assert!(reconfigured.revision > disabled.revision);
-
     let both = store
         .upsert(&account_write(a, Some(true), Some(&sms(8))))
         .await
@@ -185,8 +182,11 @@ on_every_db!(create_get_and_partial_updates, |db| {
     assert!(both.enabled);
     assert_eq!(both.configuration, sms(8));
     assert_eq!(store.get(a).await.unwrap().as_ref(), Some(&both));
+    store.close().await;
+});
 
-    // A new account created disabled.
+on_every_db!(a_new_account_can_be_created_disabled, |db| {
+    let store = open(&db, None).await;
     let b = store
         .upsert(&account_write(acct(2), Some(false), Some("{}")))
         .await
@@ -195,40 +195,50 @@ on_every_db!(create_get_and_partial_updates, |db| {
     store.close().await;
 });
 
+/// The global configuration written three times (created with `sms(1)`, switched off,
+/// given `sms(2)`): the three records.
+async fn global_three_times(store: &Store) -> [ConfigRecord; 3] {
+    let created = store
+        .upsert(&global_write(None, Some(&sms(1))))
+        .await
+        .unwrap();
+    let off = store
+        .upsert(&global_write(Some(false), None))
+        .await
+        .unwrap();
+    let changed = store
+        .upsert(&global_write(None, Some(&sms(2))))
+        .await
+        .unwrap();
+    [created, off, changed]
+}
+
+on_every_db!(global_upserts_keep_what_they_do_not_change, |db| {
+    let store = open(&db, None).await;
+    let [created, off, changed] = global_three_times(&store).await;
+    assert_eq!(created.account_sid, None);
+    assert!(created.enabled);
+    assert_eq!(created.configuration, sms(1));
+    assert_extension_sid(&created.extension_sid);
+    assert!(!off.enabled);
+    assert_eq!(off.configuration, sms(1));
+    assert_eq!(off.date_created, created.date_created);
+    assert!(!changed.enabled);
+    assert_eq!(changed.configuration, sms(2));
+    assert!(changed.revision > off.revision && off.revision > created.revision);
+    store.close().await;
+});
+
 on_every_db!(
-    global_upserts_and_stable_extension_sid_across_restart,
+    an_account_write_keeps_the_global_record_and_its_extension_sid,
     |db| {
         let store = open(&db, None).await;
-        let created = store
-            .upsert(&global_write(None, Some(&sms(1))))
-            .await
-            .unwrap();
-        assert_eq!(created.account_sid, None);
-        assert!(created.enabled);
-        assert_eq!(created.configuration, sms(1));
-        assert_extension_sid(&created.extension_sid);
-        let sid = created.extension_sid.clone();
-
-        let off = store
-            .upsert(&global_write(Some(false), None))
-            .await
-            .unwrap();
-        assert!(!off.enabled);
-        assert_eq!(off.configuration, sms(1));
-        assert_eq!(off.date_created, created.date_created);
-        let changed = store
-            .upsert(&global_write(None, Some(&sms(2))))
-            .await
-            .unwrap();
-        assert!(!changed.enabled);
-        assert_eq!(changed.configuration, sms(2));
-        assert!(changed.revision > off.revision && off.revision > created.revision);
-
+        let [created, _, changed] = global_three_times(&store).await;
         let account = store
             .upsert(&account_write(acct(5), None, Some("{}")))
             .await
             .unwrap();
-        assert_eq!(account.extension_sid, sid);
+        assert_eq!(account.extension_sid, created.extension_sid);
         let global = store.global().await.unwrap().unwrap();
         assert_eq!(
             global, changed,
@@ -236,27 +246,36 @@ on_every_db!(
             db.kind
         );
         store.close().await;
-
-        // Restart: identical records (dates included).
-        let store = open(&db, None).await;
-        assert_eq!(
-            store.global().await.unwrap().as_ref(),
-            Some(&changed),
-            "{}",
-            db.kind
-        );
-        assert_eq!(
-            store.get(acct(5)).await.unwrap().as_ref(),
-            Some(&account),
-            "{}",
-            db.kind
-        );
-        let snapshot = store.load_all().await.unwrap();
-        assert_eq!(snapshot.global.as_ref(), Some(&changed));
-        assert_eq!(snapshot.accounts, vec![account.clone()]);
-        store.close().await;
     }
 );
+
+on_every_db!(records_are_identical_after_reopening, |db| {
+    let store = open(&db, None).await;
+    let [_, _, changed] = global_three_times(&store).await;
+    let account = store
+        .upsert(&account_write(acct(5), None, Some("{}")))
+        .await
+        .unwrap();
+    store.close().await;
+    // Restart: identical records (dates included).
+    let store = open(&db, None).await;
+    assert_eq!(
+        store.global().await.unwrap().as_ref(),
+        Some(&changed),
+        "{}",
+        db.kind
+    );
+    assert_eq!(
+        store.get(acct(5)).await.unwrap().as_ref(),
+        Some(&account),
+        "{}",
+        db.kind
+    );
+    let snapshot = store.load_all().await.unwrap();
+    assert_eq!(snapshot.global.as_ref(), Some(&changed));
+    assert_eq!(snapshot.accounts, vec![account.clone()]);
+    store.close().await;
+});
 
 on_every_db!(delete_returns_revision_then_none, |db| {
     let store = open(&db, None).await;
@@ -393,18 +412,18 @@ on_every_db!(revisions_strictly_increase_and_snapshot_covers_them, |db| {
     store.close().await;
 });
 
-on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
+/// 16 tasks × 20 upserts spread over 4 accounts, all at once: each write's configuration and
+/// the record it returned.
+async fn concurrent_upserts(db: &TestDb, store: &Store) -> Vec<(String, ConfigRecord)> {
     const TASKS: u32 = 16;
     const WRITES: u32 = 20;
-    const ACCOUNTS: u32 = 4;
-    let store = open(&db, None).await;
     let mut handles = Vec::new();
     for task in 0..TASKS {
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             let mut done = Vec::new();
             for i in 0..WRITES {
-                let account = acct((task + i) % ACCOUNTS);
+                let account = acct((task + i) % CONCURRENT_ACCOUNTS);
                 let config = format!(r#"{{"task": {task}, "i": {i}}}"#);
                 let enabled = Some(i % 3 != 0);
                 let record = store
@@ -416,7 +435,7 @@ on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
             Ok::<_, String>(done)
         }));
     }
-    let mut all: Vec<(String, ConfigRecord)> = Vec::new();
+    let mut all = Vec::new();
     for handle in handles {
         all.extend(
             handle
@@ -426,6 +445,14 @@ on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
         );
     }
     assert_eq!(all.len(), (TASKS * WRITES) as usize);
+    all
+}
+
+const CONCURRENT_ACCOUNTS: u32 = 4;
+
+on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
+    let store = open(&db, None).await;
+    let all = concurrent_upserts(&db, &store).await;
     let revisions: HashSet<i64> = all.iter().map(|(_, r)| r.revision).collect();
     assert_eq!(
         revisions.len(),
@@ -433,12 +460,16 @@ on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
         "{}: revisions must be unique",
         db.kind
     );
-
     let snapshot = store.load_all().await.unwrap();
-    assert_eq!(snapshot.accounts.len(), ACCOUNTS as usize, "{}", db.kind);
+    assert_eq!(
+        snapshot.accounts.len(),
+        CONCURRENT_ACCOUNTS as usize,
+        "{}",
+        db.kind
+    );
     let (page, total) = store.list_accounts(0, 100).await.unwrap();
-    assert_eq!(total, ACCOUNTS as i64);
-    assert_eq!(page.len(), ACCOUNTS as usize);
+    assert_eq!(total, CONCURRENT_ACCOUNTS as i64);
+    assert_eq!(page.len(), CONCURRENT_ACCOUNTS as usize);
     let mut latest: HashMap<AccountSid, &(String, ConfigRecord)> = HashMap::new();
     for item in &all {
         let account = item.1.account_sid.unwrap();
@@ -463,44 +494,64 @@ on_every_db!(concurrent_upserts_never_fail_nor_duplicate, |db| {
     store.close().await;
 });
 
-on_every_db!(secret_key_encrypts_everything_at_rest, |db| {
-    let key = SecretKey::generate();
-    let config = r#"{"outbound-voice": [{"proxy": [{"uri": "a.com", "username": "u", "password": "hunter2-secret"}]}]}"#;
-    // A row written before a key was configured stays readable afterwards.
-    let plain_store = open(&db, None).await;
+const SECRET_CONFIG: &str = r#"{"outbound-voice": [{"proxy": [{"uri": "a.com", "username": "u", "password": "hunter2-secret"}]}]}"#;
+
+/// acct(2) written without a key (`sms(5)`); then, with `key`, acct(1) and the global
+/// configuration given `SECRET_CONFIG` and acct(1) switched off. The four records.
+async fn written_with_a_key(db: &TestDb, key: &SecretKey) -> [ConfigRecord; 4] {
+    let plain_store = open(db, None).await;
     let legacy = plain_store
         .upsert(&account_write(acct(2), None, Some(&sms(5))))
         .await
         .unwrap();
     plain_store.close().await;
-
-    let store = open(&db, Some(key.clone())).await;
+    let store = open(db, Some(key.clone())).await;
     let written = store
-        .upsert(&account_write(acct(1), None, Some(config)))
+        .upsert(&account_write(acct(1), None, Some(SECRET_CONFIG)))
         .await
         .unwrap();
-    assert_eq!(written.configuration, config);
     let global = store
-        .upsert(&global_write(None, Some(config)))
+        .upsert(&global_write(None, Some(SECRET_CONFIG)))
         .await
         .unwrap();
-    assert_eq!(global.configuration, config);
-    assert_eq!(
-        store.get(acct(1)).await.unwrap().unwrap().configuration,
-        config
-    );
-    assert_eq!(store.global().await.unwrap().unwrap().configuration, config);
-    assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
-    let snapshot = store.load_all().await.unwrap();
-    assert!(snapshot.accounts.iter().any(|r| r.configuration == config));
-    // Updating only Enabled keeps the encrypted configuration readable.
     let toggled = store
         .upsert(&account_write(acct(1), Some(false), None))
         .await
         .unwrap();
-    assert_eq!(toggled.configuration, config);
     store.close().await;
+    [legacy, written, global, toggled]
+}
 
+on_every_db!(with_the_key_everything_reads_back_as_written, |db| {
+    let key = SecretKey::generate();
+    let [legacy, written, global, toggled] = written_with_a_key(&db, &key).await;
+    assert_eq!(written.configuration, SECRET_CONFIG);
+    assert_eq!(global.configuration, SECRET_CONFIG);
+    // Updating only Enabled keeps the encrypted configuration readable.
+    assert_eq!(toggled.configuration, SECRET_CONFIG);
+    let store = open(&db, Some(key)).await;
+    assert_eq!(
+        store.get(acct(1)).await.unwrap().unwrap().configuration,
+        SECRET_CONFIG
+    );
+    assert_eq!(
+        store.global().await.unwrap().unwrap().configuration,
+        SECRET_CONFIG
+    );
+    // A row written before a key was configured stays readable afterwards.
+    assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
+    let snapshot = store.load_all().await.unwrap();
+    assert!(
+        snapshot
+            .accounts
+            .iter()
+            .any(|r| r.configuration == SECRET_CONFIG)
+    );
+    store.close().await;
+});
+
+on_every_db!(with_a_key_nothing_is_plaintext_at_rest, |db| {
+    written_with_a_key(&db, &SecretKey::generate()).await;
     let raw = raw_configurations(&db).await;
     assert_eq!(raw.len(), 3);
     for stored in &raw {
@@ -516,22 +567,28 @@ on_every_db!(secret_key_encrypts_everything_at_rest, |db| {
         "{}",
         db.kind
     );
-
-    // Without the key, or with another one: Corrupt, and the message holds no plaintext.
-    for wrong in [None, Some(SecretKey::generate())] {
-        let store = open(&db, wrong).await;
-        match store.get(acct(1)).await {
-            Err(StoreError::Corrupt(msg)) => assert!(!msg.contains("hunter2")),
-            other => panic!("{}: expected Corrupt, got {other:?}", db.kind),
-        }
-        assert!(matches!(
-            store.load_all().await,
-            Err(StoreError::Corrupt(_))
-        ));
-        assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
-        store.close().await;
-    }
 });
+
+on_every_db!(
+    without_the_key_sealed_rows_are_corrupt_and_plain_ones_readable,
+    |db| {
+        let [legacy, ..] = written_with_a_key(&db, &SecretKey::generate()).await;
+        // Without the key, or with another one: Corrupt, and the message holds no plaintext.
+        for wrong in [None, Some(SecretKey::generate())] {
+            let store = open(&db, wrong).await;
+            match store.get(acct(1)).await {
+                Err(StoreError::Corrupt(msg)) => assert!(!msg.contains("hunter2")),
+                other => panic!("{}: expected Corrupt, got {other:?}", db.kind),
+            }
+            assert!(matches!(
+                store.load_all().await,
+                Err(StoreError::Corrupt(_))
+            ));
+            assert_eq!(store.get(acct(2)).await.unwrap().as_ref(), Some(&legacy));
+            store.close().await;
+        }
+    }
+);
 
 #[tokio::test]
 async fn unreachable_database_is_unavailable_without_secrets() {
@@ -572,42 +629,38 @@ async fn in_memory_sqlite_works() {
     assert_eq!(store.load_all().await.unwrap().accounts.len(), 1);
 }
 
+/// Inserts accounts `AC…0001` to `AC…{n:x}`, each with `sms(1000)`, straight into the table:
+/// far faster than `n` upserts.
+async fn insert_accounts(db: &TestDb, n: i64) {
+    let config = sms(1000).replace('\'', "''");
+    let sql = if db.kind == "sqlite" {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+             INSERT INTO account_configurations \
+             (account_sid, configuration, enabled, date_created, date_updated, revision) \
+             SELECT printf('AC%032x', i), '{config}', 1, 1700000000000000 + i, \
+                    1700000000000000 + i, 1 FROM n"
+        )
+    } else {
+        format!(
+            "INSERT INTO account_configurations \
+             (account_sid, configuration, enabled, date_created, date_updated, revision) \
+             SELECT 'AC' || lpad(to_hex(i), 32, '0'), '{config}', TRUE, \
+                    now() + i * INTERVAL '1 microsecond', now(), 1 \
+             FROM generate_series(1, {n}) AS i"
+        )
+    };
+    with_pool!(db, |pool| {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    });
+}
+
 on_every_db!(load_all_is_fast_for_100k_accounts, |db| {
     const N: i64 = 100_000;
     let store = open(&db, None).await;
-    // Create the extension record, then bulk-insert the accounts straight into the table.
+    // The extension record, then the accounts straight into the table.
     store.upsert(&global_write(None, Some("{}"))).await.unwrap();
-    let config = sms(1000).replace('\'', "''");
-    match db.kind {
-        "sqlite" => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(&format!(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {N}) \
-                 INSERT INTO account_configurations \
-                 (account_sid, configuration, enabled, date_created, date_updated, revision) \
-                 SELECT printf('AC%032x', i), '{config}', 1, 1700000000000000 + i, \
-                        1700000000000000 + i, 1 FROM n"
-            ))
-            .execute(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-        }
-        _ => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(&format!(
-                "INSERT INTO account_configurations \
-                 (account_sid, configuration, enabled, date_created, date_updated, revision) \
-                 SELECT 'AC' || lpad(to_hex(i), 32, '0'), '{config}', TRUE, \
-                        now() + i * INTERVAL '1 microsecond', now(), 1 \
-                 FROM generate_series(1, {N}) AS i"
-            ))
-            .execute(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-        }
-    }
+    insert_accounts(&db, N).await;
     let started = Instant::now();
     let snapshot = store.load_all().await.unwrap();
     let elapsed = started.elapsed();
@@ -635,16 +688,21 @@ async fn next(changes: &mut tokio::sync::mpsc::Receiver<Change>, within: Duratio
         .expect("listener ended")
 }
 
-on_postgres!(listen_reports_resync_then_changes, |db| {
-    let listener_store = open(&db, None).await;
-    let writer = open(&db, None).await;
+/// A store listening on `db` and another one writing to it; the listener has reported its
+/// first `Resync`.
+async fn listening(db: &TestDb) -> (Store, Store, tokio::sync::mpsc::Receiver<Change>) {
+    let listener_store = open(db, None).await;
+    let writer = open(db, None).await;
     let mut changes = listener_store.listen().expect("postgres listens");
-
     assert_eq!(
         next(&mut changes, Duration::from_secs(5)).await,
         Change::Resync
     );
+    (listener_store, writer, changes)
+}
 
+on_postgres!(listen_reports_resync_then_every_scope_written, |db| {
+    let (listener_store, writer, mut changes) = listening(&db).await;
     let a = acct(0x42);
     let created = writer
         .upsert(&account_write(a, None, Some("{}")))
@@ -671,7 +729,6 @@ on_postgres!(listen_reports_resync_then_changes, |db| {
     ];
     want.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(got, want);
-
     let global = writer
         .upsert(&global_write(Some(false), None))
         .await
@@ -691,7 +748,13 @@ on_postgres!(listen_reports_resync_then_changes, |db| {
             revision: deleted
         }
     );
-    // Failed writes notify nothing.
+    drop(changes);
+    writer.close().await;
+    listener_store.close().await;
+});
+
+on_postgres!(failed_writes_notify_nothing, |db| {
+    let (listener_store, writer, mut changes) = listening(&db).await;
     assert!(
         writer
             .upsert(&account_write(acct(0x43), None, None))
@@ -704,7 +767,25 @@ on_postgres!(listen_reports_resync_then_changes, |db| {
             .await
             .is_err()
     );
+    drop(changes);
+    writer.close().await;
+    listener_store.close().await;
+});
 
+on_postgres!(a_killed_listener_reconnects_and_reports_resync, |db| {
+    let (listener_store, writer, mut changes) = listening(&db).await;
+    // The extension record first, so that the write after the reconnection is one scope.
+    let global = writer
+        .upsert(&global_write(None, Some("{}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut changes, Duration::from_secs(1)).await,
+        Change::Scope {
+            account_sid: None,
+            revision: global.revision
+        }
+    );
     // Kill the listener's connection: it reconnects and reports Resync, then works again.
     let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
     sqlx::query(
@@ -720,6 +801,7 @@ on_postgres!(listen_reports_resync_then_changes, |db| {
         next(&mut changes, Duration::from_secs(5)).await,
         Change::Resync
     );
+    let a = acct(0x42);
     let again = writer
         .upsert(&account_write(a, None, Some("{}")))
         .await
@@ -731,45 +813,46 @@ on_postgres!(listen_reports_resync_then_changes, |db| {
             revision: again.revision
         }
     );
-
     drop(changes);
     writer.close().await;
     listener_store.close().await;
 });
 
+on_postgres!(killed_pool_connections_reconnect_transparently, |db| {
+    let store = open(&db, None).await;
+    store
+        .upsert(&account_write(acct(1), None, Some("{}")))
+        .await
+        .unwrap();
+    // Every connection of the store's pool killed: the next calls reconnect transparently.
+    let admin = db.postgres_admin().await;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(db.postgres_name())
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    assert!(store.get(acct(1)).await.unwrap().is_some());
+    store
+        .upsert(&account_write(acct(2), None, Some("{}")))
+        .await
+        .unwrap();
+    store.close().await;
+});
+
 on_postgres!(
-    survives_killed_connections_and_reports_a_lost_database,
+    a_lost_database_is_unavailable_quickly_and_without_secrets,
     |db| {
         let store = open(&db, None).await;
         store
             .upsert(&account_write(acct(1), None, Some("{}")))
             .await
             .unwrap();
-
-        // Every connection of the store's pool killed: the next calls reconnect transparently.
-        let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
-        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-        let name = db.url.rsplit('/').next().unwrap().to_string();
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&name)
-        .execute(&admin)
-        .await
-        .unwrap();
-        assert!(store.get(acct(1)).await.unwrap().is_some());
-        store
-            .upsert(&account_write(acct(2), None, Some("{}")))
-            .await
-            .unwrap();
-
         // The database disappears: Unavailable (never a panic or Corrupt), quickly.
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        db.drop_now().await;
         let started = Instant::now();
         for result in [
             store

@@ -1,16 +1,22 @@
 //! The real server on 127.0.0.1:0 with known credentials, spoken to over HTTP.
+//!
+//! The one place that assembles a server from the library (`start`, `RunningServer`,
+//! `ServeError`, `router`): when those move, only this file follows.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use multiprovider::config::Settings;
 use multiprovider::http::{AppState, RunningServer, start};
 use multiprovider::secret::SecretKey;
 use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
 
-pub const ADMIN_SID: &str = "ACae6e420f425248d6a26948c17a9e2acf";
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-pub const ENGINE_TOKEN: &str = "test-engine-token-9876543210";
-pub const FORM: &str = "application/x-www-form-urlencoded";
+pub use multiprovider::http::ServeError;
+
+use super::constants::{ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, FORM, J};
+use super::raw::{Outcome, exchange};
+use super::wire::{basic, encode, form};
 
 /// How a test server is set up; `Default`: an engine token, no secret key.
 #[derive(Clone, Debug)]
@@ -28,49 +34,133 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// No engine token: engines authenticate as the admin.
+    pub fn without_engine_token() -> AppOptions {
+        AppOptions {
+            engine_token: None,
+            secret_key: None,
+        }
+    }
+
+    /// Configurations sealed with `key` (hex or base64).
+    pub fn with_secret_key(key: &str) -> AppOptions {
+        AppOptions {
+            secret_key: Some(key.to_owned()),
+            ..AppOptions::default()
+        }
+    }
+}
+
+/// A server (or, from `connect`, a client of one that runs elsewhere).
 pub struct TestApp {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
     pub client: Client,
-    pub admin_sid: String,
-    pub admin_token: String,
-    pub engine_token: Option<String>,
-    pub db_url: String,
-    pub options: AppOptions,
+    /// What the server was started with: its credentials, its database.
+    pub settings: Settings,
     server: Option<RunningServer>,
 }
 
 /// Starts the server on `db_url` (migrating it) with `ADMIN_SID`/`ADMIN_TOKEN`.
 pub async fn spawn_app(db_url: &str, options: AppOptions) -> TestApp {
+    spawn_custom(db_url, |settings| {
+        settings.engine_token = options.engine_token;
+        settings.secret_key = options
+            .secret_key
+            .as_deref()
+            .map(|k| SecretKey::parse(k).expect("test secret key"));
+    })
+    .await
+}
+
+/// A server with `ADMIN_SID`/`ADMIN_TOKEN`, no engine token, and whatever `change` sets.
+pub async fn spawn_custom(db_url: &str, change: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(db_url);
+    change(&mut settings);
+    spawn_settings(settings).await
+}
+
+fn test_settings(db_url: &str) -> Settings {
     let mut settings = Settings::new(db_url);
     settings.admin_sid = ADMIN_SID.to_owned();
     settings.admin_token = ADMIN_TOKEN.to_owned();
     settings.admin_token_generated = false;
-    settings.engine_token = options.engine_token.clone();
-    settings.secret_key = options
-        .secret_key
-        .as_deref()
-        .map(|k| SecretKey::parse(k).expect("test secret key"));
+    settings
+}
+
+async fn spawn_settings(settings: Settings) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
-    let server = start(settings, listener).await.expect("server starts");
+    let server = start(settings.clone(), listener)
+        .await
+        .expect("server starts");
     let addr = server.local_addr();
     TestApp {
-        addr,
-        base_url: format!("http://{addr}"),
-        client: Client::builder().build().expect("reqwest client"),
-        admin_sid: ADMIN_SID.to_owned(),
-        admin_token: ADMIN_TOKEN.to_owned(),
-        engine_token: options.engine_token.clone(),
-        db_url: db_url.to_owned(),
-        options,
         server: Some(server),
+        ..TestApp::connect(addr, settings)
     }
 }
 
+/// Starts a server on `db_url` with the secret key `key` and stops it again: what start-up
+/// refuses, it refuses here.
+pub async fn start_and_stop(db_url: &str, key: Option<&str>) -> Result<(), ServeError> {
+    let mut settings = test_settings(db_url);
+    settings.secret_key = key.map(|k| SecretKey::parse(k).expect("test secret key"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    start(settings, listener).await?.shutdown().await
+}
+
+/// The router alone on a migrated store whose cache was never filled (what `start` never
+/// serves): its address and the serving task.
+pub async fn spawn_unloaded(db_url: &str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let store = multiprovider::store::Store::connect(db_url, None)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let mut settings = test_settings(db_url);
+    settings.engine_token = Some(ENGINE_TOKEN.into());
+    let state = AppState {
+        store,
+        cache: Arc::new(multiprovider::cache::RoutingCache::new()),
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, multiprovider::http::router(state))
+            .await
+            .expect("serve")
+    });
+    (addr, serving)
+}
+
 impl TestApp {
+    /// A client of the server at `addr` (the binary as a child process) that has `settings`'
+    /// credentials; it has no in-process state.
+    pub fn connect(addr: SocketAddr, settings: Settings) -> TestApp {
+        TestApp {
+            addr,
+            base_url: format!("http://{addr}"),
+            client: Client::builder().build().expect("reqwest client"),
+            settings,
+            server: None,
+        }
+    }
+
+    /// A client of a server at `addr` started with `ADMIN_SID`, `ADMIN_TOKEN`, `ENGINE_TOKEN`.
+    pub fn connect_with_test_credentials(addr: SocketAddr) -> TestApp {
+        let mut settings = test_settings("");
+        settings.engine_token = Some(ENGINE_TOKEN.into());
+        TestApp::connect(addr, settings)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -86,16 +176,23 @@ impl TestApp {
         }
     }
 
-    /// Stops this server and starts a new one on the same database (a new port).
+    /// Stops this server and starts a new one with the same settings (a new port).
     pub async fn restart(self) -> TestApp {
-        let (db_url, options) = (self.db_url.clone(), self.options.clone());
+        let settings = self.settings.clone();
         self.stop().await;
-        spawn_app(&db_url, options).await
+        spawn_settings(settings).await
     }
+
+    // ---- admin API
 
     /// `request` with the super-admin's basic auth.
     pub fn admin(&self, request: RequestBuilder) -> RequestBuilder {
-        request.basic_auth(&self.admin_sid, Some(&self.admin_token))
+        request.basic_auth(&self.settings.admin_sid, Some(&self.settings.admin_token))
+    }
+
+    /// The `Authorization` header value of the super-admin.
+    pub fn admin_authorization(&self) -> String {
+        basic(&self.settings.admin_sid, &self.settings.admin_token)
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -136,112 +233,93 @@ impl TestApp {
             .await
             .expect("DELETE")
     }
-}
 
-/// `application/x-www-form-urlencoded` encoding of `pairs` (everything but unreserved
-/// characters percent-encoded, as `curl --data-urlencode` does).
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    /// The collection POST of SPEC §3: `ExtensionName=multi_provider`, and `AccountSid`
+    /// (`None`: the global configuration), `ConfigurationData` and `Enabled` when given.
+    pub async fn write(
+        &self,
+        account: Option<&str>,
+        configuration: Option<&str>,
+        enabled: Option<&str>,
+    ) -> Response {
+        let mut pairs = vec![("ExtensionName", "multi_provider")];
+        if let Some(account) = account {
+            pairs.push(("AccountSid", account));
         }
+        if let Some(configuration) = configuration {
+            pairs.push(("ConfigurationData", configuration));
+        }
+        if let Some(enabled) = enabled {
+            pairs.push(("Enabled", enabled));
+        }
+        self.post_form(J, &pairs).await
     }
-    out
-}
 
-/// A response read off a raw socket.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    /// Header names in lowercase.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl RawResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    /// `write` of a configuration, which must be answered 200: the answer's JSON.
+    pub async fn configure(&self, account: Option<&str>, configuration: &str) -> Value {
+        let response = self.write(account, Some(configuration), None).await;
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON answer")
     }
-}
 
-impl TestApp {
-    /// Sends `head` (request line and headers, without the blank line; `Connection: close`
-    /// is added) and `body` on a fresh connection, reading the answer while still writing:
-    /// the server may answer (401, 413...) before it read a large body, and then closes.
-    pub async fn raw(&self, head: &str, body: Vec<u8>) -> RawResponse {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let stream = tokio::net::TcpStream::connect(self.addr)
+    // ---- lookup API
+
+    /// `request` with the engine's bearer token.
+    pub fn engine(&self, request: RequestBuilder) -> RequestBuilder {
+        request.bearer_auth(self.settings.engine_token.as_deref().expect("engine token"))
+    }
+
+    /// `GET path` with the engine token: status and JSON answer.
+    pub async fn engine_get(&self, path: &str) -> (u16, Value) {
+        status_and_json(self.engine(self.client.get(self.url(path)))).await
+    }
+
+    /// `GET …/voice-route?to=…` (`to` percent-encoded): status and JSON answer.
+    pub async fn voice_route(&self, account: &str, to: &str) -> (u16, Value) {
+        let to = encode(to);
+        self.engine_get(&format!("/v1/accounts/{account}/voice-route?to={to}"))
             .await
-            .expect("connect");
-        let (mut reader, mut writer) = stream.into_split();
-        let request = format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
-        let write = tokio::spawn(async move {
-            // Errors are expected once the server answered and closed.
-            if writer.write_all(request.as_bytes()).await.is_ok() {
-                let _ = writer.write_all(&body).await;
-            }
-            writer
-        });
-        let mut received = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
-                Err(_) => panic!(
-                    "no complete answer within 20 s: {}",
-                    String::from_utf8_lossy(&received)
-                ),
-            }
-        }
-        write.abort();
-        let text = String::from_utf8_lossy(&received).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        RawResponse {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
     }
 
-    /// The `Authorization` header value of the super-admin.
-    pub fn admin_authorization(&self) -> String {
-        basic(&self.admin_sid, &self.admin_token)
+    /// `POST …/voice-route` with the JSON `body`: status and JSON answer.
+    pub async fn voice_post(&self, account: &str, body: &Value) -> (u16, Value) {
+        let path = format!("/v1/accounts/{account}/voice-route");
+        status_and_json(self.engine(self.client.post(self.url(&path)).json(body))).await
+    }
+
+    /// `GET …/sms-route`: status and JSON answer.
+    pub async fn sms_route(&self, account: &str) -> (u16, Value) {
+        self.engine_get(&format!("/v1/accounts/{account}/sms-route"))
+            .await
+    }
+
+    /// `GET …/sms-route`: (status, source, destination network id or "").
+    pub async fn sms_summary(&self, account: &str) -> (u16, String, String) {
+        let (status, v) = self.sms_route(account).await;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (status, text(&v["source"]), text(&v["tlvs"][0]["value"]))
+    }
+
+    // ---- raw HTTP
+
+    /// Sends `head` (request line and headers, without the blank line; `Host` and
+    /// `Connection: close` are added) and `body` on a fresh connection (see `exchange`).
+    pub async fn raw(&self, head: &str, body: &[u8]) -> Outcome {
+        let mut request =
+            format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).into_bytes();
+        request.extend_from_slice(body);
+        exchange(self.addr, request, std::time::Duration::from_secs(20)).await
     }
 }
 
-/// `Basic base64(user:password)`.
-pub fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+/// Sends `request`: its status and its body, which must be JSON.
+async fn status_and_json(request: RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{status} answer is not JSON ({e}): {text}"));
+    (status, value)
 }

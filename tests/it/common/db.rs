@@ -38,6 +38,57 @@ impl std::fmt::Debug for TestDb {
     }
 }
 
+impl TestDb {
+    /// The name of this PostgreSQL database.
+    pub fn postgres_name(&self) -> &str {
+        match &self.guard {
+            Guard::Postgres { name, .. } => name,
+            Guard::Sqlite { .. } => panic!("{} is not a PostgreSQL database", self.url),
+        }
+    }
+
+    /// A pool on the server's administrative database (`TEST_DATABASE_URL`), to kill sessions
+    /// or drop this database behind the application's back.
+    pub async fn postgres_admin(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&postgres_admin_url())
+            .await
+            .expect("connect to TEST_DATABASE_URL")
+    }
+
+    /// Drops this PostgreSQL database now, under whoever is connected to it.
+    pub async fn drop_now(&self) {
+        let admin = self.postgres_admin().await;
+        sqlx::query(&format!(
+            "DROP DATABASE \"{}\" WITH (FORCE)",
+            self.postgres_name()
+        ))
+        .execute(&admin)
+        .await
+        .expect("DROP DATABASE");
+        admin.close().await;
+    }
+}
+
+/// Evaluates `$body` with `$pool`, a plain sqlx pool on `$db` (a `&TestDb`: SQLite or
+/// PostgreSQL), then closes the pool: raw SQL, read or written without the application.
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {{
+        let db: &$crate::common::db::TestDb = $db;
+        if db.kind == "sqlite" {
+            let $pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let $pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+pub(crate) use with_pool;
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Guard::Postgres { admin_url, name } = &self.guard else {

@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests, and the macros that run a test on each backend.
-#![allow(dead_code)]
 
 pub mod app;
+pub mod constants;
 pub mod db;
+pub mod raw;
 pub mod reliability;
 pub mod tcp_proxy;
+pub mod wire;
 
 /// Declares a test once per backend, as a module holding one test function per backend, so
 /// that the test's name says where it failed: `admin_api::xml_delete::sqlite` and
@@ -21,8 +23,7 @@ pub mod tcp_proxy;
 macro_rules! on_every_db {
     ($(#[$meta:meta])* $name:ident, |$app:ident, $db:ident| $body:block) => {
         $crate::common::on_every_db!($(#[$meta])* $name, |$db| {
-            #[allow(unused_mut)]
-            let mut $app = $crate::common::app::spawn_app(
+            let $app = $crate::common::app::spawn_app(
                 &$db.url,
                 $crate::common::app::AppOptions::default(),
             )
