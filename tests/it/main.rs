@@ -5,6 +5,7 @@
 mod common;
 
 mod admin_api;
+mod architecture;
 mod cli;
 mod coherence;
 mod log_secrets;
