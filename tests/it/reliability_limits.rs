@@ -352,6 +352,222 @@ on_every_db!(a_300_kib_header_is_served, |app, db| {
     assert_eq!(outcome.expect_status(), 200, "{outcome:?}");
 });
 
+// ------------------------------------------------------------------------ parameter floods
+
+/// The longest request target hyper takes (`MAX_URI_LEN`); a longer one is answered 414.
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+/// How long a refusal of a flood may take. Parsing is linear in the input (ARCHITECTURE.md):
+/// even at the size limits this is a few milliseconds.
+const FLOOD_BOUND: Duration = Duration::from_secs(1);
+
+/// The shapes of a flood: names that all differ, and the same name again and again with and
+/// without a value (in the order in which a quadratic parser takes longer and longer).
+const FLOODS: [(&str, Piece); 3] = [
+    ("a0&a1&…", |i| format!("a{i}")),
+    ("a=1&a=1&…", |_| "a=1".to_owned()),
+    ("a&a&…", |_| "a".to_owned()),
+];
+
+/// The `i`-th name (and value) of a flood.
+type Piece = fn(usize) -> String;
+
+/// `piece(0)&piece(1)&…`, exactly `len` bytes long (the last piece padded with `x`).
+fn flood(len: usize, piece: Piece) -> String {
+    let mut out = String::with_capacity(len);
+    for i in 0.. {
+        let next = piece(i);
+        if out.len() + 1 + next.len() > len {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(&next);
+    }
+    while out.len() < len {
+        out.push('x');
+    }
+    out
+}
+
+/// A request of a flood test: what it is, its head and body, the statuses it may get.
+struct Flood {
+    what: String,
+    head: String,
+    body: Vec<u8>,
+    expected: std::ops::RangeInclusive<u16>,
+}
+
+/// Sends each request in turn and asserts that every answer has its expected status within
+/// `FLOOD_BOUND`, and that nothing was written or broken. The measurements are printed, and
+/// listed in the failure. The first request that fails stops the sending: against a quadratic
+/// parser each of the next ones would take minutes (measured in a debug build: 13 to 390 s for
+/// a 256 KiB body).
+async fn assert_floods_answered_at_once(app: &TestApp, requests: Vec<Flood>) {
+    let before = stored(&app.state().store).await;
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for flood in &requests {
+        if !failures.is_empty() {
+            report.push(format!("{}: not sent", flood.what));
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = app
+            .raw_within(&flood.head, &flood.body, Duration::from_secs(60))
+            .await;
+        let took = started.elapsed();
+        let status = outcome.status();
+        report.push(format!("{} → {status:?} in {took:?}", flood.what));
+        if !status.is_some_and(|s| flood.expected.contains(&s)) {
+            failures.push(format!(
+                "{}: {status:?}, expected {:?}",
+                flood.what, flood.expected
+            ));
+        }
+        if took >= FLOOD_BOUND {
+            failures.push(format!(
+                "{}: {took:?}, not under {FLOOD_BOUND:?}",
+                flood.what
+            ));
+        }
+    }
+    eprintln!("parameter floods:\n  {}", report.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{}\nmeasured:\n  {}",
+        failures.join("\n"),
+        report.join("\n  ")
+    );
+    assert_eq!(stored(&app.state().store).await, before);
+    assert_alive(app).await;
+}
+
+/// A form body of `BODY_LIMIT` bytes of each shape, POSTed to `path`: each a 400.
+fn form_floods(app: &TestApp, path: &str) -> Vec<Flood> {
+    let auth = app.admin_authorization();
+    FLOODS
+        .iter()
+        .map(|(shape, piece)| {
+            let body = flood(BODY_LIMIT, *piece);
+            Flood {
+                what: format!("POST {path}, 256 KiB body {shape}"),
+                head: format!(
+                    "POST {path} HTTP/1.1\r\nAuthorization: {auth}\r\nContent-Type: {FORM}\r\nContent-Length: {}",
+                    body.len()
+                ),
+                body: body.into_bytes(),
+                expected: 400..=400,
+            }
+        })
+        .collect()
+}
+
+/// A GET of `path?{query}` with `authorization`, the status expected.
+fn get_flood(
+    what: String,
+    target: String,
+    authorization: &str,
+    expected: std::ops::RangeInclusive<u16>,
+) -> Flood {
+    Flood {
+        what,
+        head: format!("GET {target} HTTP/1.1\r\nAuthorization: {authorization}"),
+        body: Vec::new(),
+        expected,
+    }
+}
+
+/// GETs of `path` with a query of each shape then `tail`, the whole request target
+/// `MAX_TARGET` bytes long (each a 400), and one a byte longer than hyper takes (a 414).
+fn query_floods(path: &str, tail: &str, authorization: &str) -> Vec<Flood> {
+    let query_len = MAX_TARGET - path.len() - 1 - tail.len();
+    let mut requests: Vec<Flood> = FLOODS
+        .iter()
+        .map(|(shape, piece)| {
+            get_flood(
+                format!("GET {path}?{shape}{tail}, a {MAX_TARGET}-byte target"),
+                format!("{path}?{}{tail}", flood(query_len, *piece)),
+                authorization,
+                400..=400,
+            )
+        })
+        .collect();
+    requests.push(get_flood(
+        format!("GET {path}?a&a&…{tail}, a byte longer"),
+        format!("{path}?{}{tail}", flood(query_len + 1, FLOODS[2].1)),
+        authorization,
+        414..=414,
+    ));
+    requests
+}
+
+// Floods of parameters at the size limits, in form bodies and query strings: answered (a 4xx)
+// at once, whatever the parameters (SQLite only: nothing here depends on the database).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_floods_in_a_collection_post_are_refused_at_once() {
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let requests = form_floods(&app, J);
+    assert_floods_answered_at_once(&app, requests).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_floods_in_an_extension_post_are_refused_at_once() {
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let sid = app.configure(None, SMS).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let requests = form_floods(&app, &format!("{J}/{sid}"));
+    assert_floods_answered_at_once(&app, requests).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_floods_in_an_admin_query_are_refused_at_once() {
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    app.configure(None, SMS).await;
+    // Unknown query parameters are ignored (SPEC §3), given twice they are refused; an
+    // AccountSid that is none ends each query, so that the distinct names are a 400 too.
+    let requests = query_floods(
+        &format!("{J}/multi_provider"),
+        "&AccountSid=nope",
+        &app.admin_authorization(),
+    );
+    assert_floods_answered_at_once(&app, requests).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_floods_in_a_lookup_query_are_answered_at_once() {
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    app.configure(Some(A1), VOICE_EXAMPLE).await;
+    let path = format!("/v1/accounts/{A1}/voice-route");
+    let bearer = format!("Bearer {ENGINE_TOKEN}");
+    // Unknown lookup parameters are ignored: after a valid `to`, a flood of them is a 200 (or
+    // a 4xx, should they ever be refused), never a 5xx, at once.
+    let valid_first = format!(
+        "to=%2B15551234&{}",
+        flood(MAX_TARGET - path.len() - 16, |_| "x".to_owned())
+    );
+    let mut requests = vec![get_flood(
+        format!("GET {path}?to=%2B15551234&x&x&…, a {MAX_TARGET}-byte target"),
+        format!("{path}?{valid_first}"),
+        &bearer,
+        200..=499,
+    )];
+    // `to` given twice, at the end, makes each shape a 400 once the whole query was read.
+    requests.extend(query_floods(
+        &path,
+        "&to=%2B15551234&to=%2B15551234",
+        &bearer,
+    ));
+    assert_floods_answered_at_once(&app, requests).await;
+}
+
 // ------------------------------------------------------------------------ destinations
 
 /// Asserts that each `to` of `cases` gets its status (and a 400 names `to`) within 5 s.

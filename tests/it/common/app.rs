@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use multiprovider::config::Settings;
 use multiprovider::http::{AppState, RunningServer, start};
@@ -307,10 +308,15 @@ impl TestApp {
     /// Sends `head` (request line and headers, without the blank line; `Host` and
     /// `Connection: close` are added) and `body` on a fresh connection (see `exchange`).
     pub async fn raw(&self, head: &str, body: &[u8]) -> Outcome {
+        self.raw_within(head, body, Duration::from_secs(20)).await
+    }
+
+    /// `raw`, waiting at most `deadline` for the answer.
+    pub async fn raw_within(&self, head: &str, body: &[u8], deadline: Duration) -> Outcome {
         let mut request =
             format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).into_bytes();
         request.extend_from_slice(body);
-        exchange(self.addr, request, std::time::Duration::from_secs(20)).await
+        exchange(self.addr, request, deadline).await
     }
 }
 
