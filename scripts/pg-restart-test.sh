@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real PostgreSQL restart during a stream of writes against a running `multiprovider serve`.
 #
-# Runs the ignored test `real_postgres_restart_during_a_write_stream` (tests/reliability_faults.rs):
+# Runs the ignored test `reliability_faults::real_postgres_restart_during_a_write_stream`
+# (tests/it/reliability_faults.rs):
 # it starts the release-independent debug binary on a fresh database, streams writes (one
 # sequential writer per account, each 200 read back) and lookups, runs
 # `pg_ctlcluster --skip-systemctl-redirect <version> <cluster> restart` in the middle, then checks:
@@ -47,5 +48,5 @@ export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:${PORT}/postgres"
 export MULTIPROVIDER_REQUIRE_POSTGRES=1
 export MULTIPROVIDER_PG_RESTART_CMD="pg_ctlcluster --skip-systemctl-redirect $VERSION $CLUSTER restart"
 
-cargo test --test reliability_faults -- --ignored --exact \
-  real_postgres_restart_during_a_write_stream --nocapture
+cargo test --test it -- --ignored --exact \
+  reliability_faults::real_postgres_restart_during_a_write_stream --nocapture

@@ -105,6 +105,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
             source,
         })?;
     store.migrate().await.map_err(ServeError::Migrate)?;
+    // A key set for the first time: what was written before it is sealed now, so that
+    // nothing stays in plaintext at rest (SPEC §2, §10).
+    match store.reseal().await {
+        Ok(0) => {}
+        Ok(sealed) => tracing::info!(sealed, "stored plaintext sealed with the secret key"),
+        Err(e) => tracing::warn!(error = %e, "cannot seal plaintext written before the secret key"),
+    }
     let state = AppState {
         store,
         cache: Arc::new(RoutingCache::new()),

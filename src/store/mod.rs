@@ -338,6 +338,12 @@ impl Store {
         }
     }
 
+    /// With a secret key: seals every value written before the key was set (current
+    /// configurations and revisions), without adding revisions. Returns how many.
+    pub async fn reseal(&self) -> Result<u64, StoreError> {
+        on_db!(self, |db| db.reseal().await)
+    }
+
     /// True when the database answers a trivial query within 2 seconds.
     pub async fn ping(&self) -> bool {
         on_db!(self, |db| db.ping().await)

@@ -107,6 +107,7 @@ where
     (i64,): for<'r> FromRow<'r, DB::Row>,
     (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
     (String, String): for<'r> FromRow<'r, DB::Row>,
+    (String, i64, String): for<'r> FromRow<'r, DB::Row>,
     ExtensionRow: for<'r> FromRow<'r, DB::Row>,
     AccountRow: for<'r> FromRow<'r, DB::Row>,
     AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
@@ -169,6 +170,7 @@ where
             enabled: write.enabled,
             configuration: write.configuration.as_deref(),
         };
+        let mut written = Vec::new();
         let outcome = self
             .write_scope(
                 &mut tx,
@@ -179,9 +181,10 @@ where
                 None,
                 seq,
                 Lock::PerConfiguration,
+                &mut written,
             )
             .await?;
-        self.finish(tx, write.account_sid, outcome).await
+        self.finish(tx, outcome, &written).await
     }
 
     /// Restores revision `revision` of a configuration as a new revision.
@@ -193,6 +196,7 @@ where
         origin: &Origin,
     ) -> Result<Written, StoreError> {
         let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let mut written = Vec::new();
         let outcome = self
             .write_scope(
                 &mut tx,
@@ -203,9 +207,10 @@ where
                 None,
                 seq,
                 Lock::PerConfiguration,
+                &mut written,
             )
             .await?;
-        self.finish(tx, account, outcome).await
+        self.finish(tx, outcome, &written).await
     }
 
     /// Deletes an account's configuration; `None` when it does not exist.
@@ -216,6 +221,7 @@ where
         origin: &Origin,
     ) -> Result<Option<i64>, StoreError> {
         let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let mut written = Vec::new();
         let outcome = self
             .write_scope(
                 &mut tx,
@@ -226,11 +232,12 @@ where
                 None,
                 seq,
                 Lock::PerConfiguration,
+                &mut written,
             )
             .await?;
         match outcome {
             Outcome::Written { revision, .. } => {
-                self.announce(&mut tx, &[(Some(account), revision)]).await?;
+                self.announce(&mut tx, &written).await?;
                 tx.commit().await?;
                 Ok(Some(revision))
             }
@@ -250,6 +257,8 @@ where
         dry_run: bool,
     ) -> Result<Vec<Option<AccountSid>>, StoreError> {
         let (mut tx, seq) = self.begin_write(Lock::Everything).await?;
+        // Every scope written, the global one first created by an account's line included.
+        let mut written = Vec::new();
         let mut changed = Vec::new();
         for line in lines {
             let target = Target::Set {
@@ -266,34 +275,36 @@ where
                     Some(Action::Import),
                     seq,
                     Lock::Everything,
+                    &mut written,
                 )
                 .await?;
-            if let Outcome::Written { revision, .. } = outcome {
-                changed.push((line.account_sid, revision));
+            if let Outcome::Written { .. } = outcome {
+                changed.push(line.account_sid);
             }
         }
         if dry_run {
             tx.rollback().await?;
         } else {
-            self.announce(&mut tx, &changed).await?;
+            self.announce(&mut tx, &written).await?;
             tx.commit().await?;
         }
-        Ok(changed.into_iter().map(|(account, _)| account).collect())
+        Ok(changed)
     }
 
-    /// Commits a written configuration (and announces it), or rolls back an unchanged one.
+    /// Commits a written configuration (announcing every scope `written`), or rolls back an
+    /// unchanged one.
     async fn finish(
         &self,
         mut tx: Transaction<'static, DB>,
-        account: Option<AccountSid>,
         outcome: Outcome,
+        written: &[(Option<AccountSid>, i64)],
     ) -> Result<Written, StoreError> {
         match outcome {
             Outcome::Written {
-                revision,
                 record: Some(record),
+                ..
             } => {
-                self.announce(&mut tx, &[(account, revision)]).await?;
+                self.announce(&mut tx, written).await?;
                 tx.commit().await?;
                 Ok(Written {
                     record,
@@ -384,6 +395,7 @@ where
         origin: &Origin,
         seq: Option<i64>,
         lock: Lock,
+        written: &mut Vec<(Option<AccountSid>, i64)>,
     ) -> Result<ExtensionId, StoreError> {
         if let Some(id) = self.known_extension() {
             return Ok(id);
@@ -404,6 +416,7 @@ where
             None,
             seq,
             lock,
+            written,
         ))
         .await?;
         match outcome {
@@ -421,6 +434,65 @@ where
         }
     }
 
+    /// Seals every value still stored in plaintext (written before a secret key was set):
+    /// the current configurations, and the configurations and changes of revisions. Their
+    /// content is unchanged, so no revision is added and nothing is announced. Returns how
+    /// many values were sealed.
+    pub async fn reseal(&self) -> Result<u64, StoreError> {
+        let Some(key) = &self.secret else {
+            return Ok(0);
+        };
+        let plain = format!("NOT LIKE '{}%'", secret::ENCRYPTED_PREFIX);
+        let (mut tx, _) = self.begin_write(Lock::Everything).await?;
+        let mut sealed = 0;
+        let global: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT 'global', configuration FROM extensions WHERE configuration {plain}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let accounts: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT account_sid, configuration FROM account_configurations \
+             WHERE configuration {plain}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (scope, value) in global.into_iter().chain(accounts) {
+            let sql = if scope == "global" {
+                "UPDATE extensions SET configuration = $1 WHERE id = 1 AND $2 = 'global'"
+            } else {
+                "UPDATE account_configurations SET configuration = $1 WHERE account_sid = $2"
+            };
+            sqlx::query(sql)
+                .bind(key.encrypt(&value))
+                .bind(scope)
+                .execute(&mut *tx)
+                .await?;
+            sealed += 1;
+        }
+        for column in ["configuration", "changes"] {
+            let rows: Vec<(String, i64, String)> = sqlx::query_as(&format!(
+                "SELECT scope, revision, {column} FROM configuration_revisions \
+                 WHERE {column} {plain}"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (scope, revision, value) in rows {
+                sqlx::query(&format!(
+                    "UPDATE configuration_revisions SET {column} = $1 \
+                     WHERE scope = $2 AND revision = $3"
+                ))
+                .bind(key.encrypt(&value))
+                .bind(scope)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await?;
+                sealed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(sealed)
+    }
+
     /// The heart of every write: one configuration, inside `tx`.
     #[allow(clippy::too_many_arguments)]
     async fn write_scope(
@@ -433,6 +505,7 @@ where
         action: Option<Action>,
         seq: Option<i64>,
         lock: Lock,
+        written: &mut Vec<(Option<AccountSid>, i64)>,
     ) -> Result<Outcome, StoreError> {
         let scope = scope_key(account.as_ref());
         if let (Lock::PerConfiguration, Some(lock_sql)) = (lock, self.dialect.lock_scope) {
@@ -502,7 +575,10 @@ where
         {
             let extension = match account {
                 None => current.extension.clone(),
-                Some(_) => Some(self.ensure_extension(tx, origin, seq, lock).await?),
+                Some(_) => Some(
+                    self.ensure_extension(tx, origin, seq, lock, written)
+                        .await?,
+                ),
             }
             .unwrap_or_else(ExtensionId::orphan);
             return Ok(Outcome::Unchanged(record(
@@ -549,7 +625,9 @@ where
                 Some(self.remember_extension(ExtensionId { sid, name }))
             }
             (Some(account), Some(sealed)) => {
-                let extension = self.ensure_extension(tx, origin, seq, lock).await?;
+                let extension = self
+                    .ensure_extension(tx, origin, seq, lock, written)
+                    .await?;
                 sqlx::query(&format!(
                     "INSERT INTO account_configurations (account_sid, configuration, enabled, \
                      date_created, date_updated, revision) \
@@ -641,6 +719,7 @@ where
             }
         }
 
+        written.push((account, revision));
         let record = match (extension, configuration) {
             (Some(extension), Some(configuration)) => {
                 let created = current.row.as_ref().map_or(now, |r| r.date_created);

@@ -5,10 +5,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::common::constants::{SMS_EXAMPLE_PATH, VOICE_EXAMPLE, VOICE_EXAMPLE_PATH};
+
 const BIN: &str = env!("CARGO_BIN_EXE_multiprovider");
-const VOICE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/voice.json");
-const SMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sms.json");
-const VOICE_EXAMPLE: &str = include_str!("fixtures/voice.json");
 
 /// Runs the binary with `args`, feeding `stdin` (nothing: an empty, closed standard input).
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -76,7 +75,7 @@ fn temp_file(contents: &[u8]) -> tempfile::NamedTempFile {
 
 #[test]
 fn validate_accepts_the_documentation_examples() {
-    for file in [VOICE, SMS] {
+    for file in [VOICE_EXAMPLE_PATH, SMS_EXAMPLE_PATH] {
         let o = run(&["validate", file], None);
         assert_eq!(code(&o), 0, "{file}: {}", stderr(&o));
     }
@@ -154,11 +153,11 @@ fn validate_usage_errors_exit_2() {
     let o = run(&["validate", dir.path().to_str().unwrap()], None);
     assert_eq!(code(&o), 2, "a directory is unreadable as a file");
 
-    let o = run(&["validate", "--bogus", VOICE], None);
+    let o = run(&["validate", "--bogus", VOICE_EXAMPLE_PATH], None);
     assert_eq!(code(&o), 2);
     assert!(!stderr(&o).is_empty());
 
-    let o = run(&["validate", VOICE, SMS], None);
+    let o = run(&["validate", VOICE_EXAMPLE_PATH, SMS_EXAMPLE_PATH], None);
     assert_eq!(code(&o), 2, "one file at most");
 
     let o = run(&["--bogus"], None);
@@ -217,7 +216,13 @@ fn proxy_route(
 #[test]
 fn resolve_prints_the_spec_answer() {
     let o = run(
-        &["resolve", "--config", VOICE, "--to", "sip:bob@uri1.com"],
+        &[
+            "resolve",
+            "--config",
+            VOICE_EXAMPLE_PATH,
+            "--to",
+            "sip:bob@uri1.com",
+        ],
         None,
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -245,7 +250,7 @@ fn resolve_appends_to_supplied_headers() {
         &[
             "resolve",
             "--config",
-            VOICE,
+            VOICE_EXAMPLE_PATH,
             "--to",
             "sip:bob@uri1.com",
             "--header",
@@ -270,7 +275,7 @@ fn resolve_appends_to_supplied_headers() {
         &[
             "resolve",
             "--config",
-            VOICE,
+            VOICE_EXAMPLE_PATH,
             "--to",
             "sip:bob@uri1.com",
             "--header",
@@ -287,7 +292,16 @@ fn resolve_appends_to_supplied_headers() {
 
 #[test]
 fn resolve_a_number() {
-    let o = run(&["resolve", "--config", VOICE, "--to", "+15551234"], None);
+    let o = run(
+        &[
+            "resolve",
+            "--config",
+            VOICE_EXAMPLE_PATH,
+            "--to",
+            "+15551234",
+        ],
+        None,
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v = stdout_json(&o);
     assert_eq!(v["route"]["proxy_index"], 2);
@@ -298,7 +312,12 @@ fn resolve_a_number() {
     assert_eq!(v["fallbacks"], json!([]));
 
     let o = run(
-        &["resolve", "--config", VOICE, "--to=tel:+15551234;ext=1"],
+        &[
+            "resolve",
+            "--config",
+            VOICE_EXAMPLE_PATH,
+            "--to=tel:+15551234;ext=1",
+        ],
         None,
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -321,7 +340,13 @@ fn resolve_reads_the_configuration_from_standard_input() {
 #[test]
 fn resolve_without_a_match_or_a_voice_section_answers_a_null_route() {
     let o = run(
-        &["resolve", "--config", SMS, "--to", "sip:bob@uri1.com"],
+        &[
+            "resolve",
+            "--config",
+            SMS_EXAMPLE_PATH,
+            "--to",
+            "sip:bob@uri1.com",
+        ],
         None,
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -333,7 +358,7 @@ fn resolve_without_a_match_or_a_voice_section_answers_a_null_route() {
 
 #[test]
 fn resolve_sms_prints_the_tlv() {
-    let o = run(&["resolve", "--config", SMS, "--sms"], None);
+    let o = run(&["resolve", "--config", SMS_EXAMPLE_PATH, "--sms"], None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout_json(&o),
@@ -341,7 +366,7 @@ fn resolve_sms_prints_the_tlv() {
             {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
     );
     // No `outbound-sms`: no TLVs.
-    let o = run(&["resolve", "--config", VOICE, "--sms"], None);
+    let o = run(&["resolve", "--config", VOICE_EXAMPLE_PATH, "--sms"], None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout_json(&o)["tlvs"], json!([]));
 }
@@ -349,7 +374,10 @@ fn resolve_sms_prints_the_tlv() {
 #[test]
 fn resolve_refuses_a_bad_destination_or_header_with_exit_2() {
     for to in ["client:alice", "sip:", "sip:bob@bad host", ""] {
-        let o = run(&["resolve", "--config", VOICE, "--to", to], None);
+        let o = run(
+            &["resolve", "--config", VOICE_EXAMPLE_PATH, "--to", to],
+            None,
+        );
         assert_eq!(code(&o), 2, "{to:?}");
         assert!(o.stdout.is_empty(), "{to:?}");
         let err = stderr(&o);
@@ -360,7 +388,7 @@ fn resolve_refuses_a_bad_destination_or_header_with_exit_2() {
             &[
                 "resolve",
                 "--config",
-                VOICE,
+                VOICE_EXAMPLE_PATH,
                 "--to",
                 "sip:bob@uri1.com",
                 "--header",
@@ -377,11 +405,32 @@ fn resolve_refuses_a_bad_destination_or_header_with_exit_2() {
 #[test]
 fn resolve_usage_errors_exit_2() {
     for args in [
-        &["resolve", "--config", VOICE][..], // neither --to nor --sms
-        &["resolve", "--to", "sip:bob@uri1.com"][..], // no --config
-        &["resolve", "--config", VOICE, "--sms", "--to", "1"][..],
-        &["resolve", "--config", SMS, "--sms", "--header", "To: x"][..],
-        &["resolve", "--config", VOICE, "--to", "1", "--bogus"][..],
+        &["resolve", "--config", VOICE_EXAMPLE_PATH][..], // neither --to nor --sms
+        &["resolve", "--to", "sip:bob@uri1.com"][..],     // no --config
+        &[
+            "resolve",
+            "--config",
+            VOICE_EXAMPLE_PATH,
+            "--sms",
+            "--to",
+            "1",
+        ][..],
+        &[
+            "resolve",
+            "--config",
+            SMS_EXAMPLE_PATH,
+            "--sms",
+            "--header",
+            "To: x",
+        ][..],
+        &[
+            "resolve",
+            "--config",
+            VOICE_EXAMPLE_PATH,
+            "--to",
+            "1",
+            "--bogus",
+        ][..],
         &[
             "resolve",
             "--config",

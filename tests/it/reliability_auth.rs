@@ -2,24 +2,20 @@
 //! header, wrong Sid, wrong token, engine token, admin} answers the expected 401/403/2xx, and
 //! the comparison of credentials takes a time that does not depend on where they are wrong.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::app::spawn_app;
-use common::app::{ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, basic, form};
-use common::db::test_databases;
-use common::reliability::{Tally, exchange, spawn_custom};
 
-const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
-const RJ: &str = "/restcomm/2012-04-24/ExtensionsConfiguration.json";
-const X: &str = "/2012-04-24/ExtensionsConfiguration";
-const RX: &str = "/restcomm/2012-04-24/ExtensionsConfiguration";
-const A1: &str = "AC0123456789abcdef0123456789abcdef";
-const A2: &str = "AC11111111111111111111111111111111";
-const A3: &str = "AC22222222222222222222222222222222";
-const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
+use crate::common::app::{AppOptions, TestApp, spawn_app, spawn_custom};
+use crate::common::constants::{
+    A_NONE, A1, A2, A3, ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, FORM, J, RJ, RX, SMS, VOICE_EXAMPLE,
+    X,
+};
+use crate::common::db::fresh_sqlite;
+use crate::common::on_every_db;
+use crate::common::raw::exchange;
+use crate::common::reliability::Tally;
+use crate::common::wire::{basic, form};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -175,10 +171,7 @@ fn credentials(who: Who) -> Vec<Vec<Vec<u8>>> {
             vec![[b"Bearer ".as_slice(), ENGINE_TOKEN.as_bytes(), b"\xff"].concat()],
         ],
         Who::WrongSid => vec![
-            vec![line(basic(
-                "ACffffffffffffffffffffffffffffffff",
-                ADMIN_TOKEN,
-            ))],
+            vec![line(basic(A_NONE, ADMIN_TOKEN))],
             vec![line(basic(&ADMIN_SID.to_lowercase(), ADMIN_TOKEN))],
             vec![line(basic("", ADMIN_TOKEN))],
             vec![line(basic(&format!("{ADMIN_SID} "), ADMIN_TOKEN))],
@@ -239,33 +232,13 @@ fn expected(route: &Route, who: Who, engine_configured: bool) -> u16 {
     }
 }
 
+/// The global configuration (SMS), A1 and A3 (the voice example): the extension Sid.
 async fn setup(app: &TestApp) -> String {
-    let r = app
-        .post_form(
-            J,
-            &[
-                ("ExtensionName", "multi_provider"),
-                ("ConfigurationData", SMS),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let global = app.configure(None, SMS).await;
     for account in [A1, A3] {
-        let voice = include_str!("fixtures/voice.json");
-        let r = app
-            .post_form(
-                J,
-                &[
-                    ("ExtensionName", "multi_provider"),
-                    ("AccountSid", account),
-                    ("ConfigurationData", voice),
-                ],
-            )
-            .await;
-        assert_eq!(r.status(), 200);
+        app.configure(Some(account), VOICE_EXAMPLE).await;
     }
-    v["sid"].as_str().unwrap().to_owned()
+    global["sid"].as_str().unwrap().to_owned()
 }
 
 /// Runs the whole matrix on `app`; returns the tally of (who, status).
@@ -350,50 +323,39 @@ async fn matrix(app: &TestApp, engine_configured: bool) -> Tally {
     tally
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_times_every_caller() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
-        let started = Instant::now();
-        let tally = matrix(&app, true).await;
-        eprintln!(
-            "auth matrix on {}: {} requests in {:?}: {tally}",
-            db.kind,
-            tally.total(),
-            started.elapsed()
-        );
-        // Nothing that was refused changed anything: only the admin's writes are stored.
-        let list: serde_json::Value = app
-            .get(&format!("{J}/multi_provider/Accounts.json"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            list["total"], 2,
-            "A1 and A2 (A3 deleted by the admin): {list}"
-        );
-        app.stop().await;
-    }
-}
+on_every_db!(every_route_times_every_caller, |app, db| {
+    let started = Instant::now();
+    let tally = matrix(&app, true).await;
+    eprintln!(
+        "auth matrix on {}: {} requests in {:?}: {tally}",
+        db.kind,
+        tally.total(),
+        started.elapsed()
+    );
+    // Nothing that was refused changed anything: only the admin's writes are stored.
+    let list: serde_json::Value = app
+        .get(&format!("{J}/multi_provider/Accounts.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["total"], 2,
+        "A1 and A2 (A3 deleted by the admin): {list}"
+    );
+    app.stop().await;
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_an_engine_token_the_bearer_is_refused_everywhere() {
-    for db in test_databases().await {
-        let app = spawn_app(
-            &db.url,
-            AppOptions {
-                engine_token: None,
-                secret_key: None,
-            },
-        )
-        .await;
+on_every_db!(
+    without_an_engine_token_the_bearer_is_refused_everywhere,
+    |db| {
+        let app = spawn_app(&db.url, AppOptions::without_engine_token()).await;
         let tally = matrix(&app, false).await;
         assert_eq!(tally.count("Admin Engine->403"), 0, "{tally}");
         assert_eq!(tally.count("Lookup Engine->200"), 0, "{tally}");
         app.stop().await;
     }
-}
+);
 
 /// Median duration of each credential class, over `rounds` interleaved rounds.
 async fn time_classes(
@@ -430,99 +392,118 @@ async fn time_classes(
         .collect()
 }
 
-/// Each credential check takes a time that depends only on the length of the *expected*
-/// secret: not on where a wrong token differs, not on whether the Sid was already wrong, not on
-/// the length of the given token. With a 48 KiB token the comparison itself costs far more than
-/// the noise of a loopback request, so a comparison that stops early (a `&&` after the Sid, an
-/// early return on a length mismatch) shows up as a class several times faster than the others.
-/// A byte-wise memcmp that stops at the first difference is a few microseconds here and is not
-/// measurable over HTTP; `subtle` and the unit test `ct_eq_matches_plain_equality` cover that.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credential_checks_take_the_same_time_wherever_they_are_wrong() {
-    let db = common::db::fresh_sqlite();
-    let len = 48 * 1024;
-    let token: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
-    let engine: String = (0..len).map(|i| (b'A' + (i % 26) as u8) as char).collect();
+/// The length of the admin and engine tokens of the timing tests: with 48 KiB tokens the
+/// comparison itself costs far more than the noise of a loopback request.
+const LONG: usize = 48 * 1024;
+
+/// `s` with the byte at `at` changed.
+fn flip(s: &str, at: usize) -> String {
+    let mut b = s.as_bytes().to_vec();
+    b[at] = if b[at] == b'z' || b[at] == b'Z' {
+        b'0'
+    } else {
+        b'9'
+    };
+    String::from_utf8(b).unwrap()
+}
+
+/// A server on SQLite whose admin token (`a`…`z` repeated) and engine token (`A`…`Z`) are
+/// `LONG` bytes long: the server and the two tokens.
+async fn long_tokens() -> (TestApp, crate::common::db::TestDb, String, String) {
+    let db = fresh_sqlite();
+    let token: String = (0..LONG).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let engine: String = (0..LONG).map(|i| (b'A' + (i % 26) as u8) as char).collect();
     let (t, e) = (token.clone(), engine.clone());
     let app = spawn_custom(&db.url, move |s| {
         s.admin_token = t;
         s.engine_token = Some(e);
     })
     .await;
-    let flip = |s: &str, at: usize| {
-        let mut b = s.as_bytes().to_vec();
-        b[at] = if b[at] == b'z' || b[at] == b'Z' {
-            b'0'
-        } else {
-            b'9'
-        };
-        String::from_utf8(b).unwrap()
-    };
-    let basic_classes = vec![
+    (app, db, token, engine)
+}
+
+/// Asserts that the refused `classes` of credentials take the same time (a slowest/fastest
+/// ratio of their medians under 1.4). A real leak shows in every measurement; a burst of load
+/// on a shared machine does not: up to three measurements, the first one under the bound passes.
+async fn assert_same_time(app: &TestApp, classes: &[(&str, String)]) {
+    let url = app.url(&format!("/v1/accounts/{A1}/sms-route"));
+    let client = reqwest::Client::new();
+    // Warm-up: connections, allocator, caches.
+    time_classes(&client, &url, classes, 5).await;
+    let rounds = 60;
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let medians = time_classes(&client, &url, classes, rounds).await;
+        let fastest = medians.iter().map(|(_, d)| *d).min().unwrap();
+        let slowest = medians.iter().map(|(_, d)| *d).max().unwrap();
+        let ratio = slowest.as_secs_f64() / fastest.as_secs_f64();
+        eprintln!(
+            "median per class over {rounds} rounds: {}; slowest/fastest = {ratio:.3}",
+            medians
+                .iter()
+                .map(|(n, d)| format!("{n}: {d:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        attempts.push((ratio, medians));
+        if ratio < 1.4 {
+            break;
+        }
+    }
+    assert!(
+        attempts.iter().any(|(ratio, _)| *ratio < 1.4),
+        "the time of a refused credential depends on where it is wrong: {attempts:?}"
+    );
+}
+
+// Each credential check takes a time that depends only on the length of the *expected*
+// secret: not on where a wrong token differs, not on whether the Sid was already wrong, not on
+// the length of the given token. A comparison that stops early (a `&&` after the Sid, an early
+// return on a length mismatch) shows up as a class several times faster than the others.
+// A byte-wise memcmp that stops at the first difference is a few microseconds here and is not
+// measurable over HTTP; `subtle` and the unit test `ct_eq_matches_plain_equality` cover that.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_basic_credentials_take_the_same_time_wherever_they_are_wrong() {
+    let (app, _db, token, _) = long_tokens().await;
+    let classes = [
         ("token wrong at byte 0", basic(ADMIN_SID, &flip(&token, 0))),
         (
             "token wrong at the last byte",
-            basic(ADMIN_SID, &flip(&token, len - 1)),
+            basic(ADMIN_SID, &flip(&token, LONG - 1)),
         ),
-        (
-            "Sid wrong, token right",
-            basic("ACffffffffffffffffffffffffffffffff", &token),
-        ),
+        ("Sid wrong, token right", basic(A_NONE, &token)),
         (
             "token one byte longer",
             basic(ADMIN_SID, &format!("{token}a")),
         ),
         (
             "token one byte shorter",
-            basic(ADMIN_SID, &token[..len - 1]),
+            basic(ADMIN_SID, &token[..LONG - 1]),
         ),
     ];
-    let bearer_classes = vec![
+    assert_same_time(&app, &classes).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_bearer_tokens_take_the_same_time_wherever_they_are_wrong() {
+    let (app, _db, _, engine) = long_tokens().await;
+    let classes = [
         (
             "bearer wrong at byte 0",
             format!("Bearer {}", flip(&engine, 0)),
         ),
         (
             "bearer wrong at the last byte",
-            format!("Bearer {}", flip(&engine, len - 1)),
+            format!("Bearer {}", flip(&engine, LONG - 1)),
         ),
         ("bearer one byte longer", format!("Bearer {engine}A")),
         (
             "bearer one byte shorter",
-            format!("Bearer {}", &engine[..len - 1]),
+            format!("Bearer {}", &engine[..LONG - 1]),
         ),
     ];
-    let url = app.url(&format!("/v1/accounts/{A1}/sms-route"));
-    let client = reqwest::Client::new();
-    // Warm-up: connections, allocator, caches.
-    time_classes(&client, &url, &basic_classes, 5).await;
-    let rounds = 60;
-    for classes in [basic_classes, bearer_classes] {
-        // A real leak shows in every measurement; a burst of load on a shared machine does
-        // not: up to three measurements, the first one under the bound passes.
-        let mut attempts = Vec::new();
-        for _ in 0..3 {
-            let medians = time_classes(&client, &url, &classes, rounds).await;
-            let fastest = medians.iter().map(|(_, d)| *d).min().unwrap();
-            let slowest = medians.iter().map(|(_, d)| *d).max().unwrap();
-            let ratio = slowest.as_secs_f64() / fastest.as_secs_f64();
-            eprintln!(
-                "median per class over {rounds} rounds: {}; slowest/fastest = {ratio:.3}",
-                medians
-                    .iter()
-                    .map(|(n, d)| format!("{n}: {d:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            attempts.push((ratio, medians));
-            if ratio < 1.4 {
-                break;
-            }
-        }
-        assert!(
-            attempts.iter().any(|(ratio, _)| *ratio < 1.4),
-            "the time of a refused credential depends on where it is wrong: {attempts:?}"
-        );
-    }
+    assert_same_time(&app, &classes).await;
     app.stop().await;
 }

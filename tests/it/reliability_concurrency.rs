@@ -1,6 +1,6 @@
 //! Reliability battery, concurrency: 16 writers × 40 upserts on 8 overlapping accounts and the
-//! global configuration, with lookups running all along, on every backend of
-//! `test_databases()` (and, on PostgreSQL, through two instances at once).
+//! global configuration, with lookups running all along, on each backend (and, on PostgreSQL,
+//! through two instances at once).
 //!
 //! Afterwards: no 5xx (no error at all: contention waits, it never fails), no duplicate row,
 //! every account holds exactly the (configuration, enabled) pair of one acknowledged write
@@ -8,19 +8,19 @@
 //! lookup during the storm answered a configuration that was posted, and the cache answers
 //! exactly what the store holds, also after a restart.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::app::{AppOptions, TestApp, spawn_app};
-use common::db::{TestDb, fresh_postgres, test_databases};
-use common::reliability::{Stored, Tally, cache_agrees, stored};
 use serde_json::{Value, json};
 
-const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
+use crate::common::app::{AppOptions, TestApp, spawn_app};
+use crate::common::constants::{A_NONE, J, RJ, SMS_1};
+use crate::common::db::{TestDb, with_pool};
+use crate::common::reliability::{Stored, Tally, cache_agrees, sms_id, stored};
+use crate::common::{on_every_db, on_postgres};
+
 const WRITERS: usize = 16;
 const WRITES: usize = 40;
 const ACCOUNTS: usize = 8;
@@ -89,7 +89,7 @@ async fn write(app: &TestApp, ext: &str, p: &Planned) -> u16 {
     // Both write routes of SPEC §3, and both prefixes.
     let path = match p.seq % 3 {
         0 => format!("{J}/{ext}"),
-        1 => "/restcomm/2012-04-24/ExtensionsConfiguration.json".to_owned(),
+        1 => RJ.to_owned(),
         _ => J.to_owned(),
     };
     if !p.seq.is_multiple_of(3) {
@@ -104,7 +104,7 @@ fn allowed(
     plans: &[Vec<Planned>],
     global_seed: &str,
 ) -> HashMap<String, BTreeSet<(String, String)>> {
-    let id = |c: &str| common::reliability::sms_id(c).unwrap();
+    let id = |c: &str| sms_id(c).unwrap();
     let globals: Vec<String> = plans
         .iter()
         .flatten()
@@ -136,25 +136,14 @@ async fn raw_counts(db: &TestDb) -> (i64, Vec<(String, i64)>) {
     let extensions = "SELECT COUNT(*) FROM extensions";
     let duplicates = "SELECT account_sid, COUNT(*) FROM account_configurations \
                       GROUP BY account_sid HAVING COUNT(*) > 1";
-    if db.kind == "sqlite" {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    with_pool!(db, |pool| {
         let e: i64 = sqlx::query_scalar(extensions)
             .fetch_one(&pool)
             .await
             .unwrap();
         let d: Vec<(String, i64)> = sqlx::query_as(duplicates).fetch_all(&pool).await.unwrap();
-        pool.close().await;
         (e, d)
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let e: i64 = sqlx::query_scalar(extensions)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let d: Vec<(String, i64)> = sqlx::query_as(duplicates).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        (e, d)
-    }
+    })
 }
 
 async fn list_all(app: &TestApp) -> (i64, Vec<String>) {
@@ -202,7 +191,7 @@ async fn storm(
                 while !done_writing.load(Ordering::Relaxed) {
                     let app = apps[i % apps.len()];
                     let a = account(i % ACCOUNTS);
-                    let got = common::reliability::sms_route(app, &a).await;
+                    let got = app.sms_summary(&a).await;
                     reads.fetch_add(1, Ordering::Relaxed);
                     if got.0 != 200 || !allowed[&a].contains(&(got.1.clone(), got.2.clone())) {
                         bad.push(format!("{a}: {got:?}"));
@@ -290,25 +279,19 @@ fn check_linearizable(done: &[Done], now: &Stored) {
 
 /// The cache of `app` answers what the store holds for every account, over HTTP too.
 async fn check_cache(app: &TestApp, now: &Stored) {
-    for a in (0..ACCOUNTS)
-        .map(account)
-        .chain(["ACffffffffffffffffffffffffffffffff".into()])
-    {
+    for a in (0..ACCOUNTS).map(account).chain([A_NONE.into()]) {
         if let Err(e) = cache_agrees(app.state(), now, &a) {
             panic!("{e}");
         }
         // The lookup API serves that cache: the SMS answer matches the stored configuration.
-        let (status, source, value) = common::reliability::sms_route(app, &a).await;
+        let (status, source, value) = app.sms_summary(&a).await;
         assert_eq!(status, 200);
         let want = match now.accounts.get(&a) {
-            Some(r) if r.enabled => (
-                "account".to_owned(),
-                common::reliability::sms_id(&r.configuration).unwrap(),
-            ),
+            Some(r) if r.enabled => ("account".to_owned(), sms_id(&r.configuration).unwrap()),
             Some(_) => ("none".to_owned(), String::new()),
             None => (
                 "global".to_owned(),
-                common::reliability::sms_id(&now.global.as_ref().unwrap().configuration).unwrap(),
+                sms_id(&now.global.as_ref().unwrap().configuration).unwrap(),
             ),
         };
         assert_eq!((source, value), want, "{a}");
@@ -326,21 +309,12 @@ async fn check_cache(app: &TestApp, now: &Stored) {
     }
 }
 
-const GLOBAL_SEED: &str = r#"{"outbound-sms": [{"destination_network_id": 1}]}"#;
-
+/// The global configuration (`SMS_1`): the extension Sid.
 async fn seed(app: &TestApp) -> String {
-    let r = app
-        .post_form(
-            J,
-            &[
-                ("ExtensionName", "multi_provider"),
-                ("ConfigurationData", GLOBAL_SEED),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["sid"].as_str().unwrap().to_owned()
+    app.configure(None, SMS_1).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn after_storm(db: &TestDb, apps: &[&TestApp], done: &[Done], tally: &Tally) -> Stored {
@@ -365,13 +339,12 @@ async fn after_storm(db: &TestDb, apps: &[&TestApp], done: &[Done], tally: &Tall
     now
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
+on_every_db!(
+    sixteen_writers_on_overlapping_accounts_lose_nothing,
+    |app, db| {
         let ext = seed(&app).await;
         let plans = plan();
-        let allowed = allowed(&plans, GLOBAL_SEED);
+        let allowed = allowed(&plans, SMS_1);
         let started = Instant::now();
         let (done, tally, reads) = storm(&[&app], &ext, &plans, &allowed).await;
         let elapsed = started.elapsed();
@@ -380,7 +353,7 @@ async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
         let slowest = done.iter().map(|d| d.ended - d.started).max().unwrap();
         eprintln!(
             "{}: {WRITERS}×{WRITES} writes on {ACCOUNTS} accounts + global in {elapsed:?} \
-             (slowest write {slowest:?}), statuses {tally}, {reads} lookups during the storm",
+         (slowest write {slowest:?}), statuses {tally}, {reads} lookups during the storm",
             db.kind
         );
         // A fresh instance fills its cache from the database: the same answers.
@@ -388,20 +361,16 @@ async fn sixteen_writers_on_overlapping_accounts_lose_nothing() {
         check_cache(&app, &now).await;
         app.stop().await;
     }
-}
+);
 
-/// PostgreSQL: two instances take the writes at once; each converges on what the database
-/// holds (its own writes at once, the other's through LISTEN/NOTIFY).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_postgres_converge_on_the_store() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
+// PostgreSQL: two instances take the writes at once; each converges on what the database
+// holds (its own writes at once, the other's through LISTEN/NOTIFY).
+on_postgres!(two_instances_on_one_postgres_converge_on_the_store, |db| {
     let a = spawn_app(&db.url, AppOptions::default()).await;
     let ext = seed(&a).await;
     let b = spawn_app(&db.url, AppOptions::default()).await;
     let plans = plan();
-    let allowed = allowed(&plans, GLOBAL_SEED);
+    let allowed = allowed(&plans, SMS_1);
     let started = Instant::now();
     let (done, tally, reads) = storm(&[&a, &b], &ext, &plans, &allowed).await;
     let elapsed = started.elapsed();
@@ -429,4 +398,4 @@ async fn two_instances_on_one_postgres_converge_on_the_store() {
     );
     a.stop().await;
     b.stop().await;
-}
+});

@@ -9,9 +9,10 @@ use multiprovider::routing::{
 };
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
 
-const VOICE_EXAMPLE: &str = include_str!("fixtures/voice.json");
+use crate::common::constants::{A1, VOICE_EXAMPLE};
 
 /// 512 cases per property; `PROPTEST_CASES=…` for a longer search.
 fn config() -> ProptestConfig {
@@ -21,6 +22,12 @@ fn config() -> ProptestConfig {
         .unwrap_or(512);
     ProptestConfig {
         cases,
+        // Seeds of past failures live next to this file, in `routing_props.proptest-regressions`.
+        // (The default, `SourceParallel`, would find `tests/it/main.rs` and look in
+        // `tests/proptest-regressions/routing_props.txt` instead.)
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }
@@ -817,7 +824,7 @@ proptest! {
         for raw in &destinations {
             let Ok(dest) = Destination::parse(raw) else { continue };
             let answer = compiled.resolve_voice(&dest, supplied);
-            let bytes = voice_response_json(Some("AC0123456789abcdef0123456789abcdef"), Source::Global, &answer);
+            let bytes = voice_response_json(Some(A1), Source::Global, &answer);
             let v: Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
             prop_assert_eq!(&v["source"], "global");

@@ -13,27 +13,25 @@
 //! A real PostgreSQL restart is not done here (other tests share the server): see
 //! `scripts/pg-restart-test.sh`, which runs `real_postgres_restart_during_a_write_stream`.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::app::{
-    ADMIN_SID, ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, FORM, TestApp, form, spawn_app,
-};
-use common::db::{TestDb, fresh_postgres, test_databases};
-use common::reliability::{Stored, Tally, cache_agrees, stored};
-use common::tcp_proxy::TcpProxy;
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
+use crate::common::app::{AppOptions, TestApp, spawn_app};
+use crate::common::constants::{
+    A_NONE, ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, FORM, J, SMS_1, VOICE_EXAMPLE,
+};
+use crate::common::db::{TestDb, fresh_postgres, fresh_sqlite};
+use crate::common::reliability::{Stored, Tally, cache_agrees, sms_id, stored};
+use crate::common::tcp_proxy::TcpProxy;
+use crate::common::wire::{basic, form};
+use crate::common::{on_every_db, on_postgres};
+
 const WRITERS: usize = 6;
-const GLOBAL: &str = r#"{"outbound-sms": [{"destination_network_id": 1}]}"#;
 
 fn account(i: usize) -> String {
     format!("AC{:032x}", 0xfa00 + i)
@@ -68,7 +66,7 @@ struct Stream {
 
 /// Writes sequentially per account until `stop`, reading back after each 200; lookups run
 /// all along and must always answer 200 with a configuration of that account.
-async fn write_stream(app: &impl Api, stop: Arc<AtomicBool>) -> Stream {
+async fn write_stream(app: &TestApp, stop: Arc<AtomicBool>) -> Stream {
     let writers = (0..WRITERS).map(|w| {
         let stop = stop.clone();
         async move {
@@ -138,7 +136,7 @@ async fn write_stream(app: &impl Api, stop: Arc<AtomicBool>) -> Stream {
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
             let w = i % WRITERS;
-            let (status, source, value) = app.sms_route(&account(w)).await;
+            let (status, source, value) = app.sms_summary(&account(w)).await;
             lookups.fetch_add(1, Ordering::Relaxed);
             // Whatever the database does, the cache answers a configuration of that writer.
             let ok = status == 200
@@ -232,7 +230,7 @@ async fn converge(app: &TestApp, db: &TestDb, within: Duration) -> (Stored, Dura
         let now = stored(&direct).await;
         let lagging = (0..WRITERS)
             .map(account)
-            .chain(["ACffffffffffffffffffffffffffffffff".into()])
+            .chain([A_NONE.into()])
             .find_map(|a| cache_agrees(app.state(), &now, &a).err());
         match lagging {
             None => {
@@ -246,18 +244,10 @@ async fn converge(app: &TestApp, db: &TestDb, within: Duration) -> (Stored, Dura
 }
 
 /// After the faults: a write goes through within `within`, without a restart.
-async fn recovers(app: &impl Api, within: Duration) -> Duration {
+async fn recovers(app: &TestApp, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let r = app
-            .post_form(
-                J,
-                &[
-                    ("ExtensionName", "multi_provider"),
-                    ("ConfigurationData", GLOBAL),
-                ],
-            )
-            .await;
+        let r = app.write(None, Some(SMS_1), None).await;
         match r.status().as_u16() {
             200 => return started.elapsed(),
             503 if started.elapsed() < within => {
@@ -268,17 +258,9 @@ async fn recovers(app: &impl Api, within: Duration) -> Duration {
     }
 }
 
-async fn seed(app: &impl Api) {
-    let r = app
-        .post_form(
-            J,
-            &[
-                ("ExtensionName", "multi_provider"),
-                ("ConfigurationData", GLOBAL),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+/// The global configuration (`SMS_1`), the fall-back of the lookups.
+async fn seed(app: &TestApp) {
+    app.configure(None, SMS_1).await;
 }
 
 fn report(what: &str, stream: &Stream, tally: &Tally, in_doubt: usize, extra: &str) {
@@ -304,28 +286,8 @@ fn report(what: &str, stream: &Stream, tally: &Tally, in_doubt: usize, extra: &s
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_connections_cut_during_a_write_stream() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
-    let options = PgConnectOptions::from_str(&db.url).unwrap();
-    let target = format!("{}:{}", options.get_host(), options.get_port());
-    let target = tokio::net::lookup_host(&target)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = TcpProxy::start(target).await;
-    let authority = format!("{}:{}", options.get_host(), options.get_port());
-    assert!(
-        db.url.contains(&authority),
-        "TEST_DATABASE_URL must name the host and port explicitly"
-    );
-    // The URL of the same database through the proxy.
-    let proxied_url = db
-        .url
-        .replacen(&authority, &format!("127.0.0.1:{}", proxy.addr.port()), 1);
+on_postgres!(connections_cut_during_a_write_stream, |db| {
+    let (proxy, proxied_url) = TcpProxy::in_front_of(&db).await;
     let app = spawn_app(&proxied_url, AppOptions::default()).await;
     seed(&app).await;
 
@@ -370,23 +332,13 @@ async fn postgres_connections_cut_during_a_write_stream() {
         ),
     );
     app.stop().await;
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_backends_terminated_during_a_write_stream() {
-    let Some(db) = fresh_postgres().await else {
-        return;
-    };
+on_postgres!(backends_terminated_during_a_write_stream, |db| {
     let app = spawn_app(&db.url, AppOptions::default()).await;
     seed(&app).await;
-    let name = PgConnectOptions::from_str(&db.url)
-        .unwrap()
-        .get_database()
-        .unwrap()
-        .to_owned();
-    let admin = sqlx::PgPool::connect(&std::env::var("TEST_DATABASE_URL").unwrap())
-        .await
-        .unwrap();
+    let name = db.postgres_name().to_owned();
+    let admin = db.postgres_admin().await;
     let stop = Arc::new(AtomicBool::new(false));
     let chaos = {
         let stop = stop.clone();
@@ -432,6 +384,29 @@ async fn postgres_backends_terminated_during_a_write_stream() {
     );
     admin.close().await;
     app.stop().await;
+});
+
+/// Polls until the SMS lookups of `app` (a client: no in-process state) answer what `now`
+/// holds for every writer's account, for at most `within`; how long that took.
+async fn lookups_converge(app: &TestApp, now: &Stored, within: Duration) -> Duration {
+    let started = Instant::now();
+    for w in 0..WRITERS {
+        let a = account(w);
+        loop {
+            let got = app.sms_summary(&a).await;
+            let want = match now.accounts.get(&a) {
+                Some(r) if r.enabled => ("account".to_owned(), sms_id(&r.configuration).unwrap()),
+                Some(_) => ("none".to_owned(), String::new()),
+                None => ("global".to_owned(), "1".to_owned()),
+            };
+            if (got.1.clone(), got.2.clone()) == want {
+                break;
+            }
+            assert!(started.elapsed() < within, "{a}: {got:?} != {want:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    started.elapsed()
 }
 
 /// `scripts/pg-restart-test.sh` runs this with `--ignored` against a PostgreSQL cluster it may
@@ -442,7 +417,7 @@ async fn postgres_backends_terminated_during_a_write_stream() {
 async fn real_postgres_restart_during_a_write_stream() {
     let restart = std::env::var("MULTIPROVIDER_PG_RESTART_CMD")
         .expect("MULTIPROVIDER_PG_RESTART_CMD: the command that restarts the cluster");
-    let db = fresh_postgres().await.expect("TEST_DATABASE_URL");
+    let db = fresh_postgres().await;
     let mut child = Binary::start(&db.url).await;
     let app = child.client();
     seed(&app).await;
@@ -473,29 +448,7 @@ async fn real_postgres_restart_during_a_write_stream() {
     let now = stored(&direct).await;
     let (tally, in_doubt) = check_stream(&stream, &now);
     // The running binary's cache, seen through its lookups, converges on the database.
-    let started = Instant::now();
-    for w in 0..WRITERS {
-        let a = account(w);
-        loop {
-            let got = app.sms_route(&a).await;
-            let want = match now.accounts.get(&a) {
-                Some(r) if r.enabled => (
-                    "account".to_owned(),
-                    common::reliability::sms_id(&r.configuration).unwrap(),
-                ),
-                Some(_) => ("none".to_owned(), String::new()),
-                None => ("global".to_owned(), "1".to_owned()),
-            };
-            if (got.1.clone(), got.2.clone()) == want {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{a}: {got:?} != {want:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let converged = lookups_converge(&app, &now, Duration::from_secs(30)).await;
     report(
         "real PostgreSQL restart",
         &stream,
@@ -503,8 +456,7 @@ async fn real_postgres_restart_during_a_write_stream() {
         in_doubt,
         &format!(
             "restart command took {restart_took:?}, first write after the stream took \
-             {recovered:?}, lookups equal to the database after {:?}",
-            started.elapsed()
+             {recovered:?}, lookups equal to the database after {converged:?}"
         ),
     );
     direct.close().await;
@@ -561,12 +513,9 @@ impl Binary {
         }
     }
 
-    /// A `TestApp`-like client for the binary (requests only: no in-process state).
-    fn client(&self) -> BinaryClient {
-        BinaryClient {
-            base: format!("http://{}", self.addr),
-            client: reqwest::Client::new(),
-        }
+    /// A client of the binary (requests only: no in-process state).
+    fn client(&self) -> TestApp {
+        TestApp::connect_with_test_credentials(self.addr)
     }
 
     fn sigterm(&self) {
@@ -587,106 +536,43 @@ impl Binary {
     }
 }
 
-/// The few requests the stream and the checks make, against the binary.
-struct BinaryClient {
-    base: String,
-    client: reqwest::Client,
+/// A request whose body is half sent: the server has it in flight.
+struct InFlight {
+    kind: &'static str,
+    stream: tokio::net::TcpStream,
+    rest: String,
 }
 
-/// What the write stream needs of a server, in-process or a child process.
-trait Api {
-    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response;
-    async fn get(&self, path: &str) -> reqwest::Response;
-    /// `GET …/sms-route` with the engine token: (status, source, value or "").
-    async fn sms_route(&self, account: &str) -> (u16, String, String);
-}
-
-impl Api for TestApp {
-    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
-        TestApp::post_form(self, path, pairs).await
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        TestApp::get(self, path).await
-    }
-
-    async fn sms_route(&self, account: &str) -> (u16, String, String) {
-        common::reliability::sms_route(self, account).await
-    }
-}
-
-impl Api for BinaryClient {
-    async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .basic_auth(ADMIN_SID, Some(ADMIN_TOKEN))
-            .header("content-type", FORM)
-            .body(form(pairs))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .basic_auth(ADMIN_SID, Some(ADMIN_TOKEN))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn sms_route(&self, account: &str) -> (u16, String, String) {
-        let r = self
-            .client
-            .get(format!("{}/v1/accounts/{account}/sms-route", self.base))
-            .bearer_auth(ENGINE_TOKEN)
-            .send()
+impl InFlight {
+    /// Sends `head` and the first half of `body` on a new connection.
+    async fn send(
+        addr: std::net::SocketAddr,
+        kind: &'static str,
+        head: String,
+        body: String,
+    ) -> InFlight {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream
+            .write_all(
+                format!(
+                    "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap_or_default();
-        (
-            status,
-            v["source"].as_str().unwrap_or_default().to_owned(),
-            v["tlvs"][0]["value"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        )
+        InFlight {
+            kind,
+            stream,
+            rest: rest.to_owned(),
+        }
     }
-}
 
-/// Sends `head` and the first half of `body` on a new connection: a request in flight.
-async fn half_sent(
-    addr: std::net::SocketAddr,
-    head: String,
-    body: String,
-) -> (tokio::net::TcpStream, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (first, rest) = body.split_at(body.len() / 2);
-    s.write_all(
-        format!(
-            "{head}Content-Length: {}\r\nConnection: close\r\n\r\n{first}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    (s, rest.to_owned())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_lets_in_flight_requests_finish() {
-    for db in test_databases().await {
-        let mut bin = Binary::start(&db.url).await;
-        let api = bin.client();
-        seed_binary(&api).await;
-        let addr = bin.addr;
-        let basic = common::app::basic(ADMIN_SID, ADMIN_TOKEN);
-
-        // Requests in flight: admin writes and voice lookups whose bodies are half sent.
+    /// 8 admin writes (`account(i)` gets `config(i, 0)`) and 8 voice lookups.
+    async fn writes_and_lookups(addr: std::net::SocketAddr) -> Vec<InFlight> {
+        let basic = basic(ADMIN_SID, ADMIN_TOKEN);
         let mut in_flight = Vec::new();
         for i in 0..8 {
             let body = form(&[
@@ -697,7 +583,7 @@ async fn sigterm_under_load_lets_in_flight_requests_finish() {
             let head = format!(
                 "POST {J} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic}\r\nContent-Type: {FORM}\r\n"
             );
-            in_flight.push(("write", half_sent(addr, head, body).await));
+            in_flight.push(InFlight::send(addr, "write", head, body).await);
         }
         for _ in 0..8 {
             let body = json!({"to": "+15551234", "headers": {"To": "<sip:x@y>"}}).to_string();
@@ -705,12 +591,55 @@ async fn sigterm_under_load_lets_in_flight_requests_finish() {
                 "POST /v1/accounts/{}/voice-route HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ENGINE_TOKEN}\r\nContent-Type: application/json\r\n",
                 account(0)
             );
-            in_flight.push(("lookup", half_sent(addr, head, body).await));
+            in_flight.push(InFlight::send(addr, "lookup", head, body).await);
         }
-        // And a burst of lookups on keep-alive connections.
+        in_flight
+    }
+
+    /// Sends the rest of the body; the answer must be a complete 200 with a JSON body.
+    async fn finish(mut self) -> String {
+        let kind = self.kind;
+        self.stream.write_all(self.rest.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            self.stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("answered")
+        .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{answer:?}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{kind}: {answer}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        assert_eq!(body.len(), length, "{kind}: truncated");
+        serde_json::from_str::<Value>(body).unwrap();
+        format!("{kind}-200")
+    }
+}
+
+/// Lookups on keep-alive connections, one task per account of 0..8, until `stop`: the status
+/// of each, "no-answer" once the listener is gone.
+struct LookupBurst {
+    stop: Arc<AtomicBool>,
+    signalled: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+impl LookupBurst {
+    fn start(addr: std::net::SocketAddr) -> LookupBurst {
         let stop = Arc::new(AtomicBool::new(false));
         let signalled = Arc::new(AtomicBool::new(false));
-        let burst: Vec<_> = (0..8)
+        let tasks = (0..8)
             .map(|b| {
                 let stop = stop.clone();
                 let signalled = signalled.clone();
@@ -748,102 +677,86 @@ async fn sigterm_under_load_lets_in_flight_requests_finish() {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        signalled.store(true, Ordering::SeqCst);
-        bin.sigterm();
-        let signalled = Instant::now();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            bin.child.try_wait().unwrap().is_none(),
-            "{}: exited with requests in flight",
-            db.kind
-        );
-        // No new connection is taken once shutting down.
-        let refused = tokio::net::TcpStream::connect(addr).await.is_err();
-        // The in-flight requests finish and are answered in full.
-        let mut answers = Tally::default();
-        for (kind, (mut s, rest)) in in_flight {
-            s.write_all(rest.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer))
-                .await
-                .expect("answered")
-                .unwrap();
-            let answer = String::from_utf8(answer).unwrap();
-            let (head, body) = answer
-                .split_once("\r\n\r\n")
-                .unwrap_or_else(|| panic!("{answer:?}"));
-            assert!(head.starts_with("HTTP/1.1 200"), "{kind}: {answer}");
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap();
-            assert_eq!(body.len(), length, "{kind}: truncated");
-            serde_json::from_str::<Value>(body).unwrap();
-            answers.add(format!("{kind}-200"));
+        LookupBurst {
+            stop,
+            signalled,
+            tasks,
         }
-        stop.store(true, Ordering::Relaxed);
-        let mut burst_tally = Tally::default();
-        for b in burst {
-            burst_tally.merge(&b.await.unwrap());
+    }
+
+    /// From now on a lookup without an answer is expected.
+    fn signalled(&self) {
+        self.signalled.store(true, Ordering::SeqCst);
+    }
+
+    async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut tally = Tally::default();
+        for task in self.tasks {
+            tally.merge(&task.await.unwrap());
         }
-        let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
-            .await
-            .expect("exits once the in-flight requests are answered")
-            .unwrap();
-        let stopped_after = signalled.elapsed();
-        assert!(exit.success(), "{}: {exit:?}", db.kind);
-        assert!(
-            burst_tally
-                .statuses
-                .keys()
-                .all(|k| k == "200" || k == "no-answer"),
-            "{}: {burst_tally}",
-            db.kind
-        );
-        // The in-flight writes were committed.
-        let store = multiprovider::store::Store::connect(&db.url, None)
-            .await
-            .unwrap();
-        let now = stored(&store).await;
-        for i in 0..8 {
-            assert_eq!(now.accounts[&account(i)].configuration, config(i, 0));
-        }
-        store.close().await;
-        eprintln!(
-            "{}: SIGTERM with 16 requests in flight: {answers}; burst of lookups {burst_tally}; \
-             new connections refused after the signal: {refused}; exit {exit} {stopped_after:?} after the signal",
-            db.kind
-        );
+        tally
     }
 }
 
-async fn seed_binary(api: &impl Api) {
-    let r = api
-        .post_form(
-            J,
-            &[
-                ("ExtensionName", "multi_provider"),
-                ("ConfigurationData", GLOBAL),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let r = api
-        .post_form(
-            J,
-            &[
-                ("ExtensionName", "multi_provider"),
-                ("AccountSid", &account(0)),
-                ("ConfigurationData", include_str!("fixtures/voice.json")),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+on_every_db!(sigterm_under_load_lets_in_flight_requests_finish, |db| {
+    let mut bin = Binary::start(&db.url).await;
+    seed_binary(&bin.client()).await;
+    // Requests in flight (bodies half sent), and lookups on keep-alive connections.
+    let in_flight = InFlight::writes_and_lookups(bin.addr).await;
+    let burst = LookupBurst::start(bin.addr);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    burst.signalled();
+    bin.sigterm();
+    let signalled = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        bin.child.try_wait().unwrap().is_none(),
+        "{}: exited with requests in flight",
+        db.kind
+    );
+    // No new connection is taken once shutting down.
+    let refused = tokio::net::TcpStream::connect(bin.addr).await.is_err();
+    // The in-flight requests finish and are answered in full.
+    let mut answers = Tally::default();
+    for request in in_flight {
+        answers.add(request.finish().await);
+    }
+    let burst_tally = burst.stop().await;
+    let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
+        .await
+        .expect("exits once the in-flight requests are answered")
+        .unwrap();
+    let stopped_after = signalled.elapsed();
+    assert!(exit.success(), "{}: {exit:?}", db.kind);
+    assert!(
+        burst_tally
+            .statuses
+            .keys()
+            .all(|k| k == "200" || k == "no-answer"),
+        "{}: {burst_tally}",
+        db.kind
+    );
+    // The in-flight writes were committed.
+    let store = multiprovider::store::Store::connect(&db.url, None)
+        .await
+        .unwrap();
+    let now = stored(&store).await;
+    for i in 0..8 {
+        assert_eq!(now.accounts[&account(i)].configuration, config(i, 0));
+    }
+    store.close().await;
+    eprintln!(
+        "{}: SIGTERM with 16 requests in flight: {answers}; burst of lookups {burst_tally}; \
+         new connections refused after the signal: {refused}; exit {exit} {stopped_after:?} after the signal",
+        db.kind
+    );
+});
+
+/// The global configuration (`SMS_1`) and `account(0)`'s (the voice example).
+async fn seed_binary(app: &TestApp) {
+    app.configure(None, SMS_1).await;
+    app.configure(Some(&account(0)), VOICE_EXAMPLE).await;
 }
 
 /// What SIGTERM should do when a client holds a connection open without ever completing a
@@ -851,7 +764,7 @@ async fn seed_binary(api: &impl Api) {
 /// The header read timeout (10 s) closes it; the shutdown deadline (30 s) bounds the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_silent_connection_open_still_exits() {
-    let db = common::db::fresh_sqlite();
+    let db = fresh_sqlite();
     let mut bin = Binary::start(&db.url).await;
     let mut silent = tokio::net::TcpStream::connect(bin.addr).await.unwrap();
     silent

@@ -5,8 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use super::db::TestDb;
 
 pub struct TcpProxy {
     pub addr: SocketAddr,
@@ -50,6 +53,26 @@ impl TcpProxy {
             cuts,
             accept,
         }
+    }
+
+    /// A proxy in front of the PostgreSQL server of `db`, and the URL of `db` through it.
+    pub async fn in_front_of(db: &TestDb) -> (TcpProxy, String) {
+        let options: PgConnectOptions = db.url.parse().expect("a PostgreSQL URL");
+        let authority = format!("{}:{}", options.get_host(), options.get_port());
+        assert!(
+            db.url.contains(&authority),
+            "TEST_DATABASE_URL must name the host and port explicitly"
+        );
+        let target = tokio::net::lookup_host(&authority)
+            .await
+            .expect("resolve the PostgreSQL host")
+            .next()
+            .expect("an address");
+        let proxy = TcpProxy::start(target).await;
+        let url = db
+            .url
+            .replacen(&authority, &format!("127.0.0.1:{}", proxy.addr.port()), 1);
+        (proxy, url)
     }
 
     /// Drops every forwarded connection and refuses new ones.

@@ -6,24 +6,18 @@
 //! the server refuses to start (it would otherwise serve routes without those accounts), and
 //! lookups never answer from a cache that was not filled.
 
-mod common;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::app::{ADMIN_TOKEN, AppOptions, ENGINE_TOKEN, TestApp, spawn_app};
-use common::db::{TestDb, test_databases};
-use multiprovider::config::Settings;
-use multiprovider::server::ServeError;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
-const A1: &str = "AC0123456789abcdef0123456789abcdef";
-const A2: &str = "AC11111111111111111111111111111111";
-const A_NONE: &str = "ACffffffffffffffffffffffffffffffff";
-const KEY_HEX: &str = "8f2b6c0d4e1a3957b6c8d0e2f4a6b8c0d2e4f6a8b0c2d4e6f8a0b2c4d6e8f0a2";
+use crate::common::app::{
+    AppOptions, ServeError, TestApp, spawn_app, spawn_unloaded, start_and_stop,
+};
+use crate::common::constants::{A_NONE, A1, A2, ADMIN_TOKEN, ENGINE_TOKEN, J, SECRET_KEY_HEX};
+use crate::common::db::{TestDb, fresh_sqlite};
+use crate::common::on_every_db;
 
 /// Passwords (and a host) that must never be found in the database in plaintext.
 const PW_GLOBAL: &str = "glob4l-Secr3t-pw";
@@ -32,7 +26,7 @@ const PW_A2: &str = "a2-hunter2-hunter2";
 const HOST: &str = "secret-edge.example.net";
 
 fn key_base64() -> String {
-    base64::engine::general_purpose::STANDARD.encode(hex::decode(KEY_HEX).unwrap())
+    base64::engine::general_purpose::STANDARD.encode(hex::decode(SECRET_KEY_HEX).unwrap())
 }
 
 /// Documents whose exact bytes (spacing, escapes, member order) must come back.
@@ -141,19 +135,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-async fn post(app: &TestApp, account: Option<&str>, config: &str) -> Value {
-    let mut pairs = vec![
-        ("ExtensionName", "multi_provider"),
-        ("ConfigurationData", config),
-    ];
-    if let Some(a) = account {
-        pairs.push(("AccountSid", a));
-    }
-    let r = app.post_form(J, &pairs).await;
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
 async fn configuration_of(app: &TestApp, account: Option<&str>) -> String {
     let path = match account {
         Some(a) => format!("{J}/multi_provider?AccountSid={a}"),
@@ -165,16 +146,10 @@ async fn configuration_of(app: &TestApp, account: Option<&str>) -> String {
     v["configuration"].as_str().unwrap().to_owned()
 }
 
+/// The route of `account`'s voice answer for `to`, which must be a 200.
 async fn route(app: &TestApp, account: &str, to: &str) -> Value {
-    let r = app
-        .client
-        .get(app.url(&format!("/v1/accounts/{account}/voice-route?to={to}")))
-        .bearer_auth(ENGINE_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    let (status, v) = app.voice_route(account, to).await;
+    assert_eq!(status, 200);
     v["route"].clone()
 }
 
@@ -196,60 +171,43 @@ async fn check_transparent(app: &TestApp) {
         .map(|i| i["configuration"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [&configurations()[1].1, &configurations()[2].1]);
-    assert_eq!(route(app, A1, "%2B15551234").await["password"], PW_A1);
-    assert_eq!(route(app, A2, "%2B15551234").await["password"], PW_A2);
-    assert_eq!(
-        route(app, A_NONE, "%2B15551234").await["password"],
-        PW_GLOBAL
-    );
-    let r = app
-        .client
-        .get(app.url(&format!("/v1/accounts/{A1}/sms-route")))
-        .bearer_auth(ENGINE_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["tlvs"][0]["value"], "42");
+    assert_eq!(route(app, A1, "+15551234").await["password"], PW_A1);
+    assert_eq!(route(app, A2, "+15551234").await["password"], PW_A2);
+    assert_eq!(route(app, A_NONE, "+15551234").await["password"], PW_GLOBAL);
+    assert_eq!(app.sms_route(A1).await.1["tlvs"][0]["value"], "42");
 }
 
-async fn start_with_key(db: &TestDb, key: Option<&str>) -> Result<(), ServeError> {
-    let mut settings = Settings::new(db.url.clone());
-    settings.admin_token = ADMIN_TOKEN.into();
-    settings.secret_key = key.map(|k| multiprovider::config::KeyMaterial::parse(k).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = multiprovider::server::start(settings, listener).await?;
-    server.shutdown().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
-    for (n, db) in test_databases().await.into_iter().enumerate() {
-        // Hex on one backend, base64 on the other: both spellings of the key.
-        let key = if n % 2 == 0 {
-            KEY_HEX.to_owned()
-        } else {
-            key_base64()
-        };
-        let options = AppOptions {
-            secret_key: Some(key.clone()),
-            ..AppOptions::default()
-        };
-        let app = spawn_app(&db.url, options).await;
-        for (account, config) in configurations() {
-            let answer = post(&app, account, &config).await;
-            assert_eq!(answer["configuration"], json!(config));
-        }
-        // A write that leaves the configuration as it is (Enabled only) keeps it sealed.
+/// A server on `db` with a secret key (hex on SQLite, base64 on PostgreSQL: both spellings)
+/// and the three `configurations()`, the last one also rewritten with `Enabled` only (which
+/// must keep it sealed): the server and its key.
+async fn sealed(db: &TestDb) -> (TestApp, String) {
+    let key = if db.kind == "sqlite" {
+        SECRET_KEY_HEX.to_owned()
+    } else {
+        key_base64()
+    };
+    let app = spawn_app(&db.url, AppOptions::with_secret_key(&key)).await;
+    for (account, config) in configurations() {
+        let answer = app.configure(account, &config).await;
+        assert_eq!(answer["configuration"], json!(config));
+    }
+    for enabled in ["false", "true"] {
         let r = app
             .post_form(
                 &format!("{J}/multi_provider"),
-                &[("AccountSid", A2), ("Enabled", "true")],
+                &[("AccountSid", A2), ("Enabled", enabled)],
             )
             .await;
         assert_eq!(r.status(), 200);
-        check_transparent(&app).await;
+    }
+    (app, key)
+}
 
+on_every_db!(
+    configurations_are_sealed_at_rest_and_answered_as_posted,
+    |db| {
+        let (app, _) = sealed(&db).await;
+        check_transparent(&app).await;
         // Nothing readable in the database.
         let values = raw_values(&db).await;
         let mut sealed = 0;
@@ -261,7 +219,20 @@ async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
                     db.kind
                 );
             }
-            if contains(value, multiprovider::secret::ENCRYPTED_PREFIX) {
+            // Revisions (their configuration and their changes) are sealed like the current
+            // configurations (SPEC §10).
+            let holds_configuration =
+                column.ends_with(".configuration") || column.ends_with(".changes");
+            if holds_configuration && !value.is_empty() {
+                assert!(
+                    value.starts_with(multiprovider::secret::ENCRYPTED_PREFIX.as_bytes()),
+                    "{}: {column} is not sealed",
+                    db.kind
+                );
+            }
+            let table = column.split('.').next().unwrap_or_default();
+            let current = table == "extensions" || table == "account_configurations";
+            if current && contains(value, multiprovider::secret::ENCRYPTED_PREFIX) {
                 sealed += 1;
             }
         }
@@ -279,59 +250,51 @@ async fn passwords_are_encrypted_at_rest_and_transparent_to_the_api() {
             db.kind,
             values.len()
         );
-
-        // Restart with the same key: everything reads back.
-        let app = app.restart().await;
-        check_transparent(&app).await;
-        app.stop().await;
-
-        // Without the key, or with another: the server refuses to start, and says why
-        // without quoting anything it could not read.
-        for (what, key) in [("no key", None), ("another key", Some("11".repeat(32)))] {
-            let err = start_with_key(&db, key.as_deref())
-                .await
-                .expect_err("an unreadable store must not be served");
-            let message = err.to_string();
-            assert!(
-                matches!(err, ServeError::Unreadable(_)),
-                "{what}: {message}"
-            );
-            assert!(
-                message.contains("MULTIPROVIDER_SECRET_KEY"),
-                "{what}: {message}"
-            );
-            for secret in secrets() {
-                assert!(!message.contains(secret), "{what}: {message}");
-            }
-            eprintln!("{}, restart with {what}: {message}", db.kind);
-        }
-        // The store is untouched by the refused starts: with the key, all is there.
-        let app = spawn_app(
-            &db.url,
-            AppOptions {
-                secret_key: Some(key),
-                ..AppOptions::default()
-            },
-        )
-        .await;
-        check_transparent(&app).await;
         app.stop().await;
     }
-}
+);
 
-/// The binary: without the key it exits 1 with a message naming the variable.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_refuses_an_encrypted_store_without_its_key() {
-    for db in test_databases().await {
-        let app = spawn_app(
-            &db.url,
-            AppOptions {
-                secret_key: Some(KEY_HEX.into()),
-                ..AppOptions::default()
-            },
-        )
-        .await;
-        post(&app, Some(A1), &configurations()[1].1).await;
+on_every_db!(a_restart_with_the_same_key_reads_everything_back, |db| {
+    let (app, _) = sealed(&db).await;
+    let app = app.restart().await;
+    check_transparent(&app).await;
+    app.stop().await;
+});
+
+on_every_db!(a_start_without_the_key_or_with_another_is_refused, |db| {
+    let (app, key) = sealed(&db).await;
+    app.stop().await;
+    // The server refuses to start, and says why without quoting anything it could not read.
+    for (what, key) in [("no key", None), ("another key", Some("11".repeat(32)))] {
+        let err = start_and_stop(&db.url, key.as_deref())
+            .await
+            .expect_err("an unreadable store must not be served");
+        let message = err.to_string();
+        assert!(
+            matches!(err, ServeError::Unreadable(_)),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains("MULTIPROVIDER_SECRET_KEY"),
+            "{what}: {message}"
+        );
+        for secret in secrets() {
+            assert!(!message.contains(secret), "{what}: {message}");
+        }
+        eprintln!("{}, restart with {what}: {message}", db.kind);
+    }
+    // The store is untouched by the refused starts: with the key, all is there.
+    let app = spawn_app(&db.url, AppOptions::with_secret_key(&key)).await;
+    check_transparent(&app).await;
+    app.stop().await;
+});
+
+// The binary: without the key it exits 1 with a message naming the variable.
+on_every_db!(
+    the_binary_refuses_an_encrypted_store_without_its_key,
+    |db| {
+        let app = spawn_app(&db.url, AppOptions::with_secret_key(SECRET_KEY_HEX)).await;
+        app.configure(Some(A1), &configurations()[1].1).await;
         app.stop().await;
         let output = tokio::time::timeout(
             Duration::from_secs(60),
@@ -358,58 +321,48 @@ async fn the_binary_refuses_an_encrypted_store_without_its_key() {
         assert!(!stdout.contains(ADMIN_TOKEN) && !stderr.contains(ADMIN_TOKEN));
         eprintln!("{}: {}", db.kind, stderr.trim());
     }
-}
+);
 
-/// Rows written before a key was configured stay readable (plaintext) after it is set; a
-/// write of their configuration seals them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_written_before_the_key_stay_readable_and_are_sealed_when_rewritten() {
-    for db in test_databases().await {
-        let app = spawn_app(&db.url, AppOptions::default()).await;
+// Rows written before a key was configured are sealed when a server starts with the key
+// (current configurations and revisions alike), and read as they were.
+on_every_db!(
+    rows_written_before_the_key_are_sealed_at_the_next_start,
+    |app, db| {
         let config = configurations()[2].1.clone();
-        post(&app, Some(A2), &config).await;
+        app.configure(Some(A2), &config).await;
+        app.configure(Some(A2), &configurations()[1].1).await;
         let app = app.restart().await;
-        app.stop().await;
-        let options = AppOptions {
-            secret_key: Some(KEY_HEX.into()),
-            ..AppOptions::default()
-        };
-        let app = spawn_app(&db.url, options).await;
-        assert_eq!(configuration_of(&app, Some(A2)).await, config);
-        assert_eq!(route(&app, A2, "%2B1").await["password"], PW_A2);
         let plaintext =
             |values: &[(String, Vec<u8>)]| values.iter().any(|(_, v)| contains(v, PW_A2));
-        assert!(plaintext(&raw_values(&db).await), "still as written");
-        post(&app, Some(A2), &config).await;
-        assert!(!plaintext(&raw_values(&db).await), "sealed by the rewrite");
-        assert_eq!(configuration_of(&app, Some(A2)).await, config);
+        assert!(
+            plaintext(&raw_values(&db).await),
+            "as written without a key"
+        );
+        app.stop().await;
+        let options = AppOptions::with_secret_key(SECRET_KEY_HEX);
+        let app = spawn_app(&db.url, options).await;
+        assert!(!plaintext(&raw_values(&db).await), "sealed at start");
+        assert_eq!(
+            configuration_of(&app, Some(A2)).await,
+            configurations()[1].1
+        );
+        let history = app
+            .get(&format!(
+                "{J}/multi_provider/History/1.json?AccountSid={A2}"
+            ))
+            .await;
+        let history: Value = history.json().await.unwrap();
+        assert_eq!(history["configuration"], json!(config), "read as written");
         app.stop().await;
     }
-}
+);
 
 /// A server whose cache was never filled answers lookups 503 (not "no configuration"), as
 /// `/health/ready` does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_are_503_until_the_cache_is_loaded() {
-    let db = common::db::fresh_sqlite();
-    let store = multiprovider::store::Store::connect(&db.url, None)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut settings = Settings::new(db.url.clone());
-    settings.engine_token = Some(ENGINE_TOKEN.into());
-    let state = multiprovider::http::AppState {
-        store,
-        cache: Arc::new(multiprovider::cache::RoutingCache::new()),
-        settings: Arc::new(settings),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, multiprovider::http::router(state))
-            .await
-            .unwrap()
-    });
+    let db = fresh_sqlite();
+    let (addr, server) = spawn_unloaded(&db.url).await;
     let client = reqwest::Client::new();
     for path in [
         format!("/v1/accounts/{A1}/sms-route"),

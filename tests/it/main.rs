@@ -1,0 +1,21 @@
+//! The integration tests, in one binary: the real server on 127.0.0.1:0, real HTTP, real
+//! databases (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and the built
+//! `multiprovider` binary as a child process.
+
+mod common;
+
+mod admin_api;
+mod architecture;
+mod cli;
+mod coherence;
+mod log_secrets;
+mod lookup_api;
+mod reliability_auth;
+mod reliability_concurrency;
+mod reliability_faults;
+mod reliability_fuzz;
+mod reliability_limits;
+mod reliability_secrets;
+mod routing_props;
+mod serve;
+mod store;
