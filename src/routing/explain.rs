@@ -142,7 +142,7 @@ pub fn write_voice_explain(
             matched[id.as_usize()] = true;
         }
         let route = answer.route.as_ref().map(|r| r.proxy.index());
-        for index in 0..voice.proxy_count() {
+        for (index, &is_matched) in matched.iter().enumerate() {
             if index > 0 {
                 out.push(b',');
             }
@@ -153,7 +153,7 @@ pub fn write_voice_explain(
             out.extend_from_slice(b"\",\"match\":");
             push_json_str(out, voice.set.pattern(index));
             out.extend_from_slice(b",\"matched\":");
-            out.extend_from_slice(if matched[index] { b"true" } else { b"false" });
+            out.extend_from_slice(if is_matched { b"true" } else { b"false" });
             out.extend_from_slice(b",\"chosen\":");
             let chosen = if route == Some(index) {
                 "\"route\""
