@@ -16,6 +16,7 @@ mod reliability_faults;
 mod reliability_fuzz;
 mod reliability_limits;
 mod reliability_secrets;
+mod revisions;
 mod routing_props;
 mod serve;
 mod store;
