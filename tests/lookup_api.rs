@@ -178,7 +178,7 @@ async fn route_entries_and_sms_encodings() {
         assert_eq!(status, 200);
         assert_eq!(
             v,
-            json!({"account_sid": ACCOUNT, "source": "account", "tlvs": [
+            json!({"account_sid": ACCOUNT, "source": "account", "revision": v["revision"], "tlvs": [
             {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
         );
         app.stop().await;
@@ -194,7 +194,7 @@ async fn sources_global_fallback_and_switches() {
         assert_eq!(status, 200);
         assert_eq!(
             v,
-            json!({"account_sid": ACCOUNT, "source": "none", "tlvs": []})
+            json!({"account_sid": ACCOUNT, "source": "none", "revision": null, "tlvs": []})
         );
         let (_, v) = voice(&app, ACCOUNT, "+1555").await;
         assert_eq!(
@@ -219,7 +219,7 @@ async fn sources_global_fallback_and_switches() {
         let (_, v) = sms(&app, ACCOUNT).await;
         assert_eq!(
             v,
-            json!({"account_sid": ACCOUNT, "source": "account", "tlvs": []})
+            json!({"account_sid": ACCOUNT, "source": "account", "revision": v["revision"], "tlvs": []})
         );
 
         // An account switched off: none, no fall-back to the global configuration.

@@ -1128,11 +1128,13 @@ fn arbitrary_lookup_queries_are_answered_like_the_library() {
                                 Some(r) => voice_response_json(
                                     Some(account),
                                     resolved.source,
+                                    resolved.revision,
                                     &r.resolve_voice(&dest, &pairs),
                                 ),
                                 None => voice_response_json(
                                     Some(account),
                                     resolved.source,
+                                    resolved.revision,
                                     &VoiceAnswer::none(),
                                 ),
                             })

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::format::{Format, json_response};
 use super::xml::{attribute, element, xml_close, xml_open, xml_response};
@@ -36,17 +37,28 @@ fn date(d: &chrono::DateTime<chrono::Utc>) -> String {
     d.to_rfc2822()
 }
 
-#[derive(Serialize)]
-struct ConfigurationJson<'a> {
+/// One configuration (SPEC §3): Restcomm's keys first, then ours.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Configuration)]
+pub struct ConfigurationJson<'a> {
+    /// The extension's Sid.
+    #[schema(pattern = "^EX[0-9a-f]{32}$")]
     sid: &'a str,
     extension: &'a str,
+    /// The ConfigurationData exactly as it was posted.
     configuration: &'a str,
     #[serde(rename = "configuration type")]
+    #[schema(pattern = "^JSON$")]
     configuration_type: &'static str,
+    /// RFC 2822, UTC.
     date_created: String,
     date_updated: String,
+    /// `null` for the global configuration.
+    #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
     account_sid: Option<String>,
     enabled: bool,
+    #[schema(pattern = "^2012-04-24$")]
     api_version: &'static str,
     uri: String,
 }
@@ -134,8 +146,11 @@ impl PageInfo {
     }
 }
 
-#[derive(Serialize)]
-struct ListJson<'a> {
+/// A page of account configurations, Restcomm's list shape (SPEC §3).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ConfigurationList)]
+pub struct ListJson<'a> {
     page: i64,
     num_pages: i64,
     page_size: i64,
@@ -144,7 +159,11 @@ struct ListJson<'a> {
     end: i64,
     uri: String,
     first_page_uri: String,
+    /// `null` on the first page.
+    #[schema(required = true)]
     previous_page_uri: Option<String>,
+    /// `null` on the last page.
+    #[schema(required = true)]
     next_page_uri: Option<String>,
     last_page_uri: String,
     extension_configurations: Vec<ConfigurationJson<'a>>,
