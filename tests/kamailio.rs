@@ -3,7 +3,8 @@
 //! test carriers written here, which record exactly what reaches them.
 //!
 //! Skipped when `kamailio` is not installed, unless `MULTIPROVIDER_REQUIRE_KAMAILIO=1` (CI),
-//! which makes a missing Kamailio a failure.
+//! which makes a missing Kamailio a failure. `MULTIPROVIDER_KAMAILIO=/path/to/kamailio` picks
+//! the binary.
 
 mod common;
 
@@ -145,6 +146,8 @@ fn digest_params(value: &str) -> Vec<(String, String)> {
 enum Behaviour {
     Accept,
     Unavailable,
+    /// Never answers: Kamailio's timer gives up (408).
+    Silent,
     /// Challenge (401 `WWW-Authenticate` or 407 `Proxy-Authenticate`) an INVITE without
     /// valid credentials; accept one with them.
     Challenge {
@@ -187,6 +190,7 @@ impl Carrier {
                 let answer = match behaviour {
                     Behaviour::Accept => response(&request, "200 OK", &[contact(addr)]),
                     Behaviour::Unavailable => response(&request, "503 Service Unavailable", &[]),
+                    Behaviour::Silent => continue,
                     Behaviour::Challenge { proxy } => {
                         let header = if proxy {
                             "Proxy-Authorization"
@@ -403,8 +407,13 @@ struct Kamailio {
     dir: tempfile::TempDir,
 }
 
-/// The installed `kamailio`, if any.
+/// The installed `kamailio`, if any: `MULTIPROVIDER_KAMAILIO` when set (another build), else
+/// the first on `PATH` or in the sbin directories.
 fn kamailio_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MULTIPROVIDER_KAMAILIO") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
@@ -522,7 +531,7 @@ async fn configure(app: &TestApp, account: &str, config: &serde_json::Value) {
 }
 
 /// The account's routing: one proxy per test carrier.
-fn configuration(a: u16, b: u16, c: u16, c407: u16, d: u16, e: u16) -> serde_json::Value {
+fn configuration([a, b, c, c407, d, e, silent]: [u16; 7]) -> serde_json::Value {
     json!({"outbound-voice": [{"proxy": [
         {"uri": format!("127.0.0.1:{a}"), "match": "carrier-a\\.test", "headers": [
             {"headerName": "Request-URI", "key": "trunk", "value": "a"},
@@ -537,7 +546,8 @@ fn configuration(a: u16, b: u16, c: u16, c407: u16, d: u16, e: u16) -> serde_jso
         {"uri": format!("127.0.0.1:{c407}"), "match": "auth407\\.test",
          "username": TRUNK_USER, "password": TRUNK_PASSWORD},
         {"uri": format!("127.0.0.1:{d}"), "match": "flaky\\.test"},
-        {"uri": format!("127.0.0.1:{e}"), "match": "flaky\\.test", "headers": [
+        {"uri": format!("127.0.0.1:{silent}"), "match": "silent\\.test"},
+        {"uri": format!("127.0.0.1:{e}"), "match": "(flaky|silent)\\.test", "headers": [
             {"headerName": "Request-URI", "key": "fallback", "value": "e"},
             {"headerName": "X-Fallback", "key": "via", "value": "e"}]}
     ]}]})
@@ -556,7 +566,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
     };
     let db = fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
-    let (a, b, c, c407, d, e, f) = (
+    let (a, b, c, c407, d, e, f, silent) = (
         Carrier::start(Behaviour::Accept).await,
         Carrier::start(Behaviour::Accept).await,
         Carrier::start(Behaviour::Challenge { proxy: false }).await,
@@ -564,20 +574,11 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
         Carrier::start(Behaviour::Unavailable).await,
         Carrier::start(Behaviour::Accept).await,
         Carrier::start(Behaviour::Accept).await,
+        Carrier::start(Behaviour::Silent).await,
     );
-    configure(
-        &app,
-        ACCOUNT,
-        &configuration(
-            a.port(),
-            b.port(),
-            c.port(),
-            c407.port(),
-            d.port(),
-            e.port(),
-        ),
-    )
-    .await;
+    // The configuration's proxies, with `first` as the proxy of carrier-a.test.
+    let ports = |first: &Carrier| [first, &b, &c, &c407, &d, &e, &silent].map(Carrier::port);
+    configure(&app, ACCOUNT, &configuration(ports(&a))).await;
 
     let mut kamailio = Kamailio::start(&binary, &app.base_url);
     let mut caller = Caller::new(kamailio.addr).await;
@@ -665,9 +666,27 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
     assert_eq!(invites[0].one("X-Fallback"), "via=e");
     assert_eq!(invites[0].one("To"), "<sip:dave@flaky.test>");
 
+    //    No answer at all: Kamailio's timer ends the attempt with a 408 (after fr_timer,
+    //    5 s), and the call goes to the next of `fallbacks` all the same.
+    let status = caller
+        .invite(
+            "sip:erin@silent.test",
+            "<sip:erin@silent.test>",
+            Some(ACCOUNT),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", log());
+    assert!(!silent.invites().is_empty());
+    let invites = e.invites();
+    assert_eq!(invites.len(), 2);
+    assert_eq!(
+        invites[1].start,
+        "INVITE sip:erin@silent.test;fallback=e SIP/2.0"
+    );
+
     // 5. Refused: an account without routing (403), a destination no proxy matches (404),
     //    a call without an account (403). Nothing reaches a carrier.
-    let before: usize = [&a, &b, &c, &c407, &d, &e, &f]
+    let before: usize = [&a, &b, &c, &c407, &d, &e, &f, &silent]
         .iter()
         .map(|c| c.invites().len())
         .sum();
@@ -697,7 +716,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
             .await,
         403
     );
-    let after: usize = [&a, &b, &c, &c407, &d, &e, &f]
+    let after: usize = [&a, &b, &c, &c407, &d, &e, &f, &silent]
         .iter()
         .map(|c| c.invites().len())
         .sum();
@@ -705,19 +724,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
 
     // 6. A configuration change through the admin API steers the very next call: carrier
     //    A's destinations now leave through carrier F.
-    configure(
-        &app,
-        ACCOUNT,
-        &configuration(
-            f.port(),
-            b.port(),
-            c.port(),
-            c407.port(),
-            d.port(),
-            e.port(),
-        ),
-    )
-    .await;
+    configure(&app, ACCOUNT, &configuration(ports(&f))).await;
     let status = caller
         .invite(
             "sip:bob@carrier-a.test",
