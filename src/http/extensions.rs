@@ -153,18 +153,22 @@ async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
 struct ConfigurationForm {
     /// Required on the collection POST; if given, must name the extension.
     #[schema(pattern = "^multi_provider$")]
-    ExtensionName: Option<String>,
+    #[serde(default)]
+    ExtensionName: String,
     /// `true` or `false`, any case. Absent: `true` for a new configuration, unchanged otherwise.
     #[schema(pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")]
-    Enabled: Option<String>,
+    #[serde(default)]
+    Enabled: String,
     /// The ConfigurationData JSON document (SPEC §4); required when the configuration does not
     /// exist yet, absent: unchanged.
     #[schema(max_length = 65536)]
-    ConfigurationData: Option<String>,
+    #[serde(default)]
+    ConfigurationData: String,
     /// The account whose configuration this is (absent: the global one); also accepted in the
     /// query string.
     #[schema(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
-    AccountSid: Option<String>,
+    #[serde(default)]
+    AccountSid: String,
 }
 
 /// `POST /ExtensionsConfiguration.json`: create or replace a configuration.

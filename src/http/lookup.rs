@@ -387,8 +387,9 @@ struct VoiceParams {
 struct VoiceQuerySchema {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
     to: String,
-    /// Headers the engine is about to send: name → current value (no CR or LF).
-    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Which configuration decided.
