@@ -65,6 +65,7 @@ fn resolution(c: &mut Criterion) {
                 black_box(voice_response_json(
                     Some("AC0123456789abcdef0123456789abcdef"),
                     Source::Account,
+                    Some(42),
                     &answer,
                 ))
             })
@@ -77,6 +78,7 @@ fn resolution(c: &mut Criterion) {
                 black_box(voice_response_json(
                     Some("AC0123456789abcdef0123456789abcdef"),
                     Source::Account,
+                    Some(42),
                     &answer,
                 ))
             })
@@ -117,7 +119,7 @@ fn count_mode(spec: &str) {
     for _ in 0..iterations {
         let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
         if json {
-            bytes += voice_response_json(None, Source::Account, &answer).len();
+            bytes += voice_response_json(None, Source::Account, Some(42), &answer).len();
         } else {
             bytes += usize::from(answer.route.is_some());
         }

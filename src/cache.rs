@@ -28,10 +28,12 @@ struct Entry {
     routing: Arc<CompiledRouting>,
 }
 
-/// What a lookup resolved to: which configuration decides, and its compiled routing.
+/// What a lookup resolved to: which configuration decides, its revision (SPEC §8: `null`
+/// when nothing decides) and its compiled routing.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub source: Source,
+    pub revision: Option<i64>,
     pub routing: Option<Arc<CompiledRouting>>,
 }
 
@@ -39,6 +41,7 @@ impl Resolved {
     fn none() -> Resolved {
         Resolved {
             source: Source::None,
+            revision: None,
             routing: None,
         }
     }
@@ -96,6 +99,7 @@ impl RoutingCache {
             return if entry.enabled {
                 Resolved {
                     source: Source::Account,
+                    revision: Some(entry.revision),
                     routing: Some(entry.routing.clone()),
                 }
             } else {
@@ -105,6 +109,7 @@ impl RoutingCache {
         match global.as_ref() {
             Some(g) if !g.routing.is_empty() => Resolved {
                 source: Source::Global,
+                revision: Some(g.revision),
                 routing: Some(g.routing.clone()),
             },
             _ => Resolved::none(),

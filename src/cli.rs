@@ -155,9 +155,11 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         }
     };
     if args.sms {
+        // Offline: no stored configuration, so no revision (SPEC §8).
         print_json(&routing::sms_response_json(
             None,
             Source::Account,
+            None,
             compiled.sms_tlvs(),
         ));
         return ExitCode::SUCCESS;
@@ -189,6 +191,7 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
     print_json(&routing::voice_response_json(
         None,
         Source::Account,
+        None,
         &answer,
     ));
     ExitCode::SUCCESS

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::format::{Format, json_response};
 use super::xml::{attribute, element, escape, xml_close, xml_open, xml_response};
@@ -20,9 +21,10 @@ use crate::store::StoreError;
 /// The largest request body accepted (SPEC §3: 413 above it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// One entry of `errors`: a JSON-pointer problem in `ConfigurationData` or a form parameter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+/// One entry of `errors`: a problem in `ConfigurationData` at an RFC 6901 JSON pointer, or a
+/// problem of one parameter (form, query or body member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum ErrorEntry {
     Pointer { pointer: String, message: String },
     Parameter { parameter: String, message: String },
@@ -45,10 +47,16 @@ pub struct ApiError {
     pub errors: Vec<ErrorEntry>,
 }
 
-#[derive(Serialize)]
-struct JsonBody<'a> {
+/// The error body of every error answer (SPEC §3), in JSON.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
     message: &'a str,
+    /// Every problem found, in one answer (may be empty).
     errors: &'a [ErrorEntry],
 }
 
@@ -162,8 +170,8 @@ impl ApiError {
         serde_json::json!(self.json())
     }
 
-    fn json(&self) -> JsonBody<'_> {
-        JsonBody {
+    fn json(&self) -> ErrorBody<'_> {
+        ErrorBody {
             status: self.status.as_u16(),
             message: &self.message,
             errors: &self.errors,

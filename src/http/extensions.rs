@@ -16,18 +16,23 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use serde::Serialize;
+use utoipa::openapi::path::{Operation, Paths};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, RefOr};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::SuperAdmin;
-use super::error::{ApiError, ErrorEntry};
+use super::error::{ApiError, ErrorBody, ErrorEntry};
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format};
-use super::repr::{self, PageInfo};
+use super::repr::{self, ConfigurationJson, ListJson, PageInfo};
 use crate::cache::RoutingCache;
 use crate::routing::CompiledRouting;
 use crate::sid::AccountSid;
@@ -42,35 +47,194 @@ const CONFIGURATION_P: &str = "ConfigurationData";
 const ACCOUNT_P: &str = "AccountSid";
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
 
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
-    for prefix in ADMIN_PREFIXES {
-        for (collection, accounts) in [
-            ("ExtensionsConfiguration.json", "Accounts.json"),
-            ("ExtensionsConfiguration", "Accounts"),
-        ] {
-            router = router
-                .route(&format!("{prefix}/{collection}"), post(upsert))
-                .route(
-                    &format!("{prefix}/{collection}/{{extension_id}}"),
-                    get(read).post(upsert).delete(remove),
-                )
-                .route(
-                    &format!("{prefix}/{collection}/{{extension_id}}/{accounts}"),
-                    get(list),
-                );
+/// The routes of SPEC §3 under both prefixes and in both formats: each operation is annotated
+/// once, for `/2012-04-24/….json`, and `variant` rewrites its path for the other three forms,
+/// so that the router and the OpenAPI document are built from the same paths.
+pub fn router() -> OpenApiRouter<AppState> {
+    let operations = [
+        routes!(create),
+        routes!(read, update, remove),
+        routes!(list),
+    ];
+    let mut router = OpenApiRouter::new();
+    for operation in &operations {
+        for prefix in ADMIN_PREFIXES {
+            for format in [Format::Json, Format::Xml] {
+                router = router.routes(variant(operation, prefix, format));
+            }
         }
     }
     // A wrong method on an admin resource is not revealed before authentication either.
-    router.method_not_allowed_fallback(method_not_allowed)
+    let (router, api) = router.split_for_parts();
+    let mut router = OpenApiRouter::from(router.method_not_allowed_fallback(method_not_allowed));
+    *router.get_openapi_mut() = api;
+    router
 }
+
+/// The prefix the operations are annotated with.
+const ANNOTATED_PREFIX: &str = "/2012-04-24";
+
+/// `operation` (annotated for `/2012-04-24/….json`) under `prefix`, in `format`: the XML form
+/// drops `.json` from the path and answers `application/xml` (JSON with
+/// `Accept: application/json`); each form has its own `operationId`.
+pub(super) fn variant(
+    (schemas, paths, methods): &UtoipaMethodRouter<AppState>,
+    prefix: &str,
+    format: Format,
+) -> UtoipaMethodRouter<AppState> {
+    let mut suffix = String::new();
+    if prefix != ANNOTATED_PREFIX {
+        suffix.push_str("_restcomm");
+    }
+    if format == Format::Xml {
+        suffix.push_str("_xml");
+    }
+    let mut rewritten = Paths::new();
+    for (path, item) in &paths.paths {
+        let mut path = path.replacen(ANNOTATED_PREFIX, prefix, 1);
+        let mut item = item.clone();
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.put,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if let Some(id) = &mut operation.operation_id {
+                id.push_str(&suffix);
+            }
+            if format == Format::Xml {
+                answer_xml_too(operation);
+            }
+        }
+        if format == Format::Xml {
+            path = path.replace(".json", "");
+        }
+        rewritten.paths.insert(path, item);
+    }
+    (schemas.clone(), rewritten, methods.clone())
+}
+
+/// The XML form answers `<RestcommResponse>` documents (SPEC §3), and JSON when asked with
+/// `Accept: application/json`: every JSON answer of `operation` gains an XML twin.
+fn answer_xml_too(operation: &mut Operation) {
+    let xml = ContentBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "an XML document: <RestcommResponse>…</RestcommResponse>",
+                )),
+        ))
+        .build();
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(response) = response
+            && response.content.contains_key(JSON)
+        {
+            response
+                .content
+                .insert(XML.to_owned(), RefOr::T(xml.clone()));
+        }
+    }
+}
+
+const JSON: &str = "application/json";
+const XML: &str = "application/xml";
 
 pub(super) async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
     ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
-/// `POST /ExtensionsConfiguration.json` (create or replace) and
-/// `POST /ExtensionsConfiguration.json/{ExtensionId}` (update or create): one set of rules.
+/// The form of an admin POST (SPEC §3), `application/x-www-form-urlencoded`.
+#[derive(Serialize, ToSchema)]
+#[allow(non_snake_case, dead_code)]
+#[serde(deny_unknown_fields)]
+struct ConfigurationForm {
+    /// Required on the collection POST; if given, must name the extension.
+    #[schema(pattern = "^multi_provider$")]
+    #[serde(default)]
+    ExtensionName: String,
+    /// `true` or `false`, any case. Absent: `true` for a new configuration, unchanged otherwise.
+    #[schema(pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")]
+    #[serde(default)]
+    Enabled: String,
+    /// The ConfigurationData JSON document (SPEC §4); required when the configuration does not
+    /// exist yet, absent: unchanged.
+    #[schema(max_length = 65536)]
+    #[serde(default)]
+    ConfigurationData: String,
+    /// The account whose configuration this is (absent: the global one); also accepted in the
+    /// query string.
+    #[schema(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    #[serde(default)]
+    AccountSid: String,
+}
+
+/// `POST /ExtensionsConfiguration.json`: create or replace a configuration.
+#[utoipa::path(
+    post,
+    path = "/2012-04-24/ExtensionsConfiguration.json",
+    tag = "admin",
+    operation_id = "store_configuration",
+    params(AccountQuery, Preconditions),
+    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Stored (also on create, as Restcomm answers); a write that changes nothing stores nothing and answers the current state", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
+        (status = 400, description = "Invalid parameters or ConfigurationData: every problem, with its JSON pointer", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Body not form-encoded", body = ErrorBody),
+        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
+        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
+async fn create(
+    state: State<AppState>,
+    admin: SuperAdmin,
+    format: Format,
+    origin: Origin,
+    condition: Condition,
+    form: AdminForm,
+) -> Result<Response, ApiError> {
+    upsert(state, admin, format, origin, condition, form).await
+}
+
+/// `POST /ExtensionsConfiguration.json/{ExtensionId}`: update (or create) a configuration.
+#[utoipa::path(
+    post,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}",
+    tag = "admin",
+    operation_id = "update_configuration",
+    params(ExtensionId, AccountQuery, Preconditions),
+    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Stored (or unchanged: the current state)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
+        (status = 400, description = "Invalid parameters or ConfigurationData", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Body not form-encoded", body = ErrorBody),
+        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
+        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
+async fn update(
+    state: State<AppState>,
+    admin: SuperAdmin,
+    format: Format,
+    origin: Origin,
+    condition: Condition,
+    form: AdminForm,
+) -> Result<Response, ApiError> {
+    upsert(state, admin, format, origin, condition, form).await
+}
+
+/// Both POSTs: one set of rules.
 async fn upsert(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -117,7 +281,69 @@ pub(super) fn scope_name(account: Option<AccountSid>) -> String {
     account.map_or_else(|| "global".to_owned(), |a| a.to_string())
 }
 
-/// `GET /ExtensionsConfiguration.json/{ExtensionId}[?AccountSid=…]`.
+/// `If-Match` / `If-None-Match` (SPEC §10): write only at this revision, or only if absent.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(super) struct Preconditions {
+    /// `"<revision>"` (several, comma-separated) or `*`: the configuration must be at one of
+    /// these revisions (`*`: must exist); otherwise 412 and nothing is written.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+    /// `*`: the configuration must not exist (create, never replace); otherwise 412.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+}
+
+/// `{extension_id}`: the extension's Sid or its name.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct ExtensionId {
+    /// The extension's Sid (`EX` + 32 hex digits, any case) or its name `multi_provider`.
+    extension_id: String,
+}
+
+/// `?AccountSid=`: whose configuration (absent: the global one).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case, dead_code)]
+pub(super) struct AccountQuery {
+    /// `AC` + 32 hex digits, either case.
+    #[param(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    AccountSid: Option<String>,
+}
+
+/// `?Page=&PageSize=`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case, dead_code)]
+pub(super) struct PageQuery {
+    /// 0-based page (default 0).
+    #[param(minimum = 0)]
+    Page: Option<i64>,
+    /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    PageSize: Option<i64>,
+}
+
+/// `GET /ExtensionsConfiguration.json/{ExtensionId}[?AccountSid=…]`: read a configuration.
+#[utoipa::path(
+    get,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}",
+    tag = "admin",
+    operation_id = "read_configuration",
+    params(ExtensionId, AccountQuery),
+    responses(
+        (status = 200, description = "The configuration", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
+        (status = 400, description = "Invalid AccountSid, or a parameter given twice", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -138,7 +364,25 @@ async fn read(
     Ok(repr::configuration(&record, format))
 }
 
-/// `DELETE /ExtensionsConfiguration.json/{ExtensionId}?AccountSid=…`.
+/// `DELETE /ExtensionsConfiguration.json/{ExtensionId}?AccountSid=…`: remove an account's
+/// configuration (the global one is switched off with `Enabled=false` instead).
+#[utoipa::path(
+    delete,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}",
+    tag = "admin",
+    operation_id = "delete_configuration",
+    params(ExtensionId, AccountQuery, Preconditions),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "AccountSid missing or invalid", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
+        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
+        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -164,7 +408,24 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /ExtensionsConfiguration.json/{ExtensionId}/Accounts.json?Page=&PageSize=`.
+/// `GET /ExtensionsConfiguration.json/{ExtensionId}/Accounts.json?Page=&PageSize=`: the
+/// account configurations, a page at a time, in Restcomm's list shape.
+#[utoipa::path(
+    get,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}/Accounts.json",
+    tag = "admin",
+    operation_id = "list_configurations",
+    params(ExtensionId, PageQuery),
+    responses(
+        (status = 200, description = "One page of account configurations", body = ListJson),
+        (status = 400, description = "Page or PageSize out of range", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or not created yet", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: SuperAdmin,

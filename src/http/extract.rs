@@ -347,6 +347,24 @@ impl StrictQuery {
         }
         Ok(found)
     }
+
+    /// Every value of `name`, in order (SPEC §8's repeatable `header`); one that is not
+    /// well-formed once decoded is a 400. No allocation when `name` is absent.
+    pub fn all(&self, name: &str) -> Result<Vec<Cow<'_, str>>, ApiError> {
+        let mut found = Vec::new();
+        for pair in self.0.query().unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent::strict_component(key).as_deref() != Some(name) {
+                continue;
+            }
+            found.push(
+                percent::strict_component(value).ok_or_else(|| {
+                    ApiError::parameter(name, "is not valid percent-encoded UTF-8")
+                })?,
+            );
+        }
+        Ok(found)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for StrictQuery {
@@ -513,5 +531,13 @@ mod tests {
             condition(&[("if-none-match", "*")]).if_none_match,
             Some(Tags::Any)
         );
+    }
+
+    #[test]
+    fn repeated_parameters_decode_in_order() {
+        let q = query("to=1&header=To%3A%3Csip%3Aa%40b%3E&x=1&header=X-A:+1%26b&header");
+        assert_eq!(q.all("header").unwrap(), ["To:<sip:a@b>", "X-A:+1&b", ""]);
+        assert!(query("to=1").all("header").unwrap().is_empty());
+        assert!(query("header=a%zz").all("header").is_err());
     }
 }

@@ -2,48 +2,87 @@
 //! both admin prefixes, JSON and XML, with the admin API's rules (SPEC §3 status order, then
 //! 412 last).
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::SuperAdmin;
-use super::error::ApiError;
-use super::extensions::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, log_write, method_not_allowed};
+use super::error::{ApiError, ErrorBody};
+use super::extensions::{
+    AccountQuery, DEFAULT_PAGE_SIZE, ExtensionId, MAX_PAGE_SIZE, PageQuery, Preconditions,
+    log_write, method_not_allowed, variant,
+};
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format, json_response};
-use super::repr::{self, API_VERSION, PageInfo, Paging};
+use super::repr::{self, API_VERSION, ConfigurationJson, PageInfo, Paging, restcomm_list};
 use super::xml::{element, xml_close, xml_open, xml_response};
 use crate::sid::AccountSid;
 use crate::store::{Condition, Origin, Revision};
 
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
-    for prefix in ADMIN_PREFIXES {
-        for (collection, history, rollback) in [
-            (
-                "ExtensionsConfiguration.json",
-                "History.json",
-                "Rollback.json",
-            ),
-            ("ExtensionsConfiguration", "History", "Rollback"),
-        ] {
-            let base = format!("{prefix}/{collection}/{{extension_id}}");
-            router = router
-                .route(&format!("{base}/{history}"), get(list))
-                // `{revision}` is `3` or `3.json` (a route parameter cannot have a suffix).
-                .route(&format!("{base}/History/{{revision}}"), get(one))
-                .route(&format!("{base}/{rollback}"), post(rollback_to));
+/// The routes of SPEC §10 under both prefixes and in both formats, as the admin API's.
+pub fn router() -> OpenApiRouter<AppState> {
+    let operations = [routes!(list), routes!(one), routes!(rollback_to)];
+    let mut router = OpenApiRouter::new();
+    for operation in &operations {
+        for prefix in ADMIN_PREFIXES {
+            for format in [Format::Json, Format::Xml] {
+                router = router.routes(variant(operation, prefix, format));
+            }
         }
     }
-    router.method_not_allowed_fallback(method_not_allowed)
+    let (router, api) = router.split_for_parts();
+    let mut router = OpenApiRouter::from(router.method_not_allowed_fallback(method_not_allowed));
+    *router.get_openapi_mut() = api;
+    router
+}
+
+/// `{revision}`: a revision number, `3` or `3.json`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct RevisionPath {
+    /// The revision's number, with or without `.json` (a route parameter cannot carry a suffix).
+    #[param(pattern = "^[0-9]+(\\.json)?$")]
+    revision: String,
+}
+
+/// The form of `Rollback.json`.
+#[derive(Serialize, ToSchema)]
+#[allow(non_snake_case, dead_code)]
+#[serde(deny_unknown_fields)]
+struct RollbackForm {
+    /// The revision to restore (not a delete).
+    #[schema(pattern = "^[0-9]+$")]
+    Revision: String,
+    /// Whose configuration (absent: the global one); also accepted in the query string.
+    #[schema(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    #[serde(default)]
+    AccountSid: String,
 }
 
 /// `GET …/{ExtensionId}/History.json?AccountSid=&Page=&PageSize=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}/History.json",
+    tag = "admin",
+    operation_id = "configuration_history",
+    params(ExtensionId, AccountQuery, PageQuery),
+    responses(
+        (status = 200, description = "The configuration's revisions, newest first", body = HistoryJson),
+        (status = 400, description = "Invalid AccountSid, Page or PageSize", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -76,19 +115,17 @@ async fn list(
     if let Some(account) = account {
         base.push_str(&format!("?AccountSid={account}&"));
     }
-    let body = HistoryJson {
-        paging: Paging::new(&base, info),
-        revisions: history
-            .revisions
-            .iter()
-            .map(|r| RevisionJson::of(r, extension_sid))
-            .collect::<Result<_, _>>()?,
-    };
+    let revisions = history
+        .revisions
+        .iter()
+        .map(|r| RevisionJson::of(r, extension_sid))
+        .collect::<Result<_, _>>()?;
+    let body = HistoryJson::new(Paging::new(&base, info), revisions);
     Ok(match format {
         Format::Json => json_response(StatusCode::OK, &body),
         Format::Xml => {
             let mut out = xml_open();
-            body.paging.open_xml(&mut out, "ConfigurationRevisions");
+            body.paging().open_xml(&mut out, "ConfigurationRevisions");
             for revision in &body.revisions {
                 revision.write_xml(&mut out);
             }
@@ -100,6 +137,22 @@ async fn list(
 }
 
 /// `GET …/{ExtensionId}/History/{Revision}.json?AccountSid=`.
+#[utoipa::path(
+    get,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}/History/{revision}",
+    tag = "admin",
+    operation_id = "configuration_revision",
+    params(ExtensionId, RevisionPath, AccountQuery),
+    responses(
+        (status = 200, description = "One revision", body = RevisionJson),
+        (status = 400, description = "Invalid AccountSid", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or no such revision (never written, or pruned)", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn one(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -131,6 +184,26 @@ async fn one(
 }
 
 /// `POST …/{ExtensionId}/Rollback.json` with `AccountSid` (optional) and `Revision`.
+#[utoipa::path(
+    post,
+    path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}/Rollback.json",
+    tag = "admin",
+    operation_id = "rollback_configuration",
+    params(ExtensionId, AccountQuery, Preconditions),
+    request_body(content = RollbackForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Rolled back (or already in that state: unchanged)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
+        (status = 400, description = "Invalid parameters, or a revision that does not exist or is a delete", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
+        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Body not form-encoded", body = ErrorBody),
+        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+    ),
+    security(("admin" = []))
+)]
 async fn rollback_to(
     State(state): State<AppState>,
     _admin: SuperAdmin,
@@ -188,25 +261,42 @@ fn known_sid(extension: &Extension) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::not_found("this configuration has no history: it never existed"))
 }
 
-#[derive(Serialize)]
-struct HistoryJson<'a> {
-    #[serde(flatten)]
-    paging: Paging,
-    revisions: Vec<RevisionJson<'a>>,
-}
+restcomm_list!(
+    /// A page of a configuration's revisions, newest first (SPEC §10).
+    HistoryJson as ConfigurationHistory,
+    revisions: RevisionJson<'a>
+);
 
 /// One revision as SPEC §10 lists its members, then `account_sid` and `uri`.
-#[derive(Serialize)]
-struct RevisionJson<'a> {
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ConfigurationRevision)]
+pub struct RevisionJson<'a> {
+    #[schema(minimum = 1)]
     revision: i64,
+    #[schema(pattern = "^(create|update|delete|rollback|import)$")]
     action: &'static str,
+    /// RFC 2822, UTC.
     date_created: String,
+    /// The admin Sid that wrote it, `cli` for the command line, `migration` for what existed
+    /// before revisions.
     actor: &'a str,
+    /// The client's IP address for API writes.
+    #[schema(required = true)]
     remote_addr: Option<&'a str>,
     enabled: bool,
+    /// The ConfigurationData as stored; `null` for a delete.
+    #[schema(required = true)]
     configuration: Option<&'a str>,
+    /// The revision a rollback restored.
+    #[schema(required = true)]
     rollback_of: Option<i64>,
+    /// RFC 6902 JSON Patch from the previous revision's ConfigurationData; `[]` when only
+    /// `Enabled` changed; `null` with nothing to compare with.
+    #[schema(required = true, value_type = Option<Vec<Object>>)]
     changes: Option<Box<RawValue>>,
+    /// `null` for the global configuration.
+    #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
     account_sid: Option<String>,
     uri: String,
 }

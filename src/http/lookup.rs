@@ -1,31 +1,30 @@
-//! The lookup API of SPEC §6, for the call and SMS engines. Answered from the cache alone:
-//! no database, no regex compilation, one buffer allocated for the answer.
+//! The lookup API of SPEC §6 and §8, for the call and SMS engines. Answered from the cache
+//! alone: no database, no regex compilation, one buffer allocated for the answer.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Deserialize;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::EngineOrAdmin;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AccountPath, StrictQuery};
 use crate::cache::Resolved;
-use crate::routing::{self, Destination, LookupError, VoiceAnswer};
+use crate::routing::{self, Destination, LookupError, VoiceAnswer, printable};
 use crate::sid::AccountSid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/accounts/{account_sid}/voice-route",
-            get(voice_get).post(voice_post),
-        )
-        .route("/v1/accounts/{account_sid}/sms-route", get(sms_get))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(voice_get, voice_post))
+        .routes(routes!(sms_get))
 }
 
 /// Until the first snapshot is in the cache, an answer would say "no configuration" for
@@ -85,19 +84,46 @@ fn answer_voice(
     let dest = Destination::parse(to).map_err(lookup_error)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
     ready(state)?;
-    let Resolved { source, routing } = state.cache.resolve(&account);
+    let Resolved {
+        source,
+        revision,
+        routing,
+    } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let body = match &routing {
-        Some(r) => {
-            routing::voice_response_json(Some(sid), source, &r.resolve_voice(&dest, headers))
-        }
-        None => routing::voice_response_json(Some(sid), source, &VoiceAnswer::none()),
+        Some(r) => routing::voice_response_json(
+            Some(sid),
+            source,
+            revision,
+            &r.resolve_voice(&dest, headers),
+        ),
+        None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
     };
     Ok(json(body))
 }
 
-/// `GET …/voice-route?to=…`: `+` in the query is a literal plus (RFC 3986), not a space.
+/// At most this many `header` parameters in one GET (their names are compared pairwise).
+pub const MAX_HEADER_PARAMETERS: usize = 64;
+
+/// `GET …/voice-route?to=…&header=Name:value…`: `+` in the query is a literal plus (RFC
+/// 3986), not a space. `header` (SPEC §8) is split at its first colon, the whitespace after
+/// the colon trimmed; each name at most once (any case), so that which value counts is
+/// never a guess.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account_sid}/voice-route",
+    tag = "lookup",
+    operation_id = "voice_route",
+    params(AccountSidPath, VoiceParams),
+    responses(
+        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 400, description = "Malformed AccountSid, `to` or `header`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+    ),
+    security(("engine" = []), ("admin" = []))
+)]
 async fn voice_get(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
@@ -108,60 +134,198 @@ async fn voice_get(
     let to = query
         .one("to")?
         .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
-    let response = answer_voice(&state, account, &to, &[]);
+    let raw_headers = query.all("header")?;
+    let headers = header_parameters(&raw_headers)?;
+    let response = answer_voice(&state, account, &to, &headers);
     observe(Kind::Voice, started);
     response
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VoiceQuery {
-    to: String,
-    #[serde(default)]
-    headers: serde_json::Map<String, serde_json::Value>,
+/// The `header=Name:value` parameters of a GET, as `(name, value)` pairs.
+fn header_parameters<'a>(raw: &'a [Cow<'_, str>]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+    let problem = |message: String| ApiError::parameter(HEADER_P, message);
+    if raw.len() > MAX_HEADER_PARAMETERS {
+        return Err(problem(format!(
+            "given {} times; at most {MAX_HEADER_PARAMETERS}",
+            raw.len()
+        )));
+    }
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(raw.len());
+    for given in raw {
+        let Some((name, value)) = given.split_once(':') else {
+            return Err(problem(format!(
+                "`{}` has no colon; send header=Name:value (url-encoded)",
+                printable(given)
+            )));
+        };
+        let value = value.trim_start_matches([' ', '\t']);
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(problem(format!(
+                "header `{}` given more than once",
+                printable(name)
+            )));
+        }
+        headers.push((name, value));
+    }
+    routing::check_supplied_headers(&headers).map_err(|e| problem(e.message))?;
+    Ok(headers)
 }
 
-/// `POST …/voice-route` with `{"to": …, "headers": {"To": …}}`.
+const HEADER_P: &str = "header";
+
+/// `POST …/voice-route` with `{"to": …, "headers": {"To": …}}`. The body is JSON whatever its
+/// `Content-Type` says, or if it says nothing (SPEC §8: some engines' HTTP clients cannot
+/// choose it); every problem of its shape is named, together.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account_sid}/voice-route",
+    tag = "lookup",
+    operation_id = "voice_route_with_headers",
+    params(AccountSidPath),
+    request_body(
+        description = "Read as JSON whatever its Content-Type (absent, text/plain, form…)",
+        content(
+            (VoiceQuerySchema = "application/json"),
+            (VoiceQuerySchema = "*/*")
+        )
+    ),
+    responses(
+        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 400, description = "Malformed AccountSid, or a body that is not a JSON object of this shape", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+    ),
+    security(("engine" = []), ("admin" = []))
+)]
 async fn voice_post(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
-    request_headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    if let Some(ct) = request_headers.get(header::CONTENT_TYPE) {
-        let is_json = ct
-            .to_str()
-            .ok()
-            .and_then(|ct| ct.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::unsupported_media_type(
-                "the body must be application/json",
-            ));
-        }
-    }
-    let query: VoiceQuery = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not a voice-route query: {e}")))?;
-    let mut headers = Vec::with_capacity(query.headers.len());
-    for (name, value) in &query.headers {
-        match value.as_str() {
-            Some(v) => headers.push((name.as_str(), v)),
-            None => {
-                return Err(ApiError::parameter(
-                    "headers",
-                    format!("the value of header `{name}` must be a string"),
-                ));
-            }
-        }
-    }
-    let response = answer_voice(&state, account, &query.to, &headers);
+    let value = json_body(&body)?;
+    let query = voice_query(&value)?;
+    let response = answer_voice(&state, account, query.to, &query.headers);
     observe(Kind::Voice, started);
     response
 }
 
-/// `GET …/sms-route`.
+/// What the POST body must be, said in every error about its syntax.
+const BODY_SHAPE: &str =
+    r#"the body must be a JSON object {"to": "<destination>", "headers": {"<Name>": "<value>"}}"#;
+
+/// The body as JSON, whatever its declared type.
+fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            ApiError::bad_request(format!("the body is empty; {BODY_SHAPE}"))
+        } else {
+            ApiError::bad_request(format!("the body is not JSON ({e}); {BODY_SHAPE}"))
+        }
+    })
+}
+
+/// A POST voice-route body, checked.
+struct VoiceQuery<'a> {
+    to: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+/// Checks a POST body: a JSON object with a string `to` and an optional object `headers` of
+/// string values, nothing else. Each problem names the member at fault.
+fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
+    use serde_json::Value;
+    let Value::Object(members) = value else {
+        return Err(ApiError::bad_request(format!(
+            "the body is {}; {BODY_SHAPE}",
+            json_kind(value)
+        )));
+    };
+    let mut problems = Vec::new();
+    for name in members.keys().filter(|n| *n != "to" && *n != "headers") {
+        problems.push((
+            printable(name),
+            "unknown member; expected `to` and optionally `headers`".to_owned(),
+        ));
+    }
+    let to = match members.get("to") {
+        Some(Value::String(to)) => to.as_str(),
+        Some(other) => {
+            problems.push((
+                "to".into(),
+                format!("must be a string, not {}", json_kind(other)),
+            ));
+            ""
+        }
+        None => {
+            problems.push(("to".into(), "required: the call's destination".into()));
+            ""
+        }
+    };
+    let mut headers = Vec::new();
+    match members.get("headers") {
+        None => {}
+        Some(Value::Object(given)) => {
+            headers.reserve_exact(given.len());
+            for (name, value) in given {
+                match value {
+                    Value::String(v) => headers.push((name.as_str(), v.as_str())),
+                    other => problems.push((
+                        "headers".into(),
+                        format!(
+                            "the value of header `{}` must be a string, not {}",
+                            printable(name),
+                            json_kind(other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(other) => problems.push((
+            "headers".into(),
+            format!(
+                "must be an object of header name to value, not {}",
+                json_kind(other)
+            ),
+        )),
+    }
+    if problems.is_empty() {
+        Ok(VoiceQuery { to, headers })
+    } else {
+        Err(ApiError::parameters(problems))
+    }
+}
+
+/// "an array", "a number"…: what a JSON value is, for error messages.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `GET …/sms-route`: the TLVs to add to the SMPP `submit_sm`.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account_sid}/sms-route",
+    tag = "lookup",
+    operation_id = "sms_route",
+    params(AccountSidPath),
+    responses(
+        (status = 200, description = "The TLVs, and which configuration decided", body = SmsAnswerSchema),
+        (status = 400, description = "Malformed AccountSid", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+    ),
+    security(("engine" = []), ("admin" = []))
+)]
 async fn sms_get(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
@@ -169,11 +333,200 @@ async fn sms_get(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     ready(&state)?;
-    let Resolved { source, routing } = state.cache.resolve(&account);
+    let Resolved {
+        source,
+        revision,
+        routing,
+    } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let tlvs = routing.as_deref().map(|r| r.sms_tlvs()).unwrap_or_default();
-    let response = json(routing::sms_response_json(Some(sid), source, tlvs));
+    let response = json(routing::sms_response_json(
+        Some(sid),
+        source,
+        revision,
+        tlvs,
+    ));
     observe(Kind::Sms, started);
     Ok(response)
+}
+
+// ---- The answers' schemas (OpenAPI). The answers are written by hand (`routing::answer`);
+// these types only describe them, and the tests validate every answer they get against the
+// document, so a writer that drifts fails them.
+
+/// `{account_sid}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct AccountSidPath {
+    /// `AC` + 32 hex digits, either case.
+    #[param(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    account_sid: String,
+}
+
+/// The query of `GET …/voice-route`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct VoiceParams {
+    /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number, percent-encoded
+    /// (RFC 3986: `+` is a literal plus).
+    to: String,
+    /// A header the engine is about to send, `Name:value` percent-encoded (a `&` in the value
+    /// as `%26`); repeatable, each name once, at most 64.
+    #[param(explode, style = Form)]
+    header: Option<Vec<String>>,
+}
+
+/// The body of `POST …/voice-route`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceQuery)]
+#[allow(dead_code)]
+struct VoiceQuerySchema {
+    /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    to: String,
+    /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Which configuration decided.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Source)]
+#[allow(dead_code)]
+enum SourceSchema {
+    Account,
+    Global,
+    None,
+}
+
+/// The voice answer (SPEC §6, §8).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceAnswer)]
+#[allow(dead_code)]
+struct VoiceAnswerSchema {
+    #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
+    account_sid: Option<String>,
+    source: SourceSchema,
+    /// The revision of the configuration that decided; `null` when `source` is `none`.
+    #[schema(required = true, minimum = 1)]
+    revision: Option<i64>,
+    /// The first matching proxy; `null` when none matches.
+    #[schema(required = true)]
+    route: Option<RouteSchema>,
+    /// The other matching proxies, in configured order.
+    fallbacks: Vec<RouteSchema>,
+}
+
+/// The route through one proxy.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceRoute)]
+#[allow(dead_code)]
+struct RouteSchema {
+    /// 0-based position of the proxy in the configuration.
+    #[schema(minimum = 0, maximum = 99)]
+    proxy_index: u32,
+    proxy: ProxySchema,
+    #[schema(required = true)]
+    username: Option<String>,
+    #[schema(required = true)]
+    password: Option<String>,
+    /// The final Request-URI.
+    request_uri: String,
+    /// Headers changed or added: configured name → final value.
+    headers: std::collections::BTreeMap<String, String>,
+    /// The same headers as an array, in first-configured order (SPEC §8).
+    header_list: Vec<HeaderSchema>,
+    /// The configured instructions, in order.
+    header_params: Vec<HeaderParamSchema>,
+    /// `Route` headers to add, in order: `<sip:…;lr>`.
+    routes: Vec<String>,
+}
+
+/// A proxy as configured and as a next hop.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Proxy)]
+#[allow(dead_code)]
+struct ProxySchema {
+    /// As configured.
+    uri: String,
+    /// IPv6 with its brackets.
+    host: String,
+    #[schema(required = true, minimum = 1, maximum = 65535)]
+    port: Option<u16>,
+    params: Vec<ProxyParamSchema>,
+    /// `sip:host[:port];params;lr` (`sips:` when configured): the next hop.
+    sip_uri: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ProxyParam)]
+#[allow(dead_code)]
+struct ProxyParamSchema {
+    name: String,
+    #[schema(required = true)]
+    value: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Header)]
+#[allow(dead_code)]
+struct HeaderSchema {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = HeaderParam)]
+#[allow(dead_code)]
+struct HeaderParamSchema {
+    header: String,
+    key: String,
+    value: String,
+}
+
+/// The SMS answer (SPEC §5, §6, §8).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SmsAnswer)]
+#[allow(dead_code)]
+struct SmsAnswerSchema {
+    #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
+    account_sid: Option<String>,
+    source: SourceSchema,
+    /// The revision of the configuration that decided; `null` when `source` is `none`.
+    #[schema(required = true, minimum = 1)]
+    revision: Option<i64>,
+    /// The TLVs to add to `submit_sm` (empty without `outbound-sms`).
+    tlvs: Vec<TlvSchema>,
+}
+
+/// TLV 0x060E `dest_network_id`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Tlv)]
+#[allow(dead_code)]
+struct TlvSchema {
+    #[schema(minimum = 1550, maximum = 1550)]
+    tag: u16,
+    #[schema(pattern = "^dest_network_id$")]
+    name: String,
+    /// Canonical decimal: for libraries that type the TLV themselves.
+    #[schema(pattern = "^(0|[1-9][0-9]*)$")]
+    value: String,
+    /// The 4-byte big-endian integer Restcomm sends.
+    #[schema(pattern = "^[0-9A-F]{8}$")]
+    value_hex: String,
+    /// The SMPP 5.0 C-octet string (decimal digits and a NUL): what to send by default.
+    #[schema(pattern = "^(3[0-9])+00$")]
+    cstring_hex: String,
 }

@@ -1,7 +1,9 @@
-//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6), operations (SPEC §7).
+//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6, §8), operations (SPEC §7), and
+//! the OpenAPI document of all of them (SPEC §8).
 //!
-//! `router(state)` merges one router per resource and puts the cross-cutting layers around
-//! them; the process around it is assembled in `server`.
+//! `router(state)` takes every resource's routes (`openapi::routes`, which merges one router
+//! per resource with its description) and puts the cross-cutting layers around them; the
+//! process around it is assembled in `server`.
 
 pub mod auth;
 pub mod error;
@@ -10,6 +12,7 @@ pub mod extract;
 pub mod format;
 pub mod history;
 pub mod lookup;
+pub mod openapi;
 pub mod ops;
 mod percent;
 pub mod repr;
@@ -53,11 +56,8 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     // Counter handles are kept once taken: the recorder must exist before the first request.
     ops::metrics_handle();
-    Router::new()
-        .merge(extensions::router())
-        .merge(history::router())
-        .merge(lookup::router())
-        .merge(ops::router())
+    let (routes, _document) = openapi::routes().split_for_parts();
+    routes
         .fallback(fallback)
         // One `layer` call with the whole stack: axum boxes each layer it is given around
         // every route, and each box costs allocations on every request. Per route, so that

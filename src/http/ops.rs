@@ -4,24 +4,26 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(render_metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(render_metrics))
 }
 
 /// Lookup latencies in seconds: the interesting range is 10 µs to 10 ms.
@@ -154,24 +156,64 @@ pub fn database_error() {
     metrics::counter!("multiprovider_database_errors_total").increment(1);
 }
 
+/// `GET /health/live`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    operation_id = "live",
+    responses((status = 200, description = "Always", body = String, content_type = "text/plain")),
+)]
 async fn live() -> &'static str {
     "live\n"
 }
 
+/// The body of `/health/ready`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Readiness)]
+struct Readiness {
+    #[schema(pattern = "^(ready|loading)$")]
+    status: &'static str,
+    /// True once the routing cache was filled: lookups are answered.
+    cache_loaded: bool,
+    cache_accounts: usize,
+    #[schema(pattern = "^(reachable|unreachable)$")]
+    database: &'static str,
+    #[schema(pattern = "^(sqlite|postgres)$")]
+    database_backend: &'static str,
+    database_check_ms: f64,
+}
+
+/// `GET /health/ready`: 200 once the cache is loaded, saying whether the database answers.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready: the routing cache is loaded", body = Readiness),
+        (status = 503, description = "Not yet: the routing cache is loading", body = Readiness),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let loaded = state.cache.is_loaded();
     let started = Instant::now();
     let reachable = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
         .await
         .unwrap_or(false);
-    let body = serde_json::json!({
-        "status": if loaded { "ready" } else { "loading" },
-        "cache_loaded": loaded,
-        "cache_accounts": state.cache.len(),
-        "database": if reachable { "reachable" } else { "unreachable" },
-        "database_backend": state.store.backend_name(),
-        "database_check_ms": started.elapsed().as_secs_f64() * 1000.0,
-    });
+    let body = Readiness {
+        status: if loaded { "ready" } else { "loading" },
+        cache_loaded: loaded,
+        cache_accounts: state.cache.len(),
+        database: if reachable {
+            "reachable"
+        } else {
+            "unreachable"
+        },
+        database_backend: state.store.backend_name(),
+        database_check_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
     let status = if loaded {
         StatusCode::OK
     } else {
@@ -180,6 +222,19 @@ async fn ready(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `GET /metrics`: Prometheus text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition format 0.0.4: requests by route and status, lookup latency, cache size, database errors",
+        body = String,
+        content_type = "text/plain"
+    )),
+)]
 async fn render_metrics(State(state): State<AppState>) -> Response {
     let handle = metrics_handle();
     metrics::gauge!("multiprovider_cache_accounts").set(state.cache.len() as f64);

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::format::{Format, json_response};
 use super::xml::{attribute, element, xml_close, xml_open, xml_response};
@@ -36,19 +37,32 @@ pub fn date(d: &chrono::DateTime<chrono::Utc>) -> String {
     d.to_rfc2822()
 }
 
-#[derive(Serialize)]
-struct ConfigurationJson<'a> {
+/// One configuration (SPEC §3): Restcomm's keys first, then ours.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Configuration)]
+pub struct ConfigurationJson<'a> {
+    /// The extension's Sid.
+    #[schema(pattern = "^EX[0-9a-f]{32}$")]
     sid: &'a str,
     extension: &'a str,
+    /// The ConfigurationData exactly as it was posted.
     configuration: &'a str,
     #[serde(rename = "configuration type")]
+    #[schema(pattern = "^JSON$")]
     configuration_type: &'static str,
+    /// RFC 2822, UTC.
     date_created: String,
     date_updated: String,
+    /// `null` for the global configuration.
+    #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
     account_sid: Option<String>,
     enabled: bool,
+    #[schema(pattern = "^2012-04-24$")]
     api_version: &'static str,
     uri: String,
+    /// This configuration's revision (SPEC §10), also its `ETag`.
+    #[schema(minimum = 1)]
     revision: i64,
 }
 
@@ -143,7 +157,6 @@ impl PageInfo {
 
 /// The paging members of a Restcomm list, for a page of the list at `base` (a URI with
 /// any parameters that come before `Page`, e.g. `…/History.json?AccountSid=AC…&`).
-#[derive(Serialize)]
 pub struct Paging {
     pub page: i64,
     pub num_pages: i64,
@@ -207,12 +220,79 @@ impl Paging {
     }
 }
 
-#[derive(Serialize)]
-struct ListJson<'a> {
-    #[serde(flatten)]
-    paging: Paging,
-    extension_configurations: Vec<ConfigurationJson<'a>>,
+/// Declares a list in Restcomm's shape (SPEC §3): the members of `Paging`, then the items
+/// under their own name; strict (unknown members are refused by its schema), so that the
+/// OpenAPI document says exactly what is answered. `new(paging, items)` builds one.
+macro_rules! restcomm_list {
+    ($(#[$meta:meta])* $name:ident as $schema:ident, $items:ident: $item:ty) => {
+        $(#[$meta])*
+        #[derive(serde::Serialize, utoipa::ToSchema)]
+        #[serde(deny_unknown_fields)]
+        #[schema(as = $schema)]
+        pub struct $name<'a> {
+            page: i64,
+            num_pages: i64,
+            page_size: i64,
+            total: i64,
+            start: i64,
+            end: i64,
+            uri: String,
+            first_page_uri: String,
+            /// `null` on the first page.
+            #[schema(required = true)]
+            previous_page_uri: Option<String>,
+            /// `null` on the last page.
+            #[schema(required = true)]
+            next_page_uri: Option<String>,
+            last_page_uri: String,
+            $items: Vec<$item>,
+        }
+
+        impl<'a> $name<'a> {
+            pub fn new(paging: $crate::http::repr::Paging, $items: Vec<$item>) -> Self {
+                let p = paging;
+                $name {
+                    page: p.page,
+                    num_pages: p.num_pages,
+                    page_size: p.page_size,
+                    total: p.total,
+                    start: p.start,
+                    end: p.end,
+                    uri: p.uri,
+                    first_page_uri: p.first_page_uri,
+                    previous_page_uri: p.previous_page_uri,
+                    next_page_uri: p.next_page_uri,
+                    last_page_uri: p.last_page_uri,
+                    $items,
+                }
+            }
+
+            /// The paging members again, for the XML form.
+            pub fn paging(&self) -> $crate::http::repr::Paging {
+                $crate::http::repr::Paging {
+                    page: self.page,
+                    num_pages: self.num_pages,
+                    page_size: self.page_size,
+                    total: self.total,
+                    start: self.start,
+                    end: self.end,
+                    uri: self.uri.clone(),
+                    first_page_uri: self.first_page_uri.clone(),
+                    previous_page_uri: self.previous_page_uri.clone(),
+                    next_page_uri: self.next_page_uri.clone(),
+                    last_page_uri: self.last_page_uri.clone(),
+                }
+            }
+        }
+    };
 }
+pub(crate) use restcomm_list;
+
+restcomm_list!(
+    /// A page of account configurations (SPEC §3).
+    ListJson as ConfigurationList,
+    extension_configurations: ConfigurationJson<'a>
+);
 
 /// A page of account configurations of extension `extension_sid`, status 200.
 pub fn configuration_list(
@@ -222,15 +302,14 @@ pub fn configuration_list(
     format: Format,
 ) -> Response {
     let base = format!("/{API_VERSION}/ExtensionsConfiguration.json/{extension_sid}/Accounts.json");
-    let body = ListJson {
-        paging: Paging::new(&base, info),
-        extension_configurations: records.iter().map(ConfigurationJson::of).collect(),
-    };
+    let paging = Paging::new(&base, info);
+    let items = records.iter().map(ConfigurationJson::of).collect();
+    let body = ListJson::new(paging, items);
     match format {
         Format::Json => json_response(StatusCode::OK, &body),
         Format::Xml => {
             let mut out = xml_open();
-            body.paging.open_xml(&mut out, "ExtensionConfigurations");
+            body.paging().open_xml(&mut out, "ExtensionConfigurations");
             for item in &body.extension_configurations {
                 item.write_xml(&mut out);
             }

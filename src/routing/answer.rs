@@ -1,5 +1,5 @@
-//! The lookup answer documents of SPEC §6, written straight into a byte buffer: the head
-//! (`account_sid`, `source`) and the voice routes or SMS TLVs.
+//! The lookup answer documents of SPEC §6 and §8, written straight into a byte buffer: the
+//! head (`account_sid`, `source`, `revision`) and the voice routes or SMS TLVs.
 
 use serde::Serialize;
 
@@ -26,24 +26,31 @@ impl Source {
     }
 }
 
-fn head(out: &mut Vec<u8>, account_sid: Option<&str>, source: Source) {
+/// `revision` is that of the configuration that decided (SPEC §8); it is written `null` when
+/// nothing decided (`source` `none`), whatever the caller passed.
+fn head(out: &mut Vec<u8>, account_sid: Option<&str>, source: Source, revision: Option<i64>) {
     out.extend_from_slice(b"{\"account_sid\":");
     write_opt_str(out, account_sid);
     out.extend_from_slice(b",\"source\":\"");
     out.extend_from_slice(source.as_str().as_bytes());
-    out.push(b'"');
+    out.extend_from_slice(b"\",\"revision\":");
+    match revision.filter(|_| source != Source::None) {
+        Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
-/// `{"account_sid": …, "source": …, "route": …, "fallbacks": […]}`
+/// `{"account_sid": …, "source": …, "revision": …, "route": …, "fallbacks": […]}`
 pub fn voice_response_json(
     account_sid: Option<&str>,
     source: Source,
+    revision: Option<i64>,
     answer: &VoiceAnswer<'_>,
 ) -> Vec<u8> {
-    // About 700 bytes a route with a few header instructions.
+    // About 800 bytes a route with a few header instructions.
     let routes = usize::from(answer.route.is_some()) + answer.fallbacks.len();
-    let mut out = Vec::with_capacity(64 + 896 * routes.max(1));
-    head(&mut out, account_sid, source);
+    let mut out = Vec::with_capacity(96 + 1024 * routes.max(1));
+    head(&mut out, account_sid, source, revision);
     out.extend_from_slice(b",\"route\":");
     match &answer.route {
         Some(route) => route.write_json(&mut out),
@@ -60,10 +67,15 @@ pub fn voice_response_json(
     out
 }
 
-/// `{"account_sid": …, "source": …, "tlvs": […]}`
-pub fn sms_response_json(account_sid: Option<&str>, source: Source, tlvs: &[Tlv]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(192);
-    head(&mut out, account_sid, source);
+/// `{"account_sid": …, "source": …, "revision": …, "tlvs": […]}`
+pub fn sms_response_json(
+    account_sid: Option<&str>,
+    source: Source,
+    revision: Option<i64>,
+    tlvs: &[Tlv],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(224);
+    head(&mut out, account_sid, source, revision);
     out.extend_from_slice(b",\"tlvs\":[");
     for (i, tlv) in tlvs.iter().enumerate() {
         if i > 0 {

@@ -32,6 +32,7 @@ pub use explain::{Decider, write_sms_explain, write_voice_explain};
 pub use matcher::RegexInterner;
 pub use problem::Problem;
 pub use render::{VoiceAnswer, VoiceRoute};
+pub use sip::printable;
 pub use sms::Tlv;
 pub use validate::{
     MAX_CONFIGURATION_BYTES, MAX_CREDENTIAL_BYTES, MAX_HEADERS, MAX_MATCH_BYTES, MAX_PROXIES,

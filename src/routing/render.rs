@@ -5,6 +5,7 @@ use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
 use super::destination::{Destination, Kind};
 use super::output::{push_decimal, write_json_str_with};
 use super::sip;
+use super::validate::MAX_HEADERS;
 
 /// The first matching proxy and the other matching ones, in configured order.
 pub(crate) fn resolve<'a>(
@@ -116,15 +117,37 @@ impl VoiceRoute<'_> {
         out.extend_from_slice(b",\"request_uri\":");
         write_json_str_with(out, |out| self.write_request_uri(out));
         out.extend_from_slice(b",\"headers\":{");
+        // Where each header's quoted name and value were written: `header_list` (SPEC §8)
+        // copies those bytes rather than building the values twice. A proxy has at most
+        // MAX_HEADERS instructions, so at most that many headers: no allocation.
+        let mut written = [(0u32, 0u32, 0u32); MAX_HEADERS];
+        let mut count = 0;
         for (i, (first, name)) in p.header_groups().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
+            let name_at = out.len();
             p.put_quoted(out, name);
             out.push(b':');
+            let value_at = out.len();
             write_json_str_with(out, |out| p.write_header_value(out, first, self.supplied));
+            // Offsets in an answer of a few kilobytes (at most 100 routes of 50 headers).
+            written[i] = (name_at as u32, value_at as u32, out.len() as u32);
+            count = i + 1;
         }
-        out.extend_from_slice(b"},\"header_params\":[");
+        out.extend_from_slice(b"},\"header_list\":[");
+        for (i, &(name_at, value_at, end)) in written[..count].iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            // The quoted name, without the `:` written after it.
+            out.extend_from_within(name_at as usize..value_at as usize - 1);
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_within(value_at as usize..end as usize);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"header_params\":[");
         for (i, (header, key, value)) in p.header_params().enumerate() {
             if i > 0 {
                 out.push(b',');

@@ -260,7 +260,7 @@ pub(crate) fn params(s: &str) -> impl Iterator<Item = Param<'_>> {
 }
 
 /// Error messages quote user input; keep them on one line.
-pub(crate) fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     const MAX: usize = 80;
     let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
     if s.chars().count() > MAX {

@@ -25,7 +25,13 @@ fn voice(config: &str, to: &str, headers: &[(&str, &str)]) -> Value {
     let compiled = compile(config).unwrap_or_else(|p| panic!("{p:?}"));
     let dest = Destination::parse(to).unwrap();
     let answer = compiled.resolve_voice(&dest, headers);
-    serde_json::from_slice(&voice_response_json(Some("AC0"), Source::Account, &answer)).unwrap()
+    serde_json::from_slice(&voice_response_json(
+        Some("AC0"),
+        Source::Account,
+        Some(7),
+        &answer,
+    ))
+    .unwrap()
 }
 
 fn one_proxy(proxy: Value) -> String {
@@ -478,6 +484,7 @@ fn seed_example_sip_bob_at_uri1() {
             "password",
             "request_uri",
             "headers",
+            "header_list",
             "header_params",
             "routes"
         ]
@@ -742,14 +749,85 @@ fn supplied_headers_with_cr_or_lf_are_refused() {
 #[test]
 fn sms_answer_shape() {
     let c = compile(r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#).unwrap();
-    let v: Value =
-        serde_json::from_slice(&sms_response_json(None, Source::Account, c.sms_tlvs())).unwrap();
+    let v: Value = serde_json::from_slice(&sms_response_json(
+        None,
+        Source::Account,
+        None,
+        c.sms_tlvs(),
+    ))
+    .unwrap();
     assert_eq!(
         v,
-        json!({"account_sid": null, "source": "account", "tlvs": [
+        json!({"account_sid": null, "source": "account", "revision": null, "tlvs": [
         {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
     );
     assert!(compile(VOICE_EXAMPLE).unwrap().sms_tlvs().is_empty());
+}
+
+// ---- SPEC §8: revision and header_list ----
+
+#[test]
+fn revision_comes_right_after_source_and_is_null_when_nothing_decided() {
+    let c = compile(r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#).unwrap();
+    let text = sms_response_json(Some("AC0"), Source::Global, Some(12), c.sms_tlvs());
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.starts_with(r#"{"account_sid":"AC0","source":"global","revision":12,"tlvs":"#),
+        "{text}"
+    );
+    // `none` never carries a revision, whatever the caller passes.
+    let none = voice_response_json(Some("AC0"), Source::None, Some(12), &VoiceAnswer::none());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&none).unwrap(),
+        json!({"account_sid": "AC0", "source": "none", "revision": null, "route": null, "fallbacks": []})
+    );
+    let v = voice(VOICE_EXAMPLE, "sip:bob@uri1.com", &[]);
+    assert_eq!(v["revision"], 7);
+}
+
+#[test]
+fn header_list_is_headers_in_first_configured_order() {
+    let config = one_proxy(json!({"uri": "p.com", "headers": [
+        {"headerName": "X.Dot", "key": "a", "value": "1"},
+        {"headerName": "Request-URI", "key": "r", "value": "2"},
+        {"headerName": "To", "key": "b", "value": "3"},
+        {"headerName": "Route", "key": "x", "value": "edge.p.com"},
+        {"headerName": "x.dot", "key": "c", "value": "4"},
+        {"headerName": "Accept-Contact", "key": "d", "value": "5"}
+    ]}));
+    let v = voice(
+        &config,
+        "sip:bob@uri1.com",
+        &[("to", "\"Bob \\ \u{1}\" <sip:bob@uri1.com>")],
+    );
+    let route = &v["route"];
+    assert_eq!(
+        route["header_list"],
+        json!([
+            {"name": "X.Dot", "value": "a=1;c=4"},
+            {"name": "To", "value": "\"Bob \\ \u{1}\" <sip:bob@uri1.com>;b=3"},
+            {"name": "Accept-Contact", "value": "d=5"}
+        ])
+    );
+    // The same final values as `headers`, in the same order.
+    let headers = route["headers"].as_object().unwrap();
+    let from_list: Vec<(&str, &Value)> = route["header_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap(), &h["value"]))
+        .collect();
+    let from_object: Vec<(&str, &Value)> = headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    assert_eq!(from_list, from_object);
+    // No header changed: always present, empty.
+    let bare = voice(&one_proxy(json!({"uri": "p.com"})), "+1555", &[]);
+    assert_eq!(bare["route"]["header_list"], json!([]));
+    // Every route object carries it, fallbacks included.
+    let v = voice(VOICE_EXAMPLE, "sip:bob@uri1.com", &[]);
+    assert_eq!(
+        v["fallbacks"][0]["header_list"],
+        json!([{"name": "To", "value": "newkey7=newvalue7"}, {"name": "X-CustomHeader", "value": "newkey8=newvalue8"}])
+    );
 }
 
 #[test]
@@ -793,7 +871,8 @@ fn the_embedding_api_agrees_with_the_json_answer() {
         let dest = Destination::parse(to).unwrap();
         let answer = compiled.resolve_voice(&dest, &supplied);
         let json: Value =
-            serde_json::from_slice(&voice_response_json(None, Source::Account, &answer)).unwrap();
+            serde_json::from_slice(&voice_response_json(None, Source::Account, None, &answer))
+                .unwrap();
         let routes = answer.route.iter().chain(&answer.fallbacks);
         let objects = std::iter::once(&json["route"]).chain(json["fallbacks"].as_array().unwrap());
         for (route, object) in routes.zip(objects) {
@@ -804,6 +883,12 @@ fn the_embedding_api_agrees_with_the_json_answer() {
                 .map(|(name, value)| (name.to_owned(), Value::from(value)))
                 .collect();
             assert_eq!(Value::Object(headers), object["headers"], "{to}");
+            let list: Vec<Value> = route
+                .headers()
+                .into_iter()
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect();
+            assert_eq!(Value::Array(list), object["header_list"], "{to}");
         }
     }
 }

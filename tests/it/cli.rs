@@ -203,6 +203,9 @@ fn proxy_route(
         "password": format!("somepassword{user}"),
         "request_uri": request_uri,
         "headers": headers,
+        "header_list": headers.as_object().unwrap().iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect::<Vec<_>>(),
         "header_params": [
             {"header": "Request-URI", "key": format!("newkey{a}"), "value": format!("newvalue{a}")},
             {"header": "Request-URI", "key": format!("newkey{b}"), "value": format!("newvalue{b}")},
@@ -229,6 +232,7 @@ fn resolve_prints_the_spec_answer() {
     let expected = json!({
         "account_sid": null,
         "source": "account",
+        "revision": null,
         "route": proxy_route(1, "192.168.0.1", "1", "sip:bob@uri1.com;newkey1=newvalue1;newkey2=newvalue2",
             json!({"To": "newkey3=newvalue3", "X-CustomHeader": "newkey4=newvalue4"}), [1, 2, 3, 4]),
         "fallbacks": [
@@ -352,7 +356,7 @@ fn resolve_without_a_match_or_a_voice_section_answers_a_null_route() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout_json(&o),
-        json!({"account_sid": null, "source": "account", "route": null, "fallbacks": []})
+        json!({"account_sid": null, "source": "account", "revision": null, "route": null, "fallbacks": []})
     );
 }
 
@@ -362,7 +366,7 @@ fn resolve_sms_prints_the_tlv() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout_json(&o),
-        json!({"account_sid": null, "source": "account", "tlvs": [
+        json!({"account_sid": null, "source": "account", "revision": null, "tlvs": [
             {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
     );
     // No `outbound-sms`: no TLVs.

@@ -135,7 +135,7 @@ on_every_db!(
         assert_eq!(status, 200);
         assert_eq!(
             v,
-            json!({"account_sid": A1, "source": "account", "tlvs": [
+            json!({"account_sid": A1, "source": "account", "revision": v["revision"], "tlvs": [
         {"tag": 1550, "name": "dest_network_id", "value": "1000", "value_hex": "000003E8", "cstring_hex": "3130303000"}]})
         );
     }
@@ -146,7 +146,10 @@ on_every_db!(
 on_every_db!(with_nothing_configured_the_source_is_none, |app, db| {
     let (status, v) = app.sms_route(A1).await;
     assert_eq!(status, 200);
-    assert_eq!(v, json!({"account_sid": A1, "source": "none", "tlvs": []}));
+    assert_eq!(
+        v,
+        json!({"account_sid": A1, "source": "none", "revision": null, "tlvs": []})
+    );
     let (_, v) = app.voice_route(A1, "+1555").await;
     assert_eq!(
         (
@@ -184,7 +187,7 @@ on_every_db!(
         let (_, v) = app.sms_route(A1).await;
         assert_eq!(
             v,
-            json!({"account_sid": A1, "source": "account", "tlvs": []})
+            json!({"account_sid": A1, "source": "account", "revision": v["revision"], "tlvs": []})
         );
     }
 );

@@ -1115,6 +1115,7 @@ fn library_answer(app: &TestApp, case: &LookupCase) -> Option<Vec<u8>> {
     Some(voice_response_json(
         Some(case.account),
         resolved.source,
+        resolved.revision,
         &answer,
     ))
 }

@@ -824,7 +824,7 @@ proptest! {
         for raw in &destinations {
             let Ok(dest) = Destination::parse(raw) else { continue };
             let answer = compiled.resolve_voice(&dest, supplied);
-            let bytes = voice_response_json(Some(A1), Source::Global, &answer);
+            let bytes = voice_response_json(Some(A1), Source::Global, Some(3), &answer);
             let v: Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
             prop_assert_eq!(&v["source"], "global");
@@ -900,7 +900,7 @@ fn a_hundred_proxies_resolve_in_order() {
     let dest = Destination::parse(raw).unwrap();
     let answer = compiled.resolve_voice(&dest, &[]);
     let v: Value =
-        serde_json::from_slice(&voice_response_json(None, Source::Account, &answer)).unwrap();
+        serde_json::from_slice(&voice_response_json(None, Source::Account, None, &answer)).unwrap();
     assert_eq!(v["route"]["proxy_index"], 0);
     let fallbacks: Vec<u64> = v["fallbacks"]
         .as_array()

@@ -166,13 +166,16 @@ fn answers(account: &str, source: Source, routing: Option<&CompiledRouting>) -> 
     let sms = sms_response_json(
         Some(account),
         source,
+        None,
         routing.map(|r| r.sms_tlvs()).unwrap_or_default(),
     );
     let voice = |to: &str| {
         let dest = Destination::parse(to).unwrap();
         match routing {
-            Some(r) => voice_response_json(Some(account), source, &r.resolve_voice(&dest, &[])),
-            None => voice_response_json(Some(account), source, &VoiceAnswer::none()),
+            Some(r) => {
+                voice_response_json(Some(account), source, None, &r.resolve_voice(&dest, &[]))
+            }
+            None => voice_response_json(Some(account), source, None, &VoiceAnswer::none()),
         }
     };
     [sms, voice("sip:bob@uri1.com"), voice("+15551234")]
