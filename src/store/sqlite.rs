@@ -13,6 +13,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 
+use super::diagnose;
 use super::reads::{Db, Dialect};
 use super::rows::{AccountRow, ConfigColumns, ExtensionId, ExtensionRow};
 use super::{ConfigRecord, EXTENSION_NAME, Snapshot, StoreError, Write, now_micros};
@@ -50,6 +51,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = options.get_filename().to_owned();
         let pool = if in_memory {
             // An in-memory database lives as long as one connection to it: keep exactly one
             // (a shared-cache database answers SQLITE_LOCKED, not BUSY, to concurrent writers).
@@ -68,7 +70,9 @@ impl SqliteStore {
                 // connection: waiting for one must outlast that.
                 .acquire_timeout(BUSY_TIMEOUT * 2)
                 .connect_with(options)
-                .await?
+                .await
+                // A file that cannot be opened fails at once (no retry): name the path.
+                .map_err(|e| diagnose::sqlite(&path, e))?
         };
         Ok(SqliteStore {
             db: Db {
