@@ -42,6 +42,12 @@ const CONFIGURATION_P: &str = "ConfigurationData";
 const ACCOUNT_P: &str = "AccountSid";
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
 
+/// Appended to the JSON syntax error of a `ConfigurationData` that came with unknown form
+/// parameters (SPEC §12).
+const SPLIT_FORM_HINT: &str = ". The form also had unknown parameters: an `&` sent unencoded \
+     by `curl -d` splits ConfigurationData there (and a `+` arrives as a space); send it with \
+     `curl --data-urlencode` (e.g. `--data-urlencode ConfigurationData@config.json`)";
+
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();
     for prefix in ADMIN_PREFIXES {
@@ -80,7 +86,7 @@ async fn upsert(
     let (write, compiled) = post_parameters(&form, &state.cache)?;
     let record = state.store.upsert(&write).await?;
     tracing::info!(
-        account_sid = ?record.account_sid,
+        account_sid = %crate::sid::Scope(record.account_sid.as_ref()),
         enabled = record.enabled,
         revision = record.revision,
         "configuration stored"
@@ -199,6 +205,9 @@ fn post_parameters(
     let (body, query) = (&form.body, &form.query);
     let stored_name = form.extension.as_ref().map(Extension::name);
     let mut problems = body.problems(&POST_PARAMETERS);
+    let unknown_in_body = problems
+        .iter()
+        .any(|(name, _)| !POST_PARAMETERS.contains(&name.as_str()));
     problems.extend(query.problems(&[]));
 
     match (body.get(EXTENSION_NAME_P), stored_name) {
@@ -266,7 +275,16 @@ fn post_parameters(
             Ok(c) => compiled = Some(c),
             Err(config_problems) => {
                 configuration_invalid = true;
-                entries.extend(config_problems.into_iter().map(ErrorEntry::from));
+                // SPEC §12: JSON cut short and stray parameters beside it is what an `&`
+                // sent unencoded by `curl -d` does; say so where the JSON error is.
+                let split = unknown_in_body
+                    && serde_json::from_str::<serde::de::IgnoredAny>(config).is_err();
+                entries.extend(config_problems.into_iter().map(|mut problem| {
+                    if split && problem.pointer.is_empty() {
+                        problem.message.push_str(SPLIT_FORM_HINT);
+                    }
+                    ErrorEntry::from(problem)
+                }));
             }
         }
     }
