@@ -54,7 +54,8 @@ pub(super) async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 if let Some(tls) = &tls {
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_tls(stream, tls.clone(), builder.clone(), app.clone(), watcher));
+                    let (tls, builder, app) = (tls.clone(), builder.clone(), app.clone());
+                    tokio::spawn(serve_tls(stream, tls, builder, app, watcher));
                     continue;
                 }
                 let service = TowerToHyperService::new(app.clone());

@@ -80,7 +80,10 @@ impl TlsState {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use");
+                tracing::error!(
+                    error = %e,
+                    "TLS certificate not reloaded; the previous one stays in use"
+                );
                 Err(e)
             }
         }
