@@ -117,12 +117,12 @@ impl RoutingCache {
     }
 
     fn compile(&self, record: &ConfigRecord) -> Option<Arc<CompiledRouting>> {
-        match routing::compile_with(&record.configuration, &self.interner) {
+        match routing::compile_stored(&record.configuration, &self.interner) {
             Ok(compiled) => Some(Arc::new(compiled)),
             Err(problems) => {
                 // Stored data that no longer validates: keep serving what we had.
                 tracing::error!(
-                    account_sid = ?record.account_sid,
+                    account_sid = %crate::sid::Scope(record.account_sid.as_ref()),
                     problems = problems.len(),
                     "stored configuration does not compile; keeping the previous one"
                 );

@@ -11,11 +11,18 @@ use crate::routing::{self, Destination, Source};
 #[command(
     name = "multiprovider",
     version,
-    about = "Per-account outbound voice and SMS routing"
+    about = "Per-account outbound voice and SMS routing",
+    // `serve` is the default command: `multiprovider --listen …` means `multiprovider serve
+    // --listen …`, and the flags of a named command are that command's own.
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command, `multiprovider [OPTIONS]` runs `serve` with those options."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The options of `serve`, for the default command.
+    #[command(flatten)]
+    pub serve: crate::config::ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,11 +32,13 @@ pub enum Command {
     /// Apply the database migrations and exit.
     Migrate(crate::config::MigrateArgs),
     /// Validate a ConfigurationData file (`-` or nothing: standard input).
+    #[command(after_help = VALIDATE_HELP)]
     Validate {
         /// The file to read; `-` or absent for standard input.
         file: Option<String>,
     },
     /// Resolve a route offline from a ConfigurationData file.
+    #[command(after_help = RESOLVE_HELP)]
     Resolve(ResolveArgs),
     /// Write every configuration as JSON Lines (a backup), the global one first.
     Export(crate::transfer::ExportArgs),
@@ -38,6 +47,32 @@ pub enum Command {
     /// Development: write N sample accounts (benchmarks, trials).
     Seed(crate::seed::SeedArgs),
 }
+
+const VALIDATE_HELP: &str = "\
+Exit codes:
+  0  valid (prints `valid`)
+  1  invalid: prints the admin API's error body as JSON on stdout, every problem with its
+     JSON pointer (a file that is not UTF-8 is invalid too)
+  2  usage error or unreadable file (message on stderr)
+
+Examples:
+  multiprovider validate voice.json
+  multiprovider validate - < voice.json
+  multiprovider validate voice.json | jq -r '.errors[] | \"\\(.pointer): \\(.message)\"'";
+
+const RESOLVE_HELP: &str = "\
+Prints the lookup API's answer as JSON (`account_sid` null, `source` `account`), offline:
+no server, no database.
+
+Exit codes:
+  0  resolved (also when no proxy matches: `route` is then null)
+  1  the configuration is invalid: prints the validate error body on stdout
+  2  usage error, unreadable file, invalid --to or --header (message on stderr)
+
+Examples:
+  multiprovider resolve --config voice.json --to sip:bob@uri1.com
+  multiprovider resolve --config voice.json --to +15551234 --header 'To: <sip:bob@uri1.com>'
+  multiprovider resolve --config sms.json --sms";
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["to", "sms"])))]
@@ -76,7 +111,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => crate::server::run_serve(crate::config::ServeArgs::from_env()),
+        None => crate::server::run_serve(cli.serve),
         Some(Command::Serve(args)) => crate::server::run_serve(args),
         Some(Command::Migrate(args)) => crate::server::run_migrate(args),
         Some(Command::Validate { file }) => validate(file.as_deref()),

@@ -7,27 +7,32 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use clap::Parser;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://multiprovider.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_SID: &str = "ACae6e420f425248d6a26948c17a9e2acf";
 
 /// The flags of `multiprovider serve` (each also read from its environment variable).
+///
+/// Every argument hides its environment value in `--help`: clap would otherwise print
+/// `[env: MULTIPROVIDER_LISTEN=]` for an unset variable (and the value of a set one, which
+/// for the secrets must never be shown).
 #[derive(Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.
+    /// Database: `sqlite://FILE` (created if missing) or `postgres://USER:PASS@HOST:PORT/DB`
+    /// (`?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE`).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
     /// Listen address, `HOST:PORT`.
-    #[arg(long, env = "MULTIPROVIDER_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(long, env = "MULTIPROVIDER_LISTEN", default_value = DEFAULT_LISTEN, hide_env_values = true)]
     pub listen: String,
     /// Super-admin account Sid (the basic-auth user).
-    #[arg(long, env = "MULTIPROVIDER_ADMIN_SID", default_value = DEFAULT_ADMIN_SID)]
+    #[arg(long, env = "MULTIPROVIDER_ADMIN_SID", default_value = DEFAULT_ADMIN_SID, hide_env_values = true)]
     pub admin_sid: String,
     /// Super-admin auth token (the basic-auth password); generated and printed once when unset.
     #[arg(long, env = "MULTIPROVIDER_ADMIN_TOKEN", hide_env_values = true)]
@@ -35,18 +40,41 @@ pub struct ServeArgs {
     /// Bearer token of the lookup API; unset: engines use the admin credentials.
     #[arg(long, env = "MULTIPROVIDER_ENGINE_TOKEN", hide_env_values = true)]
     pub engine_token: Option<String>,
-    /// 32-byte key (hex or base64) encrypting proxy passwords at rest.
+    /// 32-byte key (64 hex digits or base64): the whole stored configuration, so every proxy
+    /// password in it, is encrypted at rest (AES-256-GCM); unset: stored as given.
     #[arg(long, env = "MULTIPROVIDER_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
     /// Keep only the newest N revisions of each configuration (unset: keep all).
-    #[arg(long, env = "MULTIPROVIDER_HISTORY_LIMIT", value_name = "N")]
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_HISTORY_LIMIT",
+        value_name = "N",
+        hide_env_values = true
+    )]
     pub history_limit: Option<String>,
+    /// PEM certificate chain: with --tls-key, the listener serves HTTPS only; re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_TLS_CERT",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
+    pub tls_cert: Option<String>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_TLS_KEY",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
+    pub tls_key: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
         long = "log",
         visible_alias = "rust-log",
         env = "RUST_LOG",
-        default_value = "info"
+        default_value = "info",
+        hide_env_values = true
     )]
     pub log: String,
 }
@@ -62,28 +90,10 @@ pub struct MigrateArgs {
         long = "log",
         visible_alias = "rust-log",
         env = "RUST_LOG",
-        default_value = "info"
+        default_value = "info",
+        hide_env_values = true
     )]
     pub log: String,
-}
-
-/// `serve` with no flags: the environment (and defaults) only.
-#[derive(Parser)]
-#[command(name = "multiprovider")]
-struct EnvOnly {
-    #[command(flatten)]
-    args: ServeArgs,
-}
-
-impl ServeArgs {
-    /// Exactly what `multiprovider serve` without flags reads.
-    pub fn from_env() -> ServeArgs {
-        match EnvOnly::try_parse_from(["multiprovider"]) {
-            Ok(parsed) => parsed.args,
-            // Only reachable with a non-UTF-8 variable; clap's message names it.
-            Err(e) => e.exit(),
-        }
-    }
 }
 
 impl fmt::Debug for ServeArgs {
@@ -99,6 +109,8 @@ impl fmt::Debug for ServeArgs {
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
             .field("history_limit", &self.history_limit)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("log", &self.log)
             .finish()
     }
@@ -151,7 +163,16 @@ pub struct Settings {
     pub secret_key: Option<KeyMaterial>,
     /// Revisions kept per configuration; `None`: all.
     pub history_limit: Option<u32>,
+    /// HTTPS (SPEC §12): the certificate and key files; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub log: String,
+}
+
+/// The PEM files of the HTTPS listener (read at start and again on every SIGHUP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl fmt::Debug for Settings {
@@ -167,6 +188,7 @@ impl fmt::Debug for Settings {
             )
             .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
             .field("history_limit", &self.history_limit)
+            .field("tls", &self.tls)
             .field("log", &self.log)
             .finish()
     }
@@ -185,6 +207,7 @@ impl Settings {
             engine_token: None,
             secret_key: None,
             history_limit: None,
+            tls: None,
             log: "info".to_owned(),
         }
     }
@@ -222,6 +245,27 @@ impl Settings {
             None => None,
         };
         let history_limit = parse_history_limit(non_empty(args.history_limit).as_deref())?;
+        let tls = match (non_empty(args.tls_cert), non_empty(args.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    "MULTIPROVIDER_TLS_CERT is set but MULTIPROVIDER_TLS_KEY is not: \
+                     HTTPS needs both files (or neither, for plain HTTP)"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "MULTIPROVIDER_TLS_KEY is set but MULTIPROVIDER_TLS_CERT is not: \
+                     HTTPS needs both files (or neither, for plain HTTP)"
+                        .into(),
+                );
+            }
+        };
         tracing_subscriber::EnvFilter::try_new(&args.log)
             .map_err(|e| format!("RUST_LOG is invalid: {e}"))?;
         Ok(Settings {
@@ -233,6 +277,7 @@ impl Settings {
             engine_token,
             secret_key,
             history_limit,
+            tls,
             log: args.log,
         })
     }
@@ -351,6 +396,8 @@ mod tests {
             engine_token: Some("enginetoken".into()),
             secret_key: None,
             history_limit: None,
+            tls_cert: None,
+            tls_key: None,
             log: "info".into(),
         }
     }
@@ -393,6 +440,30 @@ mod tests {
             Settings::from_args(a)
                 .unwrap_err()
                 .contains("MULTIPROVIDER_SECRET_KEY")
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let mut a = args();
+        a.tls_cert = Some("cert.pem".into());
+        let e = Settings::from_args(a).unwrap_err();
+        assert!(e.contains("MULTIPROVIDER_TLS_KEY"), "{e}");
+        let mut a = args();
+        a.tls_key = Some("key.pem".into());
+        let e = Settings::from_args(a).unwrap_err();
+        assert!(e.contains("MULTIPROVIDER_TLS_CERT"), "{e}");
+        let mut a = args();
+        (a.tls_cert, a.tls_key) = (Some(String::new()), Some(String::new()));
+        assert_eq!(Settings::from_args(a).unwrap().tls, None);
+        let mut a = args();
+        (a.tls_cert, a.tls_key) = (Some("c.pem".into()), Some("k.pem".into()));
+        assert_eq!(
+            Settings::from_args(a).unwrap().tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
         );
     }
 

@@ -45,6 +45,20 @@ impl fmt::Debug for AccountSid {
     }
 }
 
+/// Which configuration a log line is about: the account's Sid, or `global` (rather than
+/// `Some(AC…)`/`None`, which is what `Debug` of the option would print).
+#[derive(Clone, Copy)]
+pub struct Scope<'a>(pub Option<&'a AccountSid>);
+
+impl fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(account) => fmt::Display::fmt(account, f),
+            None => f.write_str("global"),
+        }
+    }
+}
+
 /// A fresh extension Sid: `EX` + 32 random lowercase hex digits.
 pub fn new_extension_sid() -> String {
     let bytes: [u8; 16] = rand::random();
@@ -54,6 +68,16 @@ pub fn new_extension_sid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_prints_the_sid_or_global() {
+        let sid = AccountSid::parse("AC0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(
+            Scope(Some(&sid)).to_string(),
+            "AC0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(Scope(None).to_string(), "global");
+    }
 
     #[test]
     fn account_sid_is_case_insensitive_and_lowercased() {

@@ -35,7 +35,6 @@ use super::format::{ADMIN_PREFIXES, Format};
 use super::repr::{self, ConfigurationJson, ListJson, PageInfo};
 use crate::cache::RoutingCache;
 use crate::routing::CompiledRouting;
-use crate::sid::AccountSid;
 use crate::store::{Condition, EXTENSION_NAME, Origin, Write, Written};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -46,6 +45,12 @@ const ENABLED_P: &str = "Enabled";
 const CONFIGURATION_P: &str = "ConfigurationData";
 const ACCOUNT_P: &str = "AccountSid";
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
+
+/// Appended to the JSON syntax error of a `ConfigurationData` that came with unknown form
+/// parameters (SPEC §12).
+const SPLIT_FORM_HINT: &str = ". The form also had unknown parameters: an `&` sent unencoded \
+     by `curl -d` splits ConfigurationData there (and a `+` arrives as a space); send it with \
+     `curl --data-urlencode` (e.g. `--data-urlencode ConfigurationData@config.json`)";
 
 /// The routes of SPEC §3 under both prefixes and in both formats: each operation is annotated
 /// once, for `/2012-04-24/….json`, and `variant` rewrites its path for the other three forms,
@@ -263,7 +268,7 @@ async fn upsert(
 /// One line per stored configuration at `info`; a write that changed nothing at `debug`.
 pub(super) fn log_write(written: &Written) {
     let record = &written.record;
-    let scope = scope_name(record.account_sid);
+    let scope = crate::sid::Scope(record.account_sid.as_ref());
     if written.changed {
         tracing::info!(
             account_sid = %scope,
@@ -274,11 +279,6 @@ pub(super) fn log_write(written: &Written) {
     } else {
         tracing::debug!(account_sid = %scope, revision = record.revision, "configuration unchanged");
     }
-}
-
-/// How logs name a configuration: its account Sid, or `global`.
-pub(super) fn scope_name(account: Option<AccountSid>) -> String {
-    account.map_or_else(|| "global".to_owned(), |a| a.to_string())
 }
 
 /// `If-Match` / `If-None-Match` (SPEC §10): write only at this revision, or only if absent.
@@ -484,6 +484,9 @@ fn post_parameters(
     let (body, query) = (&form.body, &form.query);
     let stored_name = form.extension.as_ref().map(Extension::name);
     let mut problems = body.problems(&POST_PARAMETERS);
+    let unknown_in_body = problems
+        .iter()
+        .any(|(name, _)| !POST_PARAMETERS.contains(&name.as_str()));
     problems.extend(query.problems(&[]));
 
     match (body.get(EXTENSION_NAME_P), stored_name) {
@@ -528,7 +531,16 @@ fn post_parameters(
             Ok(c) => compiled = Some(c),
             Err(config_problems) => {
                 configuration_invalid = true;
-                entries.extend(config_problems.into_iter().map(ErrorEntry::from));
+                // SPEC §12: JSON cut short and stray parameters beside it is what an `&`
+                // sent unencoded by `curl -d` does; say so where the JSON error is.
+                let split = unknown_in_body
+                    && serde_json::from_str::<serde::de::IgnoredAny>(config).is_err();
+                entries.extend(config_problems.into_iter().map(|mut problem| {
+                    if split && problem.pointer.is_empty() {
+                        problem.message.push_str(SPLIT_FORM_HINT);
+                    }
+                    ErrorEntry::from(problem)
+                }));
             }
         }
     }

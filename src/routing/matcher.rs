@@ -85,6 +85,86 @@ fn syntax_message(full: &str) -> String {
     }
 }
 
+/// Where `pattern` holds a whitespace character that a target would have to contain for that
+/// part of the expression to match: `Some(character index from 0, the character)`.
+///
+/// Only whitespace written as itself counts (verbatim, or escaped as `\ `): it is what a `+`
+/// sent unencoded by `curl -d` becomes. A bracketed class counts only when all its members
+/// are such whitespace (`[ ]`, from `[+]`): `[0-9 ]` can still match a digit, and SPEC §4 puts
+/// no other restriction on the characters of an expression. Not counted either: whitespace
+/// that `(?x)` mode ignores or that sits in a `(?x)` comment, negated classes (`[^ ]`), and
+/// escapes and classes that name whitespace on purpose (`\s`, `\t`, `\x20`,
+/// `[[:space:]]`). An expression that does not parse is left to `check_pattern`.
+pub(crate) fn whitespace_literal(pattern: &str) -> Option<(usize, char)> {
+    use regex_syntax::ast::{self, Ast, ClassSet, ClassSetItem, LiteralKind};
+
+    fn written_whitespace(lit: &ast::Literal) -> bool {
+        lit.c.is_whitespace()
+            && matches!(
+                lit.kind,
+                LiteralKind::Verbatim | LiteralKind::Meta | LiteralKind::Superfluous
+            )
+    }
+
+    /// The first member of a class made only of written whitespace.
+    fn only_whitespace(set: &ClassSet) -> Option<ast::Span> {
+        let items = match set {
+            ClassSet::Item(ClassSetItem::Union(union)) => union.items.as_slice(),
+            ClassSet::Item(item) => std::slice::from_ref(item),
+            ClassSet::BinaryOp(_) => return None,
+        };
+        let mut first = None;
+        for item in items {
+            match item {
+                ClassSetItem::Literal(lit) if written_whitespace(lit) => {
+                    first.get_or_insert(lit.span);
+                }
+                _ => return None,
+            }
+        }
+        first
+    }
+
+    #[derive(Default)]
+    struct Finder(Option<ast::Span>);
+
+    impl ast::Visitor for Finder {
+        type Output = Option<ast::Span>;
+        type Err = ();
+
+        fn finish(self) -> Result<Self::Output, ()> {
+            Ok(self.0)
+        }
+
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+            // Literals inside classes are class members, not `Ast::Literal`s.
+            let found = match ast {
+                Ast::Literal(lit) if written_whitespace(lit) => Some(lit.span),
+                Ast::ClassBracketed(class) if !class.negated => only_whitespace(&class.kind),
+                _ => None,
+            };
+            if self.0.is_none() {
+                self.0 = found;
+            }
+            Ok(())
+        }
+    }
+
+    // Almost every expression: no whitespace, no parse.
+    if !pattern.contains(char::is_whitespace) {
+        return None;
+    }
+    let parsed = ast::parse::Parser::new().parse(pattern).ok()?;
+    let span = ast::visit(&parsed, Finder::default()).ok()??;
+    // `\ `: the span starts at the backslash; report the whitespace itself.
+    let mut at = span.start.offset;
+    if pattern[at..].starts_with('\\') {
+        at += 1;
+    }
+    let c = pattern[at..].chars().next()?;
+    Some((pattern[..at].chars().count(), c))
+}
+
 /// Checks that one expression alone compiles within the size limit.
 pub(crate) fn check_size(pattern: &str) -> Result<(), String> {
     build(&[pattern]).map(|_| ())
@@ -249,6 +329,43 @@ mod tests {
             .collect();
         assert_eq!(ids, [0, 2, 3]);
         assert!(matching(&build(&["a"]).unwrap(), "b").is_empty());
+    }
+
+    #[test]
+    fn whitespace_that_would_have_to_match_is_found() {
+        // What `curl -d` makes of `\+1555[0-9]+`, `\+?1`, `[+]1`, `.+`.
+        assert_eq!(whitespace_literal(r"\ 1555[0-9] "), Some((1, ' ')));
+        assert_eq!(whitespace_literal(r"\ ?1"), Some((1, ' ')));
+        assert_eq!(whitespace_literal("[ ]1"), Some((1, ' ')));
+        assert_eq!(whitespace_literal("[ \t]"), Some((1, ' ')));
+        assert_eq!(whitespace_literal("1. "), Some((2, ' ')));
+        assert_eq!(whitespace_literal("a\tb"), Some((1, '\t')));
+        assert_eq!(whitespace_literal("a\u{2003}b"), Some((1, '\u{2003}')));
+        assert_eq!(whitespace_literal("é b"), Some((1, ' ')));
+        assert_eq!(whitespace_literal(r"(?x) a\ b"), Some((7, ' ')));
+    }
+
+    #[test]
+    fn whitespace_that_cannot_match_is_not_blamed() {
+        for pattern in [
+            r"\+1555[0-9]+",
+            r"\s*1",
+            r"\x20",
+            r"\t",
+            r"a\u{2003}",
+            "[[:space:]]",
+            "[^ ]+",
+            "[0-9 ]",
+            r#"[\"<>;, ]"#,
+            "[a[^ ]]",
+            r"[\w-- ]+",
+            "(?x) \\+ 1555 [0-9]+ # the US",
+            "(?x) [ 0-9 ]+",
+            "(?x)\n\\+1  # comment with spaces\n",
+            "unbalanced ( with space",
+        ] {
+            assert_eq!(whitespace_literal(pattern), None, "{pattern:?}");
+        }
     }
 
     #[test]

@@ -56,7 +56,25 @@ pub fn compile_with(
     config: &str,
     interner: &RegexInterner,
 ) -> Result<CompiledRouting, Vec<Problem>> {
-    let model = validate::validate(config, interner)?;
+    compile_under(config, interner, validate::Rules::Input)
+}
+
+/// As `compile_with`, for a configuration read back from the database: the rules that only
+/// guard input (SPEC §12's whitespace in `match`) are not applied again, so a row stored
+/// before such a rule existed still loads.
+pub fn compile_stored(
+    config: &str,
+    interner: &RegexInterner,
+) -> Result<CompiledRouting, Vec<Problem>> {
+    compile_under(config, interner, validate::Rules::Stored)
+}
+
+fn compile_under(
+    config: &str,
+    interner: &RegexInterner,
+    rules: validate::Rules,
+) -> Result<CompiledRouting, Vec<Problem>> {
+    let model = validate::validate_with(config, interner, rules)?;
     Ok(CompiledRouting {
         voice: model
             .voice

@@ -103,8 +103,22 @@ impl Problems {
     }
 }
 
-/// Validates `text`, compiling its match expressions through `interner`.
-pub(crate) fn validate(text: &str, interner: &RegexInterner) -> Result<Model, Vec<Problem>> {
+/// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of SPEC §4
+/// and §12. A stored row was valid input when it was written: rules that only exist to catch
+/// a mistake at the door (whitespace in `match`, SPEC §12) are not applied to it again, so
+/// that adding such a rule never drops an account's routing when the cache loads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Rules {
+    Input,
+    Stored,
+}
+
+/// Validates `text` under `rules`.
+pub(crate) fn validate_with(
+    text: &str,
+    interner: &RegexInterner,
+    rules: Rules,
+) -> Result<Model, Vec<Problem>> {
     if text.len() > MAX_CONFIGURATION_BYTES {
         return Err(vec![Problem {
             pointer: String::new(),
@@ -116,17 +130,22 @@ pub(crate) fn validate(text: &str, interner: &RegexInterner) -> Result<Model, Ve
     }
     let (doc, duplicates) = json::parse(text).map_err(|p| vec![p])?;
     let mut problems = Problems(duplicates);
-    let model = check_document(&doc, &mut problems, interner);
+    let model = check_document(&doc, &mut problems, interner, rules);
     match model {
         Some(model) if problems.0.is_empty() => Ok(model),
         _ => Err(problems.0),
     }
 }
 
-fn check_document(doc: &Json, problems: &mut Problems, interner: &RegexInterner) -> Option<Model> {
+fn check_document(
+    doc: &Json,
+    problems: &mut Problems,
+    interner: &RegexInterner,
+    rules: Rules,
+) -> Option<Model> {
     let [voice, sms] =
         problems.members(doc, Path::Root, ["outbound-voice", "outbound-sms"], &[])?;
-    let voice = voice.and_then(|v| check_voice(v, problems, interner));
+    let voice = voice.and_then(|v| check_voice(v, problems, interner, rules));
     let sms = sms.and_then(|v| check_sms(v, problems));
     let empty = matches!(doc, Json::Obj(m) if m.is_empty());
     Some(Model { voice, sms, empty })
@@ -183,6 +202,7 @@ fn check_voice(
     v: &Json,
     problems: &mut Problems,
     interner: &RegexInterner,
+    rules: Rules,
 ) -> Option<(Vec<ProxyModel>, Arc<MatchSet>)> {
     let section = Path::Root.member("outbound-voice");
     let item_pointer = section.index(0);
@@ -210,7 +230,7 @@ fn check_voice(
     let checked: Vec<(Option<ProxyModel>, Option<String>)> = items
         .iter()
         .enumerate()
-        .map(|(i, p)| check_proxy(p, list_pointer.index(i), problems))
+        .map(|(i, p)| check_proxy(p, list_pointer.index(i), problems, rules))
         .collect();
     let all_fine = problems.0.len() == before && checked.iter().all(|(p, _)| p.is_some());
     let patterns: Vec<&str> = checked
@@ -259,6 +279,7 @@ fn check_proxy(
     v: &Json,
     pointer: Path<'_>,
     problems: &mut Problems,
+    rules: Rules,
 ) -> (Option<ProxyModel>, Option<String>) {
     let Some([uri, username, password, pattern, headers]) = problems.members(
         v,
@@ -320,6 +341,14 @@ fn check_proxy(
                         pointer,
                         format!("match is longer than {MAX_MATCH_BYTES} bytes"),
                     );
+                    ok = false;
+                    None
+                }
+                Some(m)
+                    if rules == Rules::Input
+                        && let Some((at, c)) = matcher::whitespace_literal(m) =>
+                {
+                    problems.add(pointer, whitespace_message(m, at, c));
                     ok = false;
                     None
                 }
@@ -425,4 +454,80 @@ fn check_header_name(name: &str) -> Result<(), String> {
         return Err(format!("header `{name}` cannot be changed by routing"));
     }
     Ok(())
+}
+
+/// SPEC §12: a `match` that needs whitespace in the destination never matches anything, and
+/// is almost always a `+` that `curl -d` sent unencoded (a form decodes `+` as a space).
+fn whitespace_message(pattern: &str, at: usize, c: char) -> String {
+    let what = match c {
+        ' ' => "a space".to_owned(),
+        '\t' => "a tab".to_owned(),
+        c => format!("a whitespace character (U+{:04X})", u32::from(c)),
+    };
+    let before: String = pattern.chars().take(at).collect();
+    let place = match before.is_empty() {
+        true => "at its start".to_owned(),
+        false => format!("after `{}`", printable(&before)),
+    };
+    format!(
+        "match `{}` has {what} {place} that a destination would have to contain, but a \
+         destination never contains whitespace. The usual cause is a `+` sent unencoded by \
+         `curl -d`, which arrives as a space: send ConfigurationData with \
+         `curl --data-urlencode` (e.g. `--data-urlencode ConfigurationData@config.json`)",
+        printable(pattern),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voice(pattern: &str) -> String {
+        serde_json::json!({"outbound-voice": [{"proxy": [
+            {"uri": "a.example.com", "match": ".*"},
+            {"uri": "b.example.com", "match": pattern},
+        ]}]})
+        .to_string()
+    }
+
+    #[test]
+    fn whitespace_in_match_is_refused_with_the_curl_hint() {
+        // `\+1555[0-9]+` sent with `curl -d`.
+        let problems = validate_with(
+            &voice(r"\ 1555[0-9] "),
+            &RegexInterner::default(),
+            Rules::Input,
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].pointer, "/outbound-voice/0/proxy/1/match");
+        let m = &problems[0].message;
+        for part in [
+            "has a space after `\\\\`",
+            "never contains whitespace",
+            "`+` sent unencoded by `curl -d`",
+            "--data-urlencode",
+        ] {
+            assert!(m.contains(part), "{part:?} not in {m}");
+        }
+    }
+
+    #[test]
+    fn whitespace_that_matches_nothing_is_fine() {
+        for pattern in [r"\s*\+1555[0-9]+", "(?x) \\+1555 [0-9]+  # US", "[^ ]+"] {
+            assert!(
+                validate_with(&voice(pattern), &RegexInterner::default(), Rules::Input).is_ok(),
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_rows_are_not_refused_for_an_input_only_rule() {
+        let interner = RegexInterner::default();
+        let stored = validate_with(&voice("\\ 1555[0-9] "), &interner, Rules::Stored).unwrap();
+        assert_eq!(stored.voice.unwrap().0.len(), 2);
+        // ... and a set compiled for the stored row does not let the same input through.
+        assert!(validate_with(&voice("\\ 1555[0-9] "), &interner, Rules::Input).is_err());
+    }
 }

@@ -1,19 +1,25 @@
-//! Accepting connections and stopping gracefully.
+//! Accepting connections (plain or TLS) and stopping gracefully.
 //!
 //! hyper-util's builder rather than `axum::serve`, for the header read timeout and the
-//! shutdown deadline that `axum::serve` does not offer.
+//! shutdown deadline that `axum::serve` does not offer. A TLS handshake runs in the
+//! connection's own task, never in the accept loop, and is bounded like a request head.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
+use tower::util::MapRequest;
+
+use super::tls::TlsState;
 
 /// How long a client may take to send a request head: a connection that opens and then
 /// trickles (or sends nothing) is closed after this, so it cannot hold a slot for ever.
@@ -23,11 +29,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// remaining connections are closed regardless.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `stopped`, then lets in-flight requests finish (for at
-/// most `SHUTDOWN_GRACE`).
+/// Serves `app` on `listener` (HTTPS only when `tls` is given) until `stopped`, then lets
+/// in-flight requests finish (for at most `SHUTDOWN_GRACE`).
 pub(super) async fn accept_loop(
     listener: TcpListener,
     app: Router,
+    tls: Option<TlsState>,
     mut stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -50,13 +57,13 @@ pub(super) async fn accept_loop(
                 };
                 // Answers are small and complete: no reason to wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                // The client's address, for the revisions' `remote_addr` (SPEC §10).
-                let service = TowerToHyperService::new(app.clone().map_request(
-                    move |mut request: axum::http::Request<_>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        request
-                    },
-                ));
+                if let Some(tls) = &tls {
+                    let watcher = graceful.watcher();
+                    let (tls, builder, app) = (tls.clone(), builder.clone(), app.clone());
+                    tokio::spawn(serve_tls(stream, peer, tls, builder, app, watcher));
+                    continue;
+                }
+                let service = TowerToHyperService::new(with_peer(app.clone(), peer));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -81,6 +88,48 @@ pub(super) async fn accept_loop(
     Ok(())
 }
 
+/// One HTTPS connection: the handshake with the certificate in use when it was accepted
+/// (a reload never touches an open connection), then HTTP as on a plain connection.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: TlsState,
+    builder: Builder<TokioExecutor>,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let stream =
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            // Scanners and plain-HTTP clients: not worth more than a debug line.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+    let service = TowerToHyperService::new(with_peer(app, peer));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let _ = watcher.watch(connection).await;
+}
+
+/// `app` for one connection: each request carries the client's address, for the revisions'
+/// `remote_addr` (SPEC §10).
+fn with_peer(
+    app: Router,
+    peer: SocketAddr,
+) -> MapRequest<Router, impl FnMut(Request<Incoming>) -> Request<Incoming> + Clone> {
+    app.map_request(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    })
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
@@ -102,3 +151,26 @@ pub(super) async fn shutdown_signal() {
         _ = terminate => {},
     }
 }
+
+/// The SIGHUP stream, registered now (from then on SIGHUP no longer terminates).
+#[cfg(unix)]
+pub(super) fn hangup_signal() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
+#[cfg(not(unix))]
+pub(super) fn hangup_signal() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Calls `reload` on every SIGHUP.
+#[cfg(unix)]
+pub(super) async fn on_hangup(mut hangups: tokio::signal::unix::Signal, reload: impl Fn()) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: re-reading the TLS certificate and key");
+        reload();
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) async fn on_hangup(_hangups: (), _reload: impl Fn()) {}

@@ -7,6 +7,7 @@
 
 mod listener;
 mod sync;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,18 +25,23 @@ use crate::secret::SecretKey;
 use crate::store::{Store, StoreError, StoreOptions};
 
 pub use listener::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE};
+pub use tls::{TlsError, TlsState};
 
+/// Why the server could not start (or stopped). Each displays as one line that names the
+/// cause and the fix (SPEC §12), and never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot connect to the database {url}: {source}")]
+    #[error("database {url}: {}", detail(source))]
     Connect { url: String, source: StoreError },
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed: {}", detail(.0))]
     Migrate(StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {}", bind_hint(*addr, source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     /// Stored rows this instance cannot read (encrypted without the right
     /// MULTIPROVIDER_SECRET_KEY, or damaged): serving without them would answer wrongly.
     #[error("the stored configurations cannot be read: {0}")]
@@ -44,10 +50,43 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// A store error without the generic prefix: the connect functions' messages say it all.
+fn detail(e: &StoreError) -> String {
+    match e {
+        StoreError::Unavailable(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn bind_hint(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::AddrInUse => format!(
+            "address already in use: another process (perhaps another multiprovider) listens \
+             on port {}; stop it, or set MULTIPROVIDER_LISTEN to another address",
+            addr.port()
+        ),
+        K::AddrNotAvailable => format!(
+            "{} is not an address of this machine; set MULTIPROVIDER_LISTEN to one of its \
+             addresses, or 0.0.0.0:{} for all of them",
+            addr.ip(),
+            addr.port()
+        ),
+        K::PermissionDenied => format!(
+            "permission denied (ports below 1024 need privileges); set MULTIPROVIDER_LISTEN \
+             to a port of 1024 or more, e.g. {}:8080",
+            addr.ip()
+        ),
+        _ => format!("{e}; check MULTIPROVIDER_LISTEN"),
+    }
+}
+
 /// A server started by `start`: stop it with `shutdown`.
 pub struct RunningServer {
     addr: SocketAddr,
     state: AppState,
+    /// The HTTPS certificate in use, when serving HTTPS.
+    tls: Option<TlsState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     /// Background cache work: the retried first load, the PostgreSQL change follower.
@@ -61,6 +100,21 @@ impl RunningServer {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The HTTPS certificate in use (`None`: plain HTTP).
+    pub fn tls(&self) -> Option<&TlsState> {
+        self.tls.as_ref()
+    }
+
+    /// What SIGHUP does: re-reads the certificate and key files for the connections accepted
+    /// from now on. On error the certificate in use stays (the error is logged and returned).
+    /// Without HTTPS there is nothing to re-read: `Ok`.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and returns.
@@ -92,8 +146,11 @@ impl Drop for RunningServer {
     }
 }
 
-/// Connects, migrates, loads the cache and serves on `listener` until `shutdown`.
+/// Reads the certificate (when HTTPS is configured), connects, migrates, loads the cache and
+/// serves on `listener` until `shutdown`.
 pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningServer, ServeError> {
+    // The files first: a wrong path must not wait for a database connection to be told.
+    let tls = settings.tls.as_ref().map(TlsState::load).transpose()?;
     let options = StoreOptions {
         secret: settings.secret_key.as_ref().map(SecretKey::from_material),
         history_limit: settings.history_limit,
@@ -141,11 +198,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     let addr = listener.local_addr()?;
     let app = http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(listener::accept_loop(listener, app, stopped));
-    tracing::info!(%addr, backend = state.store.backend_name(), "listening");
+    let task = tokio::spawn(listener::accept_loop(listener, app, tls.clone(), stopped));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme = %scheme, backend = state.store.backend_name(), "listening");
     Ok(RunningServer {
         addr,
         state,
+        tls,
         stop: Some(stop),
         task,
         background,
@@ -162,7 +221,19 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let generated = settings
         .admin_token_generated
         .then(|| settings.admin_token.clone());
+    // SIGHUP re-reads the certificate. Registered before the server is reported as started,
+    // so that a SIGHUP sent from then on never meets the default action (termination).
+    // Without HTTPS it keeps its default meaning.
+    let hangups = match settings.tls.is_some() {
+        true => Some(listener::hangup_signal()?),
+        false => None,
+    };
     let server = start(settings, listener).await?;
+    if let (Some(hangups), Some(tls)) = (hangups, server.tls().cloned()) {
+        tokio::spawn(listener::on_hangup(hangups, move || {
+            let _ = tls.reload();
+        }));
+    }
     if let Some(token) = generated {
         // Deliberately not a log line: it must not end up in log aggregation.
         eprintln!(

@@ -20,6 +20,7 @@
 //! - Errors: `Unavailable` for anything that means the database could not answer or take the
 //!   write (→ HTTP 503). Messages never contain secrets.
 
+mod diagnose;
 mod postgres;
 mod reads;
 mod rows;
@@ -532,7 +533,8 @@ impl From<sqlx::Error> for StoreError {
             E::PoolTimedOut => "timed out waiting for a database connection".to_string(),
             E::PoolClosed => "the database connection pool is closed".to_string(),
             E::Io(io) => format!("I/O error talking to the database: {io}"),
-            E::Tls(_) => "TLS error talking to the database".to_string(),
+            // rustls' messages name the failure (certificate, protocol), never a secret.
+            E::Tls(tls) => format!("TLS error talking to the database: {tls}"),
             E::Protocol(_) => "database protocol error".to_string(),
             E::WorkerCrashed => "database worker crashed".to_string(),
             E::Configuration(_) => {

@@ -15,11 +15,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres};
 use tokio::sync::mpsc;
 
+use super::diagnose;
 use super::reads::{Db, Dialect};
 use super::rows::{AccountRow, ExtensionId};
 use super::{
@@ -32,6 +33,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 const MAX_CONNECTIONS: u32 = 16;
 /// A dead database must surface as `Unavailable` quickly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first connection at start: DNS, TCP, TLS and authentication of a distant managed
+/// database fit well within this.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Listener reconnect back-off bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -71,6 +75,24 @@ impl PostgresStore {
                 StoreError::Unavailable("DATABASE_URL is not a valid postgres URL".into())
             })?
             .application_name("multiprovider");
+        // One connection on its own first: the pool retries a refused connection until its
+        // acquire timeout and then reports only that it timed out; this names the cause at
+        // once (SPEC §12: refused, unknown database, authentication, TLS).
+        let target = diagnose::PgTarget::new(url, &connect);
+        match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
+            .await
+        {
+            Ok(Ok(first)) => {
+                let _ = first.close().await;
+            }
+            Ok(Err(e)) => return Err(diagnose::postgres(&target, e)),
+            Err(_) => {
+                return Err(diagnose::postgres_timeout(
+                    &target,
+                    FIRST_CONNECT_TIMEOUT.as_secs(),
+                ));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -18,6 +18,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use tokio::sync::mpsc;
 
+use super::diagnose;
 use super::reads::{Db, Dialect};
 use super::rows::{AccountRow, ConfigColumns, ExtensionId};
 use super::{
@@ -64,6 +65,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = connect.get_filename().to_owned();
         let pool = if in_memory {
             // An in-memory database lives as long as one connection to it: keep exactly one
             // (a shared-cache database answers SQLITE_LOCKED, not BUSY, to concurrent writers).
@@ -82,7 +84,9 @@ impl SqliteStore {
                 // connection: waiting for one must outlast that.
                 .acquire_timeout(BUSY_TIMEOUT * 2)
                 .connect_with(connect)
-                .await?
+                .await
+                // A file that cannot be opened fails at once (no retry): name the path.
+                .map_err(|e| diagnose::sqlite(&path, e))?
         };
         Ok(SqliteStore {
             db: Db::new(pool, &DIALECT, options),

@@ -6,8 +6,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 use crate::common::constants::{SMS_EXAMPLE_PATH, VOICE_EXAMPLE, VOICE_EXAMPLE_PATH};
-
-const BIN: &str = env!("CARGO_BIN_EXE_multiprovider");
+use crate::common::process::BIN;
 
 /// Runs the binary with `args`, feeding `stdin` (nothing: an empty, closed standard input).
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {

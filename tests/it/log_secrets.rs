@@ -1,55 +1,13 @@
 //! At the most verbose log level, no password, token or key appears in any log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 
 use crate::common::app::{AppOptions, TestApp, spawn_app};
 use crate::common::constants::{A1, ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, J, SECRET_KEY_HEX};
+use crate::common::logs::with_captured_logs;
 use crate::common::on_every_db;
 
 const PASSWORD: &str = "pw-Sup3rSecret-4711";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs `test` on a runtime whose threads (and the calling one) log at trace level into a
-/// buffer, and returns what was logged. The capture is scoped to these threads: a global
-/// subscriber would also record (and slow down) every other test of this binary.
-fn with_captured_logs(test: impl std::future::Future<Output = ()>) -> String {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    let for_threads = dispatch.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_start(move || {
-            // Blocking-pool threads of this runtime: theirs for as long as they live.
-            std::mem::forget(tracing::dispatcher::set_default(&for_threads));
-        })
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(test);
-    drop(runtime);
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
-}
 
 /// What a server is asked during the capture: a configuration with `PASSWORD` written, refused
 /// (with a control character), read back and resolved, and the tokens sent where they are
@@ -88,7 +46,7 @@ async fn exercise(app: &TestApp) {
 }
 
 on_every_db!(blocking no_secret_reaches_the_log_even_at_trace_level, |db| {
-    let log = with_captured_logs(async {
+    let log = with_captured_logs("trace", async {
         let app = spawn_app(&db.url, AppOptions::with_secret_key(SECRET_KEY_HEX)).await;
         exercise(&app).await;
         app.stop().await;

@@ -1,7 +1,7 @@
 //! The real server on 127.0.0.1:0 with known credentials, spoken to over HTTP.
 //!
 //! The one place that assembles a server from the library (`start`, `RunningServer`,
-//! `ServeError`, `router`): when those move, only this file follows.
+//! `ServeError`, `TlsError`, `router`): when those move, only this file follows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use multiprovider::server::{RunningServer, start};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
 
-pub use multiprovider::server::ServeError;
+pub use multiprovider::server::{ServeError, TlsError};
 
 use super::constants::{ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, FORM, J};
 use super::raw::{Outcome, exchange};
@@ -57,7 +57,7 @@ impl AppOptions {
 /// A server (or, from `connect`, a client of one that runs elsewhere).
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://…` when the server was started with `settings.tls`)
     pub base_url: String,
     pub client: Client,
     /// What the server was started with: its credentials, its database.
@@ -92,15 +92,22 @@ fn test_settings(db_url: &str) -> Settings {
     settings
 }
 
+/// Starts the server on `settings.listen` (`127.0.0.1:0` unless a test changed it).
 async fn spawn_settings(settings: Settings) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .expect("bind 127.0.0.1:0");
+        .unwrap_or_else(|e| panic!("bind {}: {e}", settings.listen));
     let server = start(settings.clone(), listener)
         .await
         .expect("server starts");
     let addr = server.local_addr();
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     TestApp {
+        base_url: format!("{scheme}://{addr}"),
         server: Some(server),
         ..TestApp::connect(addr, settings)
     }
@@ -169,6 +176,11 @@ impl TestApp {
 
     pub fn state(&self) -> &AppState {
         self.server.as_ref().expect("server running").state()
+    }
+
+    /// What SIGHUP does: re-reads the HTTPS certificate and key files.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        self.server.as_ref().expect("server running").reload_tls()
     }
 
     /// Stops the server (in-flight requests finish).

@@ -1,10 +1,14 @@
 //! Helpers shared by the integration tests, and the macros that run a test on each backend.
 
 pub mod app;
+pub mod certs;
 pub mod constants;
 pub mod db;
+pub mod logs;
+pub mod process;
 pub mod raw;
 pub mod reliability;
+pub mod repo;
 pub mod tcp_proxy;
 pub mod wire;
 
@@ -83,8 +87,27 @@ macro_rules! on_every_db {
 pub(crate) use on_every_db;
 
 /// `on_every_db!` for what only PostgreSQL has (LISTEN/NOTIFY, several instances on one
-/// database, killed backends): a module `$name` with the one test `postgres`.
+/// database, killed backends, TLS): a module `$name` with the one test `postgres`. The
+/// `blocking` form, as `on_every_db!`'s, has a synchronous body.
 macro_rules! on_postgres {
+    ($(#[$meta:meta])* blocking $name:ident, |$db:ident| $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            #[cfg_attr(
+                not(postgres_tests),
+                ignore = "set TEST_DATABASE_URL to run on PostgreSQL"
+            )]
+            fn postgres() {
+                let $db = $crate::common::reliability::runtime()
+                    .block_on($crate::common::db::fresh_postgres());
+                $body
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident, |$db:ident| $body:block) => {
         $(#[$meta])*
         mod $name {
