@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 
+use crate::health::{HealthRegistry, ProxyStates};
 use crate::routing::{self, CompiledRouting, RegexInterner, Source};
 use crate::sid::AccountSid;
 use crate::store::{ConfigRecord, Snapshot};
@@ -26,13 +27,17 @@ struct Entry {
     applied: u64,
     enabled: bool,
     routing: Arc<CompiledRouting>,
+    /// The health cells of the configuration's proxies (SPEC §11), held while it is cached.
+    health: ProxyStates,
 }
 
-/// What a lookup resolved to: which configuration decides, and its compiled routing.
+/// What a lookup resolved to: which configuration decides, its compiled routing, and the
+/// health of its proxies (by proxy index; atomic reads, no lock).
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub source: Source,
     pub routing: Option<Arc<CompiledRouting>>,
+    pub health: ProxyStates,
 }
 
 impl Resolved {
@@ -40,6 +45,7 @@ impl Resolved {
         Resolved {
             source: Source::None,
             routing: None,
+            health: ProxyStates::default(),
         }
     }
 }
@@ -56,11 +62,26 @@ pub struct RoutingCache {
     interner: RegexInterner,
     loaded: AtomicBool,
     applies: AtomicU64,
+    /// Every cached configuration registers its proxies here (SPEC §11).
+    health: Arc<HealthRegistry>,
 }
 
 impl RoutingCache {
     pub fn new() -> RoutingCache {
         RoutingCache::default()
+    }
+
+    /// A cache whose configurations register their proxies in `health`.
+    pub fn with_health(health: Arc<HealthRegistry>) -> RoutingCache {
+        RoutingCache {
+            health,
+            ..RoutingCache::default()
+        }
+    }
+
+    /// The proxies' breakers, shared by every configuration that names them.
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
     }
 
     /// True once a full snapshot has been loaded (`/health/ready`).
@@ -97,6 +118,7 @@ impl RoutingCache {
                 Resolved {
                     source: Source::Account,
                     routing: Some(entry.routing.clone()),
+                    health: entry.health.clone(),
                 }
             } else {
                 Resolved::none()
@@ -106,6 +128,7 @@ impl RoutingCache {
             Some(g) if !g.routing.is_empty() => Resolved {
                 source: Source::Global,
                 routing: Some(g.routing.clone()),
+                health: g.health.clone(),
             },
             _ => Resolved::none(),
         }
@@ -170,6 +193,7 @@ impl RoutingCache {
             revision: record.revision,
             applied: self.applies.fetch_add(1, Ordering::SeqCst) + 1,
             enabled: record.enabled,
+            health: self.health.register(&routing, record.enabled),
             routing,
         };
         match record.account_sid {
@@ -188,6 +212,7 @@ impl RoutingCache {
                             applied: entry.applied,
                             enabled: entry.enabled,
                             routing: entry.routing.clone(),
+                            health: entry.health.clone(),
                         })),
                     });
                 }

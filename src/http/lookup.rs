@@ -85,12 +85,18 @@ fn answer_voice(
     let dest = Destination::parse(to).map_err(lookup_error)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
     ready(state)?;
-    let Resolved { source, routing } = state.cache.resolve(&account);
+    let Resolved {
+        source,
+        routing,
+        health,
+    } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let body = match &routing {
         Some(r) => {
-            routing::voice_response_json(Some(sid), source, &r.resolve_voice(&dest, headers))
+            // SPEC §11: each proxy's health is one atomic read.
+            let answer = r.resolve_voice_with_health(&dest, headers, |i| health.get(i));
+            routing::voice_response_json(Some(sid), source, &answer)
         }
         None => routing::voice_response_json(Some(sid), source, &VoiceAnswer::none()),
     };
@@ -169,7 +175,9 @@ async fn sms_get(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     ready(&state)?;
-    let Resolved { source, routing } = state.cache.resolve(&account);
+    let Resolved {
+        source, routing, ..
+    } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let tlvs = routing.as_deref().map(|r| r.sms_tlvs()).unwrap_or_default();

@@ -1,4 +1,5 @@
-//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6), operations (SPEC §7).
+//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6), operations (SPEC §7), proxy
+//! health (SPEC §11).
 //!
 //! `router(state)` merges one router per resource and puts the cross-cutting layers around
 //! them; the process around it is assembled in `server`.
@@ -11,7 +12,9 @@ pub mod format;
 pub mod history;
 pub mod lookup;
 pub mod ops;
+pub mod outcomes;
 mod percent;
+pub mod proxies;
 pub mod repr;
 mod xml;
 
@@ -57,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .merge(extensions::router())
         .merge(history::router())
         .merge(lookup::router())
+        .merge(outcomes::router())
+        .merge(proxies::router())
         .merge(ops::router())
         .fallback(fallback)
         // One `layer` call with the whole stack: axum boxes each layer it is given around

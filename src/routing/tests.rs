@@ -479,7 +479,8 @@ fn seed_example_sip_bob_at_uri1() {
             "request_uri",
             "headers",
             "header_params",
-            "routes"
+            "routes",
+            "health"
         ]
     );
 }
