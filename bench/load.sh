@@ -3,14 +3,16 @@
 #
 #   bench/load.sh                 # 1,000 and 100,000 accounts on PostgreSQL
 #   ACCOUNTS="1000" bench/load.sh # other sizes
+#   ONLY_HEALTH=1 ACCOUNTS=100000 SKIP_SEED=1 bench/load.sh   # the proxy health case alone
 #
 # For each size: seeds the accounts through the store (`multiprovider seed`), starts the
 # release binary with its default settings (log level info) and measures start-to-ready and
 # resident memory. With every size's server up, runs wrk (keep-alive, 2 threads, 64
 # connections) against /health/live and the voice route alternately, each size in turn
 # (ROUNDS rounds); then per size the SMS route, the voice route at 8 connections, and on the
-# largest admin upserts with 16 connections. Prints one table, with the server's CPU time
-# per request of each run. Needs PostgreSQL on 127.0.0.1:5432
+# largest admin upserts with 16 connections; on the largest, voice lookups while outcome
+# reports arrive (proxy health). Prints the tables, with the server's CPU time per request
+# of each run. Needs PostgreSQL on 127.0.0.1:5432
 # (user postgres, trust auth) and wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,6 +97,7 @@ done
 export ENGINE_TOKEN
 declare -A PAIRS
 for n in $SIZES; do load "$n" warmup voice.lua >/dev/null; done
+[ -n "${ONLY_HEALTH:-}" ] && ROUNDS=0
 for round in $(seq "$ROUNDS"); do
   for n in $SIZES; do
     live=$(load "$n" "live$round" live.lua);    echo "   $n live   $live" >&2
@@ -103,9 +106,43 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-ROWS=()
+# Proxy health (SPEC §11) on the largest size: voice lookups alone, then while outcome
+# reports arrive at ~5,000/s (a second wrk: in batches of 50, then one report per request),
+# alternately, HEALTH_ROUNDS rounds. The seeded accounts name 1,000 distinct proxies.
 largest=$(echo "$SIZES" | tr ' ' '\n' | tail -n 1)
-for n in $SIZES; do
+reports() { # size name batch connections delay_ms → wrk report of the reports run
+  ACCOUNTS=$1 BATCH=$3 DELAY_MS=$5 POOL=1024 wrk -t1 -c"$4" -d"$DURATION" -s bench/outcomes.lua \
+    "http://127.0.0.1:${PORT_OF[$1]}" >"$OUT/$1-reports-$2.txt"
+}
+report_rate() { # name batch → "reports/s non2xx"
+  python3 - "$OUT/$largest-reports-$1.txt" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps * int(sys.argv[2]):.0f} {int(bad.group(1)) if bad else 0}")
+PY
+}
+HEALTH=()
+for round in $(seq "${HEALTH_ROUNDS:-3}"); do
+  quiet=$(load "$largest" "hq$round" voice.lua); echo "   $largest voice, no reports      $quiet" >&2
+  reports "$largest" "hb$round" 50 4 38 &
+  batched=$(load "$largest" "hb$round" voice.lua); wait $!
+  batched_rate=$(report_rate "hb$round" 50)
+  echo "   $largest voice, batched reports $batched  (reports/s, non-2xx: $batched_rate)" >&2
+  reports "$largest" "hs$round" 1 32 6 &
+  single=$(load "$largest" "hs$round" voice.lua); wait $!
+  single_rate=$(report_rate "hs$round" 1)
+  echo "   $largest voice, single reports  $single  (reports/s, non-2xx: $single_rate)" >&2
+  HEALTH+=("$quiet|$batched|$batched_rate|$single|$single_rate")
+done
+down=$(curl -fs -H "Authorization: Bearer $ENGINE_TOKEN" "http://127.0.0.1:${PORT_OF[$largest]}/v1/proxies?health=down&PageSize=1" |
+  python3 -c "import json, sys; print(json.load(sys.stdin)['total'])")
+proxies=$(curl -fs -H "Authorization: Bearer $ENGINE_TOKEN" "http://127.0.0.1:${PORT_OF[$largest]}/v1/proxies?PageSize=1" |
+  python3 -c "import json, sys; print(json.load(sys.stdin)['total'])")
+
+ROWS=()
+for n in $([ -z "${ONLY_HEALTH:-}" ] && echo "$SIZES"); do
   sms=$(load "$n" sms sms.lua); echo "   $n sms    $sms" >&2
   # Latency below saturation: with 64 connections on 2 shared cores, queueing alone puts
   # the median at 64 / throughput (Little's law).
@@ -120,7 +157,24 @@ for n in $SIZES; do
 done
 kill -TERM "${SERVER[@]}"; wait || true
 
-python3 - "${ROWS[@]}" <<'PY'
+python3 - "$largest" "$proxies" "$down" "${HEALTH[@]}" <<'PY'
+import sys
+n, proxies, down = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+print()
+print(f"Proxy health at {n:,} accounts ({proxies} distinct proxies, {down} down at the end):")
+print()
+print("| round | voice alone req/s | with batched reports req/s (reports/s) | ratio | with single reports req/s (reports/s) | ratio |")
+print("|---:|---:|---:|---:|---:|---:|")
+sums = [0.0, 0.0, 0.0]
+for i, row in enumerate(sys.argv[4:], 1):
+    quiet, batched, brate, single, srate = row.split("|")
+    q, b, s = (float(x.split()[0]) for x in (quiet, batched, single))
+    sums = [sums[0] + q, sums[1] + b, sums[2] + s]
+    print(f"| {i} | {q:,.0f} | {b:,.0f} ({float(brate.split()[0]):,.0f}) | {b / q:.0%} | {s:,.0f} ({float(srate.split()[0]):,.0f}) | {s / q:.0%} |")
+print(f"| **all** | {sums[0]:,.0f} | {sums[1]:,.0f} | **{sums[1] / sums[0]:.0%}** | {sums[2]:,.0f} | **{sums[2] / sums[0]:.0%}** |")
+PY
+
+[ -n "${ONLY_HEALTH:-}" ] || python3 - "${ROWS[@]}" <<'PY'
 import sys
 print()
 print("| accounts | route | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | lookup/live |")

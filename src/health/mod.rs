@@ -34,7 +34,7 @@ use crate::routing::{CompiledRouting, Health, ProxyKey};
 
 /// How often cool-downs are checked (their precision).
 pub const TICK: Duration = Duration::from_millis(100);
-/// How often unused cells are forgotten and the gauges refreshed.
+/// How often unused cells are forgotten.
 const SWEEP_EVERY_TICKS: u32 = 10;
 
 /// Unix time in microseconds, the clock of the breakers.
@@ -320,14 +320,13 @@ impl HealthRegistry {
         }
     }
 
-    /// Forgets the proxies no configuration uses any more, and refreshes the gauges.
+    /// Forgets the proxies no configuration uses any more.
     pub fn sweep(&self) {
         self.cells
             .retain(|_, c| c.configurations.load(Ordering::Acquire) > 0);
-        self.export_gauges();
     }
 
-    /// `multiprovider_proxies{health}`.
+    /// Sets `multiprovider_proxies{health}` (when `/metrics` is scraped).
     pub fn export_gauges(&self) {
         let mut counts = [0usize; 3];
         for cell in self.cells.iter() {
@@ -418,7 +417,7 @@ pub async fn run_ticker(registry: Arc<HealthRegistry>) {
         interval.tick().await;
         registry.tick(now_micros());
         ticks = ticks.wrapping_add(1);
-        if ticks % SWEEP_EVERY_TICKS == 0 {
+        if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
             registry.sweep();
         }
     }
