@@ -204,6 +204,31 @@ mod tests {
         assert_eq!(plain.route.unwrap().health, Up);
     }
 
+    proptest::proptest! {
+        /// Any states: a permutation, the not-down ones first, each group in configured
+        /// order, and "reordered" exactly when a down proxy came before one that is not.
+        #[test]
+        fn ordering_properties(states in proptest::collection::vec(0u8..3, 0..12)) {
+            let states: Vec<Health> = states.into_iter().map(Health::from_u8).collect();
+            let mut items: Vec<(usize, Health)> = states.iter().copied().enumerate().collect();
+            let changed = order_by_health(&mut items, |(_, h)| *h);
+            let down = |h: Health| h == Health::Down;
+            let expected: Vec<(usize, Health)> = states
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, h)| !down(*h))
+                .chain(states.iter().copied().enumerate().filter(|(_, h)| down(*h)))
+                .collect();
+            proptest::prop_assert_eq!(&items, &expected);
+            let inverted = states
+                .iter()
+                .enumerate()
+                .any(|(i, h)| down(*h) && states[i..].iter().any(|h| !down(*h)));
+            proptest::prop_assert_eq!(changed, inverted);
+        }
+    }
+
     #[test]
     fn order_is_a_stable_partition() {
         use Health::*;

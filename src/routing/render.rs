@@ -20,21 +20,27 @@ pub(crate) fn resolve<'a>(
         // Known without walking one flag per proxy.
         return VoiceAnswer::none();
     }
-    let mut routes: Vec<VoiceRoute<'a>> = matched
-        .iter()
-        .map(|i| VoiceRoute {
-            proxy: voice.proxy(i.as_usize()),
-            dest,
-            supplied,
-            health: health(i.as_usize()),
-        })
-        .collect();
+    let mut routes = matched.iter().map(|i| VoiceRoute {
+        proxy: voice.proxy(i.as_usize()),
+        dest,
+        supplied,
+        health: health(i.as_usize()),
+    });
+    let Some(mut route) = routes.next() else {
+        return VoiceAnswer::none();
+    };
+    let mut fallbacks: Vec<VoiceRoute<'a>> = routes.collect();
     // SPEC §11: `down` proxies after the others, configured order kept within each group.
-    let health_reordered = order_by_health(&mut routes, |r| r.health);
-    let route = (!routes.is_empty()).then(|| routes.remove(0));
+    // Only when one is down, so that the usual answer costs no more than before.
+    let mut health_reordered = false;
+    if route.health == Health::Down || fallbacks.iter().any(|r| r.health == Health::Down) {
+        fallbacks.insert(0, route);
+        health_reordered = order_by_health(&mut fallbacks, |r| r.health);
+        route = fallbacks.remove(0);
+    }
     VoiceAnswer {
-        route,
-        fallbacks: routes,
+        route: Some(route),
+        fallbacks,
         health_reordered,
     }
 }
