@@ -90,18 +90,23 @@ impl ProxyStates {
 }
 
 /// A configuration's hold on its proxies' cells; released when the configuration leaves the
-/// cache (the last clone is dropped).
+/// cache (the last clone is dropped). Small on purpose: one per cached configuration.
 struct Registration {
     cells: Box<[Arc<Cell>]>,
-    /// Each distinct cell once, and whether this configuration counts as its probe user.
-    distinct: Box<[(Arc<Cell>, bool)]>,
+    /// Bit i: `cells[i]` is the first of its proxy here (counted once as a configuration).
+    /// At most 100 proxies a configuration (validated), so 128 bits hold them.
+    counted: u128,
+    /// Bit i: this configuration counts as a probe user of `cells[i]`.
+    probes: u128,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        for (cell, probe) in self.distinct.iter() {
-            cell.configurations.fetch_sub(1, Ordering::AcqRel);
-            if *probe {
+        for (i, cell) in self.cells.iter().enumerate() {
+            if self.counted & (1 << i) != 0 {
+                cell.configurations.fetch_sub(1, Ordering::AcqRel);
+            }
+            if self.probes & (1 << i) != 0 {
                 cell.probe_users.fetch_sub(1, Ordering::AcqRel);
             }
         }
@@ -190,32 +195,34 @@ impl HealthRegistry {
         if proxies.is_empty() {
             return ProxyStates(None);
         }
+        // Validated: at most 100 proxies, within the 128 bits of the masks.
+        let proxies = &proxies[..proxies.len().min(128)];
         let mut cells: Vec<Arc<Cell>> = Vec::with_capacity(proxies.len());
-        let mut distinct: Vec<(Arc<Cell>, bool)> = Vec::new();
+        let (mut counted, mut probes) = (0u128, 0u128);
         for (i, (key, secure)) in proxies.iter().enumerate() {
             let probe = enabled && !secure;
             // At most 100 proxies a configuration: a scan is cheaper than a set.
             if let Some(first) = proxies[..i].iter().position(|(k, _)| k == key) {
                 let cell = cells[first].clone();
-                if let Some(d) = distinct.iter_mut().find(|(c, _)| Arc::ptr_eq(c, &cell))
-                    && probe
-                    && !d.1
-                {
+                if probe && probes & (1 << first) == 0 {
                     // Already counted as a configuration of this cell, so it cannot be
                     // forgotten meanwhile.
                     cell.probe_users.fetch_add(1, Ordering::AcqRel);
-                    d.1 = true;
+                    probes |= 1 << first;
                 }
                 cells.push(cell);
                 continue;
             }
-            let cell = self.acquire(key, probe);
-            distinct.push((cell.clone(), probe));
-            cells.push(cell);
+            cells.push(self.acquire(key, probe));
+            counted |= 1 << i;
+            if probe {
+                probes |= 1 << i;
+            }
         }
         ProxyStates(Some(Arc::new(Registration {
             cells: cells.into_boxed_slice(),
-            distinct: distinct.into_boxed_slice(),
+            counted,
+            probes,
         })))
     }
 
