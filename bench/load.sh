@@ -127,6 +127,23 @@ bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"{rps * int(sys.argv[2]):.0f} {int(bad.group(1)) if bad else 0}")
 PY
 }
+# What the reports cost the server alone (no lookups running): its CPU time per report.
+report_cost() { # name batch connections delay_ms → "reports/s µs_per_report"
+  local before after
+  before=$(cpu_ticks "$largest")
+  reports "$largest" "$1" "$2" "$3" "$4"
+  after=$(cpu_ticks "$largest")
+  python3 - "$OUT/$largest-reports-$1.txt" "$2" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+batch, before, after, tck = (int(x) for x in sys.argv[2:])
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print(f"{rps * batch:.0f} {(after - before) / tck * 1e6 / (requests * batch):.2f}")
+PY
+}
+COST_BATCHED=$(report_cost costb 50 20 190); echo "   reports alone, batched: reports/s, server CPU µs/report: $COST_BATCHED" >&2
+COST_SINGLE=$(report_cost costs 1 110 20); echo "   reports alone, single: reports/s, server CPU µs/report: $COST_SINGLE" >&2
 HEALTH=()
 for round in $(seq "${HEALTH_ROUNDS:-3}"); do
   quiet=$(load "$largest" "hq$round" voice.lua); echo "   $largest voice, no reports      $quiet" >&2
@@ -161,20 +178,23 @@ for n in $([ -z "${ONLY_HEALTH:-}" ] && echo "$SIZES"); do
 done
 kill -TERM "${SERVER[@]}"; wait || true
 
-python3 - "$largest" "$proxies" "$down" "${HEALTH[@]}" <<'PY'
+python3 - "$largest" "$proxies" "$down" "$COST_BATCHED" "$COST_SINGLE" "${HEALTH[@]}" <<'PY'
 import sys
-n, proxies, down = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, proxies, down, cost_b, cost_s = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
 print()
-print(f"Proxy health at {n:,} accounts ({proxies} distinct proxies, {down} down at the end):")
+print(f"Proxy health at {n:,} accounts ({proxies} distinct proxies, {down} down at the end).")
+print(f"Reports alone: batches of 50 at {float(cost_b[0]):,.0f}/s cost the server {cost_b[1]} µs of CPU each;")
+print(f"one per request at {float(cost_s[0]):,.0f}/s, {cost_s[1]} µs each.")
 print()
-print("| round | voice alone req/s | with batched reports req/s (reports/s) | ratio | with single reports req/s (reports/s) | ratio |")
+print("| round | voice alone req/s (server CPU µs/req) | with batched reports: req/s (reports/s; CPU µs/req) | ratio | with single reports: req/s (reports/s; CPU µs/req) | ratio |")
 print("|---:|---:|---:|---:|---:|---:|")
 sums = [0.0, 0.0, 0.0]
-for i, row in enumerate(sys.argv[4:], 1):
+for i, row in enumerate(sys.argv[6:], 1):
     quiet, batched, brate, single, srate = row.split("|")
     q, b, s = (float(x.split()[0]) for x in (quiet, batched, single))
+    cpu = [x.split()[4] for x in (quiet, batched, single)]
     sums = [sums[0] + q, sums[1] + b, sums[2] + s]
-    print(f"| {i} | {q:,.0f} | {b:,.0f} ({float(brate.split()[0]):,.0f}) | {b / q:.0%} | {s:,.0f} ({float(srate.split()[0]):,.0f}) | {s / q:.0%} |")
+    print(f"| {i} | {q:,.0f} ({cpu[0]}) | {b:,.0f} ({float(brate.split()[0]):,.0f}; {cpu[1]}) | {b / q:.0%} | {s:,.0f} ({float(srate.split()[0]):,.0f}; {cpu[2]}) | {s / q:.0%} |")
 print(f"| **all** | {sums[0]:,.0f} | {sums[1]:,.0f} | **{sums[1] / sums[0]:.0%}** | {sums[2]:,.0f} | **{sums[2] / sums[0]:.0%}** |")
 PY
 

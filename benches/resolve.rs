@@ -150,22 +150,35 @@ criterion_group!(benches, resolution, validation, health);
 /// `RESOLVE_COUNT=<case>:<iterations>` runs one case a fixed number of times instead of the
 /// criterion benches, so that `perf stat -e instructions:u` (run twice, with two iteration
 /// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
-/// Cases: `resolve100`, `json100`, `resolve10`, `json10`.
+/// Cases: `resolve100`, `json100`, `resolve10`, `json10`; `health100` and `health10` are
+/// `json100` and `json10` with each proxy's health read from an atomic cell, as the lookup
+/// API does (SPEC §11).
 fn count_mode(spec: &str) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
     let (case, iterations) = spec.split_once(':').expect("case:iterations");
     let iterations: u64 = iterations.parse().expect("iterations");
-    let (n, json) = match case {
-        "resolve100" => (100, false),
-        "json100" => (100, true),
-        "resolve10" => (10, false),
-        "json10" => (10, true),
+    let (n, json, cells) = match case {
+        "resolve100" => (100, false, false),
+        "json100" => (100, true, false),
+        "health100" => (100, true, true),
+        "resolve10" => (10, false, false),
+        "json10" => (10, true, false),
+        "health10" => (10, true, true),
         other => panic!("unknown case {other}"),
     };
     let routing = compiled(n);
     let dest = Destination::parse(TARGET).unwrap();
+    let states: Vec<AtomicU8> = (0..n).map(|_| AtomicU8::new(Health::Up as u8)).collect();
     let mut bytes = 0;
     for _ in 0..iterations {
-        let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+        let answer = if cells {
+            black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], |i| {
+                Health::from_u8(states[i].load(Ordering::Relaxed))
+            })
+        } else {
+            black_box(&routing).resolve_voice(black_box(&dest), &[])
+        };
         if json {
             bytes += voice_response_json(None, Source::Account, &answer).len();
         } else {
