@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::db::fresh_postgres;
 use crate::support::{ACCOUNT, health, spawn, voice_config, within};
+use crate::tcp_proxy::TcpProxy;
 
 const P1: &str = "127.0.0.21";
 const P2: &str = "127.0.0.22";
@@ -54,4 +55,51 @@ async fn a_proxy_marked_down_on_one_instance_is_answered_last_by_the_others_with
     for app in [a, b, c] {
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn transitions_made_while_the_database_is_away_reach_the_others_once_it_is_back() {
+    let Some(db) = fresh_postgres().await else {
+        return;
+    };
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let proxied_url = db
+        .url
+        .replacen(":5432/", &format!(":{}/", proxy.addr.port()), 1);
+    assert_ne!(
+        proxied_url, db.url,
+        "TEST_DATABASE_URL must name port 5432 explicitly"
+    );
+    let direct = spawn(&db.url, health(1, Duration::from_secs(30))).await;
+    let cut_off = spawn(&proxied_url, health(1, Duration::from_secs(30))).await;
+    direct.configure(ACCOUNT, &voice_config(&[P1, P2])).await;
+    within(
+        Duration::from_secs(1),
+        "configuration on the other",
+        || async { cut_off.state().cache.health().len() == 2 },
+    )
+    .await;
+
+    proxy.cut();
+    // Each instance goes on deciding by itself.
+    cut_off.report(P1, "failure", 1).await;
+    direct.report(P2, "failure", 1).await;
+    assert_eq!(cut_off.uris(ACCOUNT).await, [P2, P1]);
+    assert_eq!(direct.uris(ACCOUNT).await, [P1, P2]);
+
+    proxy.restore();
+    // The cut-off instance writes its transition once it can, and reads the one it missed
+    // when its listener reconnects.
+    let took = within(
+        Duration::from_secs(15),
+        "both transitions everywhere",
+        || async {
+            let both = |order: Vec<(String, String)>| order.iter().all(|(_, h)| h == "down");
+            both(cut_off.order(ACCOUNT).await) && both(direct.order(ACCOUNT).await)
+        },
+    )
+    .await;
+    eprintln!("agreed {took:?} after the database came back");
+    cut_off.stop().await;
+    direct.stop().await;
 }

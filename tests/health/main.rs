@@ -12,6 +12,9 @@ mod app;
 #[path = "../common/db.rs"]
 #[allow(dead_code)]
 mod db;
+#[path = "../common/tcp_proxy.rs"]
+#[allow(dead_code)]
+mod tcp_proxy;
 
 mod instances;
 mod outcomes;
