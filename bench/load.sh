@@ -3,14 +3,16 @@
 #
 #   bench/load.sh                 # 1,000 and 100,000 accounts on PostgreSQL
 #   ACCOUNTS="1000" bench/load.sh # other sizes
+#   ONLY_HEALTH=1 ACCOUNTS=100000 SKIP_SEED=1 bench/load.sh   # the proxy health case alone
 #
 # For each size: seeds the accounts through the store (`multiprovider seed`), starts the
 # release binary with its default settings (log level info) and measures start-to-ready and
 # resident memory. With every size's server up, runs wrk (keep-alive, 2 threads, 64
 # connections) against /health/live and the voice route alternately, each size in turn
 # (ROUNDS rounds); then per size the SMS route, the voice route at 8 connections, and on the
-# largest admin upserts with 16 connections. Prints one table, with the server's CPU time
-# per request of each run. Needs PostgreSQL on 127.0.0.1:5432
+# largest admin upserts with 16 connections; on the largest, voice lookups while outcome
+# reports arrive (proxy health). Prints the tables, with the server's CPU time per request
+# of each run. Needs PostgreSQL on 127.0.0.1:5432
 # (user postgres, trust auth) and wrk (installed from Debian if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +70,7 @@ memory_mb() { awk -v key="$2:" '$1 == key {printf "%.0f", $2 / 1024}' "/proc/${S
 # alone); they then stay up together, so that the sizes are measured in the same minutes.
 port=$PORT
 for n in $SIZES; do
-  db="mp_bench_$n"
+  db="${BENCH_DB:-mp_bench}_$n"
   url="$PG/$db"
   if [ -z "${SKIP_SEED:-}" ]; then
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
@@ -95,6 +97,7 @@ done
 export ENGINE_TOKEN
 declare -A PAIRS
 for n in $SIZES; do load "$n" warmup voice.lua >/dev/null; done
+[ -n "${ONLY_HEALTH:-}" ] && ROUNDS=0
 for round in $(seq "$ROUNDS"); do
   for n in $SIZES; do
     live=$(load "$n" "live$round" live.lua);    echo "   $n live   $live" >&2
@@ -103,9 +106,64 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-ROWS=()
+# Proxy health (SPEC §11) on the largest size: voice lookups alone, then while outcome
+# reports arrive at ~5,000/s (a second wrk: in batches of 50, then one report per request),
+# alternately, HEALTH_ROUNDS rounds (default 3). The seeded accounts name 1,000 distinct
+# proxies.
 largest=$(echo "$SIZES" | tr ' ' '\n' | tail -n 1)
-for n in $SIZES; do
+# The report rate is set by connections × 1000 / (delay + latency) requests a second: many
+# connections with long pauses keep it near 5,000 reports/s even when latency grows.
+reports() { # size name batch connections delay_ms → wrk report of the reports run
+  ACCOUNTS=$1 BATCH=$3 DELAY_MS=$5 POOL=$((65536 / $3 > 1024 ? 65536 / $3 : 1024)) \
+    wrk -t1 -c"$4" -d"$DURATION" -s bench/outcomes.lua \
+    "http://127.0.0.1:${PORT_OF[$1]}" >"$OUT/$1-reports-$2.txt"
+}
+report_rate() { # name batch → "reports/s non2xx"
+  python3 - "$OUT/$largest-reports-$1.txt" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps * int(sys.argv[2]):.0f} {int(bad.group(1)) if bad else 0}")
+PY
+}
+# What the reports cost the server alone (no lookups running): its CPU time per report.
+report_cost() { # name batch connections delay_ms → "reports/s µs_per_report"
+  local before after
+  before=$(cpu_ticks "$largest")
+  reports "$largest" "$1" "$2" "$3" "$4"
+  after=$(cpu_ticks "$largest")
+  python3 - "$OUT/$largest-reports-$1.txt" "$2" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+batch, before, after, tck = (int(x) for x in sys.argv[2:])
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print(f"{rps * batch:.0f} {(after - before) / tck * 1e6 / (requests * batch):.2f}")
+PY
+}
+COST_BATCHED=$(report_cost costb 50 20 190); echo "   reports alone, batched: reports/s, server CPU µs/report: $COST_BATCHED" >&2
+COST_SINGLE=$(report_cost costs 1 110 20); echo "   reports alone, single: reports/s, server CPU µs/report: $COST_SINGLE" >&2
+HEALTH=()
+for round in $(seq "${HEALTH_ROUNDS:-3}"); do
+  quiet=$(load "$largest" "hq$round" voice.lua); echo "   $largest voice, no reports      $quiet" >&2
+  reports "$largest" "hb$round" 50 20 190 &
+  batched=$(load "$largest" "hb$round" voice.lua); wait $!
+  batched_rate=$(report_rate "hb$round" 50)
+  echo "   $largest voice, batched reports $batched  (reports/s, non-2xx: $batched_rate)" >&2
+  reports "$largest" "hs$round" 1 110 20 &
+  single=$(load "$largest" "hs$round" voice.lua); wait $!
+  single_rate=$(report_rate "hs$round" 1)
+  echo "   $largest voice, single reports  $single  (reports/s, non-2xx: $single_rate)" >&2
+  HEALTH+=("$quiet|$batched|$batched_rate|$single|$single_rate")
+done
+down=$(curl -fs -H "Authorization: Bearer $ENGINE_TOKEN" "http://127.0.0.1:${PORT_OF[$largest]}/v1/proxies?health=down&PageSize=1" |
+  python3 -c "import json, sys; print(json.load(sys.stdin)['total'])")
+proxies=$(curl -fs -H "Authorization: Bearer $ENGINE_TOKEN" "http://127.0.0.1:${PORT_OF[$largest]}/v1/proxies?PageSize=1" |
+  python3 -c "import json, sys; print(json.load(sys.stdin)['total'])")
+
+ROWS=()
+for n in $([ -z "${ONLY_HEALTH:-}" ] && echo "$SIZES"); do
   sms=$(load "$n" sms sms.lua); echo "   $n sms    $sms" >&2
   # Latency below saturation: with 64 connections on 2 shared cores, queueing alone puts
   # the median at 64 / throughput (Little's law).
@@ -120,7 +178,27 @@ for n in $SIZES; do
 done
 kill -TERM "${SERVER[@]}"; wait || true
 
-python3 - "${ROWS[@]}" <<'PY'
+python3 - "$largest" "$proxies" "$down" "$COST_BATCHED" "$COST_SINGLE" "${HEALTH[@]}" <<'PY'
+import sys
+n, proxies, down, cost_b, cost_s = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
+print()
+print(f"Proxy health at {n:,} accounts ({proxies} distinct proxies, {down} down at the end).")
+print(f"Reports alone: batches of 50 at {float(cost_b[0]):,.0f}/s cost the server {cost_b[1]} µs of CPU each;")
+print(f"one per request at {float(cost_s[0]):,.0f}/s, {cost_s[1]} µs each.")
+print()
+print("| round | voice alone req/s (server CPU µs/req) | with batched reports: req/s (reports/s; CPU µs/req) | ratio | with single reports: req/s (reports/s; CPU µs/req) | ratio |")
+print("|---:|---:|---:|---:|---:|---:|")
+sums = [0.0, 0.0, 0.0]
+for i, row in enumerate(sys.argv[6:], 1):
+    quiet, batched, brate, single, srate = row.split("|")
+    q, b, s = (float(x.split()[0]) for x in (quiet, batched, single))
+    cpu = [x.split()[4] for x in (quiet, batched, single)]
+    sums = [sums[0] + q, sums[1] + b, sums[2] + s]
+    print(f"| {i} | {q:,.0f} ({cpu[0]}) | {b:,.0f} ({float(brate.split()[0]):,.0f}; {cpu[1]}) | {b / q:.0%} | {s:,.0f} ({float(srate.split()[0]):,.0f}; {cpu[2]}) | {s / q:.0%} |")
+print(f"| **all** | {sums[0]:,.0f} | {sums[1]:,.0f} | **{sums[1] / sums[0]:.0%}** | {sums[2]:,.0f} | **{sums[2] / sums[0]:.0%}** |")
+PY
+
+[ -n "${ONLY_HEALTH:-}" ] || python3 - "${ROWS[@]}" <<'PY'
 import sys
 print()
 print("| accounts | route | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | lookup/live |")

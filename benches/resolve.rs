@@ -2,12 +2,13 @@
 //!
 //! The worst case for proxy selection is a configuration where only the last proxy matches:
 //! 100 proxies (the maximum) against 10, resolving only and resolving plus the JSON answer.
+//! The `health` group measures what proxy health (SPEC §11) adds to a lookup.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group};
 use multiprovider::routing::{
-    self, CompiledRouting, Destination, RegexInterner, Source, compile, compile_with,
+    self, CompiledRouting, Destination, Health, RegexInterner, Source, compile, compile_with,
     voice_response_json,
 };
 use serde_json::json;
@@ -97,27 +98,89 @@ fn validation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, resolution, validation);
+/// Ten proxies of which the last three match (a route and two fallbacks), read with their
+/// health the way the lookup API does (one atomic load per matching proxy, SPEC §11).
+fn health(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    let proxies: Vec<_> = (0..10)
+        .map(|i| {
+            json!({
+                "uri": format!("sip:gw{i}.carrier.example.net:5060;transport=udp"),
+                "username": format!("user{i}"),
+                "password": format!("password{i}"),
+                "match": if i >= 7 { ".*".to_owned() } else { format!(r"uri{i}\.example\.com") },
+                "headers": [{"headerName": "Request-URI", "key": "tgrp", "value": format!("tg{i}")}]
+            })
+        })
+        .collect();
+    let routing = compile(&json!({"outbound-voice": [{"proxy": proxies}]}).to_string()).unwrap();
+    let dest = Destination::parse(TARGET).unwrap();
+    let cells: Vec<AtomicU8> = (0..10).map(|_| AtomicU8::new(Health::Up as u8)).collect();
+    let read = |i: usize| Health::from_u8(cells[i].load(Ordering::Relaxed));
+    let sid = Some("AC0123456789abcdef0123456789abcdef");
+    let mut group = c.benchmark_group("voice_10_proxies_3_match");
+    group.bench_function("resolve_and_json_without_health", |b| {
+        b.iter(|| {
+            let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+            black_box(voice_response_json(sid, Source::Account, &answer))
+        })
+    });
+    group.bench_function("resolve_and_json_health_all_up", |b| {
+        b.iter(|| {
+            let answer = black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], read);
+            black_box(voice_response_json(sid, Source::Account, &answer))
+        })
+    });
+    cells[7].store(Health::Down as u8, Ordering::Relaxed);
+    let answer = routing.resolve_voice_with_health(&dest, &[], read);
+    assert!(
+        answer.health_reordered,
+        "the premise: the first match is down"
+    );
+    group.bench_function("resolve_and_json_first_match_down", |b| {
+        b.iter(|| {
+            let answer = black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], read);
+            black_box(voice_response_json(sid, Source::Account, &answer))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resolution, validation, health);
 
 /// `RESOLVE_COUNT=<case>:<iterations>` runs one case a fixed number of times instead of the
 /// criterion benches, so that `perf stat -e instructions:u` (run twice, with two iteration
 /// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
-/// Cases: `resolve100`, `json100`, `resolve10`, `json10`.
+/// Cases: `resolve100`, `json100`, `resolve10`, `json10`; `health100` and `health10` are
+/// `json100` and `json10` with each proxy's health read from an atomic cell, as the lookup
+/// API does (SPEC §11).
 fn count_mode(spec: &str) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
     let (case, iterations) = spec.split_once(':').expect("case:iterations");
     let iterations: u64 = iterations.parse().expect("iterations");
-    let (n, json) = match case {
-        "resolve100" => (100, false),
-        "json100" => (100, true),
-        "resolve10" => (10, false),
-        "json10" => (10, true),
+    let (n, json, cells) = match case {
+        "resolve100" => (100, false, false),
+        "json100" => (100, true, false),
+        "health100" => (100, true, true),
+        "resolve10" => (10, false, false),
+        "json10" => (10, true, false),
+        "health10" => (10, true, true),
         other => panic!("unknown case {other}"),
     };
     let routing = compiled(n);
     let dest = Destination::parse(TARGET).unwrap();
+    let states: Vec<AtomicU8> = (0..n).map(|_| AtomicU8::new(Health::Up as u8)).collect();
     let mut bytes = 0;
     for _ in 0..iterations {
-        let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
+        let answer = if cells {
+            black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], |i| {
+                Health::from_u8(states[i].load(Ordering::Relaxed))
+            })
+        } else {
+            black_box(&routing).resolve_voice(black_box(&dest), &[])
+        };
         if json {
             bytes += voice_response_json(None, Source::Account, Some(42), &answer).len();
         } else {

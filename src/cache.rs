@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 
+use crate::health::{HealthRegistry, ProxyStates};
 use crate::routing::{self, CompiledRouting, RegexInterner, Source};
 use crate::sid::AccountSid;
 use crate::store::{ConfigRecord, Snapshot};
@@ -26,15 +27,19 @@ struct Entry {
     applied: u64,
     enabled: bool,
     routing: Arc<CompiledRouting>,
+    /// The health cells of the configuration's proxies (SPEC §11), held while it is cached.
+    health: ProxyStates,
 }
 
 /// What a lookup resolved to: which configuration decides, its revision (SPEC §8: `null`
-/// when nothing decides) and its compiled routing.
+/// when nothing decides), its compiled routing, and the health of its proxies (by proxy
+/// index; atomic reads, no lock).
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub source: Source,
     pub revision: Option<i64>,
     pub routing: Option<Arc<CompiledRouting>>,
+    pub health: ProxyStates,
 }
 
 impl Resolved {
@@ -43,6 +48,7 @@ impl Resolved {
             source: Source::None,
             revision: None,
             routing: None,
+            health: ProxyStates::default(),
         }
     }
 }
@@ -59,11 +65,26 @@ pub struct RoutingCache {
     interner: RegexInterner,
     loaded: AtomicBool,
     applies: AtomicU64,
+    /// Every cached configuration registers its proxies here (SPEC §11).
+    health: Arc<HealthRegistry>,
 }
 
 impl RoutingCache {
     pub fn new() -> RoutingCache {
         RoutingCache::default()
+    }
+
+    /// A cache whose configurations register their proxies in `health`.
+    pub fn with_health(health: Arc<HealthRegistry>) -> RoutingCache {
+        RoutingCache {
+            health,
+            ..RoutingCache::default()
+        }
+    }
+
+    /// The proxies' breakers, shared by every configuration that names them.
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
     }
 
     /// True once a full snapshot has been loaded (`/health/ready`).
@@ -101,6 +122,7 @@ impl RoutingCache {
                     source: Source::Account,
                     revision: Some(entry.revision),
                     routing: Some(entry.routing.clone()),
+                    health: entry.health.clone(),
                 }
             } else {
                 Resolved::none()
@@ -111,6 +133,7 @@ impl RoutingCache {
                 source: Source::Global,
                 revision: Some(g.revision),
                 routing: Some(g.routing.clone()),
+                health: g.health.clone(),
             },
             _ => Resolved::none(),
         }
@@ -175,6 +198,7 @@ impl RoutingCache {
             revision: record.revision,
             applied: self.applies.fetch_add(1, Ordering::SeqCst) + 1,
             enabled: record.enabled,
+            health: self.health.register(&routing, record.enabled),
             routing,
         };
         match record.account_sid {
@@ -193,6 +217,7 @@ impl RoutingCache {
                             applied: entry.applied,
                             enabled: entry.enabled,
                             routing: entry.routing.clone(),
+                            health: entry.health.clone(),
                         })),
                     });
                 }

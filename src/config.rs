@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
@@ -68,6 +69,32 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub tls_key: Option<String>,
+    /// Consecutive failures or timeouts that take a proxy down (SPEC §11).
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_HEALTH_FAILURES",
+        hide_env_values = true,
+        value_name = "N",
+        default_value = "5"
+    )]
+    pub health_failures: String,
+    /// Seconds a down proxy waits before probing (SPEC §11).
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_HEALTH_COOLDOWN",
+        hide_env_values = true,
+        value_name = "SECONDS",
+        default_value = "30"
+    )]
+    pub health_cooldown: String,
+    /// Seconds between SIP OPTIONS probes of every proxy (unset: no probing).
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_PROBE_INTERVAL",
+        value_name = "SECONDS",
+        hide_env_values = true
+    )]
+    pub probe_interval: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
         long = "log",
@@ -111,6 +138,9 @@ impl fmt::Debug for ServeArgs {
             .field("history_limit", &self.history_limit)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("health_failures", &self.health_failures)
+            .field("health_cooldown", &self.health_cooldown)
+            .field("probe_interval", &self.probe_interval)
             .field("log", &self.log)
             .finish()
     }
@@ -165,6 +195,12 @@ pub struct Settings {
     pub history_limit: Option<u32>,
     /// HTTPS (SPEC §12): the certificate and key files; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Consecutive failures that take a proxy down (SPEC §11).
+    pub health_failures: u32,
+    /// How long a down proxy waits before probing.
+    pub health_cooldown: Duration,
+    /// SIP OPTIONS probing interval; `None`: off.
+    pub probe_interval: Option<Duration>,
     pub log: String,
 }
 
@@ -189,6 +225,9 @@ impl fmt::Debug for Settings {
             .field("secret_key", &self.secret_key.as_ref().map(|_| REDACTED))
             .field("history_limit", &self.history_limit)
             .field("tls", &self.tls)
+            .field("health_failures", &self.health_failures)
+            .field("health_cooldown", &self.health_cooldown)
+            .field("probe_interval", &self.probe_interval)
             .field("log", &self.log)
             .finish()
     }
@@ -208,6 +247,9 @@ impl Settings {
             secret_key: None,
             history_limit: None,
             tls: None,
+            health_failures: DEFAULT_HEALTH_FAILURES,
+            health_cooldown: DEFAULT_HEALTH_COOLDOWN,
+            probe_interval: None,
             log: "info".to_owned(),
         }
     }
@@ -266,6 +308,18 @@ impl Settings {
                 );
             }
         };
+        // An empty variable counts as unset: the default.
+        let health_failures = match args.health_failures.as_str() {
+            "" => DEFAULT_HEALTH_FAILURES,
+            v => parse_health_failures(v)?,
+        };
+        let health_cooldown = match args.health_cooldown.as_str() {
+            "" => DEFAULT_HEALTH_COOLDOWN,
+            v => parse_seconds("MULTIPROVIDER_HEALTH_COOLDOWN", v)?,
+        };
+        let probe_interval = non_empty(args.probe_interval)
+            .map(|v| parse_seconds("MULTIPROVIDER_PROBE_INTERVAL", &v))
+            .transpose()?;
         tracing_subscriber::EnvFilter::try_new(&args.log)
             .map_err(|e| format!("RUST_LOG is invalid: {e}"))?;
         Ok(Settings {
@@ -278,8 +332,36 @@ impl Settings {
             secret_key,
             history_limit,
             tls,
+            health_failures,
+            health_cooldown,
+            probe_interval,
             log: args.log,
         })
+    }
+}
+
+pub const DEFAULT_HEALTH_FAILURES: u32 = 5;
+pub const DEFAULT_HEALTH_COOLDOWN: Duration = Duration::from_secs(30);
+/// The longest cool-down or probing interval accepted: a day.
+const MAX_SECONDS: u64 = 86_400;
+
+/// `MULTIPROVIDER_HEALTH_FAILURES`: a whole number from 1 to 1000.
+pub fn parse_health_failures(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "MULTIPROVIDER_HEALTH_FAILURES must be a whole number of failures from 1 to 1000, got {value:?}"
+        )),
+    }
+}
+
+/// A whole number of seconds from 1 to a day, for the variable `name`.
+pub fn parse_seconds(name: &str, value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_SECONDS).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "{name} must be a whole number of seconds from 1 to {MAX_SECONDS}, got {value:?}"
+        )),
     }
 }
 
@@ -398,7 +480,48 @@ mod tests {
             history_limit: None,
             tls_cert: None,
             tls_key: None,
+            health_failures: "5".into(),
+            health_cooldown: "30".into(),
+            probe_interval: None,
             log: "info".into(),
+        }
+    }
+
+    #[test]
+    fn health_settings() {
+        let s = Settings::from_args(args()).unwrap();
+        assert_eq!(
+            (s.health_failures, s.health_cooldown, s.probe_interval),
+            (5, Duration::from_secs(30), None)
+        );
+        let mut a = args();
+        a.health_failures = "3".into();
+        a.health_cooldown = " 10 ".into();
+        a.probe_interval = Some("15".into());
+        let s = Settings::from_args(a).unwrap();
+        assert_eq!(
+            (s.health_failures, s.health_cooldown, s.probe_interval),
+            (3, Duration::from_secs(10), Some(Duration::from_secs(15)))
+        );
+        let mut a = args();
+        a.probe_interval = Some(String::new());
+        assert_eq!(Settings::from_args(a).unwrap().probe_interval, None);
+        for (failures, cooldown, interval, named) in [
+            ("0", "30", None, "MULTIPROVIDER_HEALTH_FAILURES"),
+            ("x", "30", None, "MULTIPROVIDER_HEALTH_FAILURES"),
+            ("1001", "30", None, "MULTIPROVIDER_HEALTH_FAILURES"),
+            ("5", "0", None, "MULTIPROVIDER_HEALTH_COOLDOWN"),
+            ("5", "1.5", None, "MULTIPROVIDER_HEALTH_COOLDOWN"),
+            ("5", "86401", None, "MULTIPROVIDER_HEALTH_COOLDOWN"),
+            ("5", "30", Some("0"), "MULTIPROVIDER_PROBE_INTERVAL"),
+            ("5", "30", Some("-1"), "MULTIPROVIDER_PROBE_INTERVAL"),
+        ] {
+            let mut a = args();
+            a.health_failures = failures.into();
+            a.health_cooldown = cooldown.into();
+            a.probe_interval = interval.map(Into::into);
+            let e = Settings::from_args(a).unwrap_err();
+            assert!(e.contains(named), "{e}");
         }
     }
 

@@ -34,6 +34,11 @@ pub fn sample_account(i: usize) -> AccountSid {
     AccountSid::parse(&format!("AC{:032x}", i as u128 + 1)).expect("a valid sid")
 }
 
+/// Sample accounts use the gateways of this many carriers (account `i` those of carrier
+/// `i % SAMPLE_CARRIERS`), ten each: 1,000 distinct proxies from 100 accounts on, as a
+/// platform with many carriers has (what proxy health tracks, SPEC §11).
+pub const SAMPLE_CARRIERS: usize = 100;
+
 /// Country codes of the sample proxies: proxy `j` takes `+{CODES[j]}…`, the last one the rest.
 pub const SAMPLE_COUNTRY_CODES: [&str; 9] = ["1", "44", "49", "33", "34", "39", "31", "46", "61"];
 
@@ -54,7 +59,7 @@ pub fn sample_configuration(i: usize) -> String {
         };
         proxies.push(format!(
             r#"{{"uri": "sip:gw{j}.carrier{c}.example.net:5060;transport=udp", "username": "acct{i}-gw{j}", "password": "pw-{i:08x}{j:08x}", "match": "{pattern}", "headers": [{{"headerName": "Request-URI", "key": "tgrp", "value": "tg{j}"}}, {{"headerName": "X-Account", "key": "acct", "value": "a{i}"}}]}}"#,
-            c = i % 50
+            c = i % SAMPLE_CARRIERS
         ));
     }
     format!(

@@ -88,16 +88,16 @@ fn answer_voice(
         source,
         revision,
         routing,
+        health,
     } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let body = match &routing {
-        Some(r) => routing::voice_response_json(
-            Some(sid),
-            source,
-            revision,
-            &r.resolve_voice(&dest, headers),
-        ),
+        Some(r) => {
+            // SPEC §11: each proxy's health is one atomic read.
+            let answer = r.resolve_voice_with_health(&dest, headers, |i| health.get(i));
+            routing::voice_response_json(Some(sid), source, revision, &answer)
+        }
         None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
     };
     Ok(json(body))
@@ -337,6 +337,7 @@ async fn sms_get(
         source,
         revision,
         routing,
+        ..
     } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);

@@ -1,5 +1,5 @@
-//! The HTTP layer: admin API (SPEC §3), lookup API (SPEC §6, §8), operations (SPEC §7), and
-//! the OpenAPI document of all of them (SPEC §8).
+//! The HTTP layer: admin API (SPEC §3, §10), lookup API (SPEC §6, §8), operations (SPEC §7),
+//! proxy health (SPEC §11), and the OpenAPI document of all of them (SPEC §8).
 //!
 //! `router(state)` takes every resource's routes (`openapi::routes`, which merges one router
 //! per resource with its description) and puts the cross-cutting layers around them; the
@@ -14,7 +14,9 @@ pub mod history;
 pub mod lookup;
 pub mod openapi;
 pub mod ops;
+pub mod outcomes;
 mod percent;
+pub mod proxies;
 pub mod repr;
 mod xml;
 

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorEntry};
-use super::{AppState, extensions, history, lookup, ops};
+use super::{AppState, extensions, history, lookup, ops, outcomes, proxies};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,8 @@ use super::{AppState, extensions, history, lookup, ops};
             under /2012-04-24 and /restcomm/2012-04-24, JSON (`.json`) and XML forms"),
         (name = "lookup", description = "Routing questions of the call and SMS engines \
             (SPEC §6, §8), answered from memory"),
+        (name = "health", description = "Proxy health (SPEC §11): outcome reports and the \
+            proxies' states"),
         (name = "operations", description = "Health, metrics and this document: no authentication")
     )
 )]
@@ -77,6 +79,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(extensions::router())
         .merge(history::router())
         .merge(lookup::router())
+        .merge(outcomes::router())
+        .merge(proxies::router())
         .merge(ops::router())
         .routes(routes!(openapi_json))
 }

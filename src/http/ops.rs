@@ -244,6 +244,7 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
     } else {
         0.0
     });
+    state.cache.health().export_gauges();
     (
         [(
             header::CONTENT_TYPE,

@@ -112,6 +112,11 @@ impl CompiledVoice {
             entry: &self.proxies[index],
         }
     }
+
+    /// Every proxy, in configured order.
+    pub(super) fn proxies(&self) -> impl Iterator<Item = Proxy<'_>> {
+        (0..self.proxies.len()).map(|i| self.proxy(i))
+    }
 }
 
 /// One configured proxy.

@@ -13,6 +13,7 @@ mod answer;
 mod compiled;
 mod destination;
 mod explain;
+mod health;
 mod json;
 mod matcher;
 mod model;
@@ -27,6 +28,7 @@ pub use answer::{Source, sms_response_json, voice_response_json};
 pub use compiled::{CompiledVoice, Proxy};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
 pub use explain::{Decider, write_sms_explain, write_voice_explain};
+pub use health::{Health, ProxyKey, order_by_health};
 /// Shares compiled regex sets between configurations that use the same patterns, so that
 /// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
 pub use matcher::RegexInterner;
@@ -101,10 +103,26 @@ impl CompiledRouting {
         dest: &'a Destination<'a>,
         supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
+        self.resolve_voice_with_health(dest, supplied, |_| Health::Up)
+    }
+
+    /// As `resolve_voice`, with the health of each proxy (by 0-based index) given by
+    /// `health`: SPEC §11 orders `down` proxies last.
+    pub fn resolve_voice_with_health<'a>(
+        &'a self,
+        dest: &'a Destination<'a>,
+        supplied: &'a [(&'a str, &'a str)],
+        health: impl Fn(usize) -> Health,
+    ) -> VoiceAnswer<'a> {
         match &self.voice {
-            Some(v) => render::resolve(v, dest, supplied),
+            Some(v) => render::resolve(v, dest, supplied, health),
             None => VoiceAnswer::none(),
         }
+    }
+
+    /// The configured voice proxies, in order (none without `outbound-voice`).
+    pub fn proxies(&self) -> impl Iterator<Item = Proxy<'_>> {
+        self.voice.iter().flat_map(|v| v.proxies())
     }
 
     /// The TLVs to add to an SMPP `submit_sm` (empty without `outbound-sms`).

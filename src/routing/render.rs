@@ -3,15 +3,18 @@
 
 use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
 use super::destination::{Destination, Kind};
+use super::health::{Health, order_by_health};
 use super::output::{push_decimal, write_json_str_with};
 use super::sip;
 use super::validate::MAX_HEADERS;
 
-/// The first matching proxy and the other matching ones, in configured order.
+/// The first matching proxy and the other matching ones, in configured order, then ordered
+/// by `health` (of each proxy index; SPEC §11).
 pub(crate) fn resolve<'a>(
     voice: &'a CompiledVoice,
     dest: &'a Destination<'a>,
     supplied: &'a [(&'a str, &'a str)],
+    health: impl Fn(usize) -> Health,
 ) -> VoiceAnswer<'a> {
     let matched = super::matcher::matching(&voice.set, dest.target());
     if matched.is_empty() {
@@ -22,11 +25,24 @@ pub(crate) fn resolve<'a>(
         proxy: voice.proxy(i.as_usize()),
         dest,
         supplied,
+        health: health(i.as_usize()),
     });
-    let route = routes.next();
+    let Some(mut route) = routes.next() else {
+        return VoiceAnswer::none();
+    };
+    let mut fallbacks: Vec<VoiceRoute<'a>> = routes.collect();
+    // SPEC §11: `down` proxies after the others, configured order kept within each group.
+    // Only when one is down, so that the usual answer costs no more than before.
+    let mut health_reordered = false;
+    if route.health == Health::Down || fallbacks.iter().any(|r| r.health == Health::Down) {
+        fallbacks.insert(0, route);
+        health_reordered = order_by_health(&mut fallbacks, |r| r.health);
+        route = fallbacks.remove(0);
+    }
     VoiceAnswer {
-        route,
-        fallbacks: routes.collect(),
+        route: Some(route),
+        fallbacks,
+        health_reordered,
     }
 }
 
@@ -37,6 +53,8 @@ pub struct VoiceRoute<'a> {
     pub proxy: Proxy<'a>,
     dest: &'a Destination<'a>,
     supplied: &'a [(&'a str, &'a str)],
+    /// The proxy's health when the answer was made (SPEC §11).
+    pub health: Health,
 }
 
 impl VoiceRoute<'_> {
@@ -169,7 +187,11 @@ impl VoiceRoute<'_> {
             p.put(out, p.text(r.value));
             out.extend_from_slice(b";lr>\"");
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        // SPEC §11: the proxy's health, last member of every route object.
+        out.extend_from_slice(b",\"health\":\"");
+        out.extend_from_slice(self.health.as_str().as_bytes());
+        out.extend_from_slice(b"\"}");
     }
 }
 
@@ -178,6 +200,8 @@ impl VoiceRoute<'_> {
 pub struct VoiceAnswer<'a> {
     pub route: Option<VoiceRoute<'a>>,
     pub fallbacks: Vec<VoiceRoute<'a>>,
+    /// True when proxy health changed the configured order (SPEC §9 `explain`, §11).
+    pub health_reordered: bool,
 }
 
 impl VoiceAnswer<'_> {
@@ -185,6 +209,7 @@ impl VoiceAnswer<'_> {
         VoiceAnswer {
             route: None,
             fallbacks: Vec::new(),
+            health_reordered: false,
         }
     }
 }

@@ -486,7 +486,8 @@ fn seed_example_sip_bob_at_uri1() {
             "headers",
             "header_list",
             "header_params",
-            "routes"
+            "routes",
+            "health"
         ]
     );
 }

@@ -1,5 +1,5 @@
 //! The one place where the process is assembled: settings → store (connected, migrated) →
-//! cache (loaded) → change follower → listener → graceful shutdown.
+//! cache (loaded) → change follower → proxy health → listener → graceful shutdown.
 //!
 //! `start` serves on a listener it is given (tests bind port 0); `serve` binds the configured
 //! address and runs until SIGINT/SIGTERM; `run_serve` and `run_migrate` are the process
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::cache::RoutingCache;
 use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
+use crate::health::{self, HealthRegistry, Policy, probe::ProbeSettings};
 use crate::http::{self, AppState};
 use crate::secret::SecretKey;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -169,9 +170,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         Ok(sealed) => tracing::info!(sealed, "stored plaintext sealed with the secret key"),
         Err(e) => tracing::warn!(error = %e, "cannot seal plaintext written before the secret key"),
     }
+    // The recorder first: metric handles taken before it exists would count nothing.
+    http::ops::metrics_handle();
+    let health = Arc::new(HealthRegistry::new(Policy {
+        failures: settings.health_failures,
+        cooldown_micros: i64::try_from(settings.health_cooldown.as_micros()).unwrap_or(i64::MAX),
+    }));
+    health::init_metrics(&health);
     let state = AppState {
         store,
-        cache: Arc::new(RoutingCache::new()),
+        cache: Arc::new(RoutingCache::with_health(health)),
         settings: Arc::new(settings),
     };
 
@@ -194,6 +202,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         }
         Err(_) => background.push(tokio::spawn(sync::retry_load(state.clone()))),
     }
+    background.extend(start_health(&state).await);
 
     let addr = listener.local_addr()?;
     let app = http::router(state.clone());
@@ -209,6 +218,36 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         task,
         background,
     })
+}
+
+/// Proxy health (SPEC §11): cool-downs, sharing with other instances on PostgreSQL (the
+/// states they stored first), and probing when configured.
+async fn start_health(state: &AppState) -> Vec<JoinHandle<()>> {
+    let registry = state.cache.health().clone();
+    let mut tasks = vec![tokio::spawn(health::run_ticker(registry.clone()))];
+    if state.store.shares_health() {
+        // After the first cache load, so that the stored states find their proxies (a
+        // failed load is followed by a resync, which loads them too).
+        if let Err(e) = health::share::load(&registry, &state.store).await {
+            tracing::warn!(error = %e, "cannot read the shared proxy health; starting from up");
+        }
+        tasks.push(tokio::spawn(health::share::publish(
+            registry.clone(),
+            state.store.clone(),
+        )));
+    }
+    if let Some(interval) = state.settings.probe_interval {
+        let settings = ProbeSettings {
+            interval,
+            timeout: health::probe::PROBE_TIMEOUT,
+        };
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = health::probe::run(registry, settings).await {
+                tracing::error!(error = %e, "probing is off: no UDP socket");
+            }
+        }));
+    }
+    tasks
 }
 
 /// Binds `settings.listen` and serves until SIGINT or SIGTERM. The generated admin token is

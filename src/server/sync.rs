@@ -4,6 +4,7 @@
 use tokio::sync::mpsc;
 
 use super::{RETRY_MAX, RETRY_MIN};
+use crate::health;
 use crate::http::{AppState, ops};
 use crate::store::{Change, Snapshot, StoreError};
 
@@ -73,7 +74,8 @@ fn release_free_memory() {
     }
 }
 
-/// Applies the changes other instances commit (PostgreSQL LISTEN/NOTIFY): each notified
+/// Applies the changes other instances commit (PostgreSQL LISTEN/NOTIFY): proxy health
+/// transitions at once (they carry their data, none of it secret); each notified
 /// configuration is re-read (the notification carries no data, so nothing secret travels
 /// through it), and everything is reloaded after a (re)connect of the listener.
 pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<Change>) {
@@ -87,10 +89,17 @@ pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<
             continue;
         }
         let result = match change {
+            Change::Health(row) => {
+                health::share::apply(state.cache.health(), &row);
+                Ok(())
+            }
             Change::Resync => match (state.cache.mark(), state.store.load_all().await) {
                 (mark, Ok(snapshot)) => {
                     load_snapshot(&state, snapshot, mark).await;
-                    Ok(())
+                    // Transitions notified while the listener was away (SPEC §11).
+                    health::share::load(state.cache.health(), &state.store)
+                        .await
+                        .map(|_| ())
                 }
                 (_, Err(e)) => Err(e),
             },

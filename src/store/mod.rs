@@ -14,13 +14,15 @@
 //! - `Store::write` / `delete` / `rollback` / `import`: check the `Condition` (If-Match)
 //!   atomically with the write; a write that changes nothing stores nothing and says so.
 //! - `Store::listen()`: the changes other processes commit. PostgreSQL: LISTEN on channel
-//!   `multiprovider` (payload `<AC…|global>:<revision>`, sent in the writing transaction),
+//!   `multiprovider` (payload `<AC…|global>:<revision>`, sent in the writing transaction;
+//!   proxy health transitions too, `health …`, see `health`),
 //!   reconnecting forever, `Change::Resync` after every (re)connect. SQLite: a poll of the
 //!   change sequence every second (the CLI's import may write the file a server uses).
 //! - Errors: `Unavailable` for anything that means the database could not answer or take the
 //!   write (→ HTTP 503). Messages never contain secrets.
 
 mod diagnose;
+mod health;
 mod postgres;
 mod reads;
 mod rows;
@@ -36,6 +38,7 @@ use tokio::sync::mpsc;
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
+pub use health::HealthRow;
 pub use writes::ImportLine;
 
 /// One stored configuration: the global one (`account_sid == None`) or an account's.
@@ -224,6 +227,8 @@ pub enum Change {
     },
     /// Anything may have changed (a reconnect, a bulk import): reload everything.
     Resync,
+    /// Another instance changed a proxy's health (SPEC §11).
+    Health(HealthRow),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -478,7 +483,8 @@ impl Store {
     }
 }
 
-/// Channel of the PostgreSQL notifications; payload `<AC…|global>:<revision>` or `resync`.
+/// Channel of the PostgreSQL notifications; payload `<AC…|global>:<revision>`, `resync`, or
+/// `health <state> <since µs> <proxy>` (SPEC §11).
 pub const NOTIFY_CHANNEL: &str = "multiprovider";
 
 /// Name of the extension (the only one this service implements).
@@ -511,6 +517,9 @@ pub(crate) fn parse_scope(scope: &str) -> Option<Option<AccountSid>> {
 pub fn parse_notify_payload(payload: &str) -> Option<Change> {
     if payload == "resync" {
         return Some(Change::Resync);
+    }
+    if let Some(health) = health::parse_payload(payload) {
+        return health;
     }
     let (scope, revision) = payload.rsplit_once(':')?;
     Some(Change::Scope {

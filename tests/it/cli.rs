@@ -211,7 +211,8 @@ fn proxy_route(
             {"header": "To", "key": format!("newkey{c}"), "value": format!("newvalue{c}")},
             {"header": "X-CustomHeader", "key": format!("newkey{d}"), "value": format!("newvalue{d}")}
         ],
-        "routes": []
+        "routes": [],
+        "health": "up"
     })
 }
 
