@@ -123,13 +123,13 @@ fn health(c: &mut Criterion) {
     group.bench_function("resolve_and_json_without_health", |b| {
         b.iter(|| {
             let answer = black_box(&routing).resolve_voice(black_box(&dest), &[]);
-            black_box(voice_response_json(sid, Source::Account, &answer))
+            black_box(voice_response_json(sid, Source::Account, Some(42), &answer))
         })
     });
     group.bench_function("resolve_and_json_health_all_up", |b| {
         b.iter(|| {
             let answer = black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], read);
-            black_box(voice_response_json(sid, Source::Account, &answer))
+            black_box(voice_response_json(sid, Source::Account, Some(42), &answer))
         })
     });
     cells[7].store(Health::Down as u8, Ordering::Relaxed);
@@ -141,7 +141,7 @@ fn health(c: &mut Criterion) {
     group.bench_function("resolve_and_json_first_match_down", |b| {
         b.iter(|| {
             let answer = black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], read);
-            black_box(voice_response_json(sid, Source::Account, &answer))
+            black_box(voice_response_json(sid, Source::Account, Some(42), &answer))
         })
     });
     group.finish();

@@ -27,8 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (the default).
-    Serve(crate::config::ServeArgs),
+    /// Run the HTTP server (the default). Boxed: its options are most of the enum's size.
+    Serve(Box<crate::config::ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(crate::config::MigrateArgs),
     /// Validate a ConfigurationData file (`-` or nothing: standard input).
@@ -112,7 +112,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         None => crate::server::run_serve(cli.serve),
-        Some(Command::Serve(args)) => crate::server::run_serve(args),
+        Some(Command::Serve(args)) => crate::server::run_serve(*args),
         Some(Command::Migrate(args)) => crate::server::run_migrate(args),
         Some(Command::Validate { file }) => validate(file.as_deref()),
         Some(Command::Resolve(args)) => resolve(&args),

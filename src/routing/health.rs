@@ -170,7 +170,7 @@ mod tests {
         let order = |states: [Health; 4]| {
             let answer = routing.resolve_voice_with_health(&dest, &[], |i| states[i]);
             let json: serde_json::Value =
-                serde_json::from_slice(&voice_response_json(None, Source::Account, &answer))
+                serde_json::from_slice(&voice_response_json(None, Source::Account, None, &answer))
                     .unwrap();
             let mut got = vec![(
                 json["route"]["proxy_index"].as_u64().unwrap(),
