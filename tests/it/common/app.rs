@@ -316,6 +316,25 @@ impl TestApp {
         (status, text(&v["source"]), text(&v["tlvs"][0]["value"]))
     }
 
+    // ---- operations
+
+    /// `GET /metrics` (which must be a 200) until its text contains `needle`, at most five
+    /// scrapes: the last text. The recorder is the process's: every server of this test binary
+    /// counts into it, and a scrape sets the gauges (cache size, proxies by health) from the
+    /// scraped server, so another server's scrape can come in between.
+    pub async fn metrics_with(&self, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..5 {
+            let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            text = r.text().await.unwrap();
+            if text.contains(needle) {
+                break;
+            }
+        }
+        text
+    }
+
     // ---- raw HTTP
 
     /// Sends `head` (request line and headers, without the blank line; `Host` and

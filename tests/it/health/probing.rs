@@ -9,8 +9,9 @@ use std::time::Duration;
 use rsip::message::HeadersExt as _;
 use tokio::net::UdpSocket;
 
-use crate::db::fresh_sqlite;
-use crate::support::{ACCOUNT, spawn, voice_config, within};
+use super::support::{HealthApi, spawn, voice_config, within};
+use crate::common::constants::A1;
+use crate::common::db::fresh_sqlite;
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -91,14 +92,14 @@ async fn probes_find_the_silent_and_the_late_proxies_down_and_keep_the_answering
         format!("sips:127.0.0.1:{secure}"),
     ];
     let refs: Vec<&str> = uris.iter().map(String::as_str).collect();
-    app.configure(ACCOUNT, &voice_config(&refs)).await;
+    app.configure(Some(A1), &voice_config(&refs)).await;
     // Two timeouts each: a probe every second, but never two outstanding for one proxy, so
     // a silent one times out at about 3 s and 6 s.
     let took = within(
         Duration::from_secs(10),
         "silent and late proxies down",
         || async {
-            let order = app.uris(ACCOUNT).await;
+            let order = app.uris(A1).await;
             order[..2] == [uris[2].clone(), uris[3].clone()]
         },
     )
@@ -122,7 +123,7 @@ async fn probes_find_the_silent_and_the_late_proxies_down_and_keep_the_answering
     // sips: proxies are never probed.
     assert_eq!(secure_received.load(Ordering::SeqCst), 0);
     // Lookups kept answering all along, from memory.
-    assert_eq!(app.uris(ACCOUNT).await.len(), 4);
+    assert_eq!(app.uris(A1).await.len(), 4);
     app.stop().await;
 }
 
@@ -136,15 +137,12 @@ async fn a_down_proxy_that_answers_a_probe_is_up_again() {
     })
     .await;
     let uri = format!("sip:127.0.0.1:{port}");
-    app.configure(ACCOUNT, &voice_config(&[&uri, "sips:127.0.0.1:9"]))
+    app.configure(Some(A1), &voice_config(&[&uri, "sips:127.0.0.1:9"]))
         .await;
     app.report(&uri, "failure", 1).await;
-    assert_eq!(
-        app.order(ACCOUNT).await[1],
-        (uri.clone(), "down".to_owned())
-    );
+    assert_eq!(app.order(A1).await[1], (uri.clone(), "down".to_owned()));
     within(Duration::from_secs(3), "up after a probe", || async {
-        app.order(ACCOUNT).await[0] == (uri.clone(), "up".to_owned())
+        app.order(A1).await[0] == (uri.clone(), "up".to_owned())
     })
     .await;
     app.stop().await;
