@@ -447,6 +447,9 @@ struct RouteSchema {
     header_params: Vec<HeaderParamSchema>,
     /// `Route` headers to add, in order: `<sip:…;lr>`.
     routes: Vec<String>,
+    /// The proxy's health (SPEC §11): `down` routes come after the others.
+    #[schema(pattern = "^(up|down|probing)$")]
+    health: String,
 }
 
 /// A proxy as configured and as a next hop.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::app::{AppOptions, TestApp, spawn_app};
 use crate::common::constants::{A_NONE, A1, A2, FORM, SMS, UNKNOWN_EXTENSION, VOICE_EXAMPLE};
 use crate::common::db::fresh_sqlite;
-use crate::common::wire::form;
+use crate::common::wire::{error_pointers, form};
 
 const OAS_31_SCHEMA: &str = include_str!("../fixtures/openapi-3.1-schema.json");
 const METHODS: [&str; 5] = ["get", "post", "delete", "put", "patch"];
@@ -129,9 +129,9 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     let doc = document(&app).await;
     let ops = operations(&doc);
 
-    // SPEC §3, §6–§7 and §10 as they exist now: admin under both prefixes in both forms
-    // (with the history and rollback of SPEC §10), the lookups, health, metrics, and this
-    // document.
+    // SPEC §3, §6–§7, §10 and §11 as they exist now: admin under both prefixes in both forms
+    // (with the history and rollback of SPEC §10), the lookups, the outcome reports and the
+    // proxy list of SPEC §11, health, metrics, and this document.
     let mut expected = BTreeMap::new();
     let mut expect = |method: &str, path: String, id: String| {
         expected.insert((method.to_owned(), path), id);
@@ -171,6 +171,8 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
             "voice_route_with_headers",
         ),
         ("GET", "/v1/accounts/{account_sid}/sms-route", "sms_route"),
+        ("POST", "/v1/outcomes", "report_outcomes"),
+        ("GET", "/v1/proxies", "proxies"),
         ("GET", "/health/live", "live"),
         ("GET", "/health/ready", "ready"),
         ("GET", "/metrics", "metrics"),
@@ -749,7 +751,167 @@ async fn the_answers_of_the_server_conform_to_the_document() {
         assert_eq!(status, *want, "{} {}: {body}", call.method, call.path);
         seen.insert((call.method.to_owned(), call.template.to_owned(), status));
     }
+
+    // SPEC §11: reports and the proxy list. Five failures of 192.168.0.1 (A1's voice
+    // configuration uses it) take it down, the default threshold: the list then has an item
+    // with `since` and `last_outcome_at`, and the voice answer a `down` fallback.
+    let outcomes = "/v1/outcomes";
+    let report = |auth: Auth, content_type: &'static str, body: String| {
+        Call::new("POST", outcomes, outcomes, auth).body(content_type, body)
+    };
+    let failure = json!({"proxy": "sip:192.168.0.1;lr", "outcome": "failure", "sip_status": 503});
+    let accepted = tour(
+        &app,
+        &contract,
+        &mut seen,
+        202,
+        report(
+            Auth::Engine,
+            "application/json",
+            Value::Array(vec![failure; 5]).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(accepted, json!({"accepted": 5, "ignored": 0}));
+    // One report, not an array; for a proxy no configuration uses; by the admin.
+    let unused = json!({"proxy": "gw.unused.example.net", "outcome": "timeout"});
+    let ignored = tour(
+        &app,
+        &contract,
+        &mut seen,
+        202,
+        report(Auth::Admin, "text/plain", unused.to_string()),
+    )
+    .await;
+    assert_eq!(ignored, json!({"accepted": 1, "ignored": 1}));
+    let bad_batch = json!([
+        {"proxy": "192.168.0.2", "outcome": "success"},
+        {"proxy": "192.168.0.2", "outcome": "broken"},
+        7,
+        {"proxy": "192.168.0.2", "outcome": "success", "sip_status": 1000},
+    ]);
+    let refused = tour(
+        &app,
+        &contract,
+        &mut seen,
+        400,
+        report(Auth::Engine, FORM, bad_batch.to_string()),
+    )
+    .await;
+    assert_eq!(
+        error_pointers(&refused),
+        ["/1/outcome", "/2", "/3/sip_status"],
+        "{refused}"
+    );
+    let not_json = tour(
+        &app,
+        &contract,
+        &mut seen,
+        400,
+        report(Auth::Engine, "application/json", "{\"proxy\": ".into()),
+    )
+    .await;
+    assert_eq!(error_pointers(&not_json), [""], "{not_json}");
+    for (want, call) in [
+        (401, report(Auth::None, "application/json", "[]".into())),
+        (413, report(Auth::Engine, "application/json", big.clone())),
+    ] {
+        tour(&app, &contract, &mut seen, want, call).await;
+    }
+
+    let proxies = "/v1/proxies";
+    let list = tour(
+        &app,
+        &contract,
+        &mut seen,
+        200,
+        Call::new("GET", proxies, proxies, Auth::Engine),
+    )
+    .await;
+    let items = list["proxies"].as_array().unwrap();
+    let named: Vec<(&Value, &Value)> = items.iter().map(|p| (&p["proxy"], &p["health"])).collect();
+    assert_eq!(
+        named,
+        [
+            (&json!("192.168.0.1:5060"), &json!("down")),
+            (&json!("192.168.0.2:5060"), &json!("up")),
+        ],
+        "{list}"
+    );
+    assert!(
+        items[0]["since"].is_string() && items[1]["since"].is_null(),
+        "{list}"
+    );
+    let down = tour(
+        &app,
+        &contract,
+        &mut seen,
+        200,
+        Call::new(
+            "GET",
+            proxies,
+            "/v1/proxies?health=down&Page=0&PageSize=1",
+            Auth::Admin,
+        ),
+    )
+    .await;
+    assert_eq!(down["total"], 1, "{down}");
+    let empty = tour(
+        &app,
+        &contract,
+        &mut seen,
+        200,
+        Call::new("GET", proxies, "/v1/proxies?health=probing", Auth::Engine),
+    )
+    .await;
+    assert_eq!(empty["proxies"], json!([]), "{empty}");
+    for (want, call) in [
+        (
+            400,
+            Call::new("GET", proxies, "/v1/proxies?health=sideways", Auth::Engine),
+        ),
+        (
+            400,
+            Call::new("GET", proxies, "/v1/proxies?PageSize=0", Auth::Engine),
+        ),
+        (401, Call::new("GET", proxies, proxies, Auth::None)),
+    ] {
+        tour(&app, &contract, &mut seen, want, call).await;
+    }
+    // The down proxy's route comes last, marked, and conforms too.
+    let answer = tour(
+        &app,
+        &contract,
+        &mut seen,
+        200,
+        Call::new("GET", voice, v("?to=sip:bob@uri1.com"), Auth::Engine),
+    )
+    .await;
+    assert_eq!(
+        (
+            &answer["route"]["health"],
+            &answer["fallbacks"][0]["health"]
+        ),
+        (&json!("up"), &json!("down")),
+        "{answer}"
+    );
+
     // The global `sms` answer for A2, a `none` answer and a null route were all checked.
     assert!(seen.len() > 100, "{}", seen.len());
     app.stop().await;
+}
+
+/// Sends `call` (JSON wanted), which must be answered `want`, validated against the document:
+/// the answer's JSON.
+async fn tour(
+    app: &TestApp,
+    contract: &Contract,
+    seen: &mut BTreeSet<(String, String, u16)>,
+    want: u16,
+    call: Call<'_>,
+) -> Value {
+    let (status, body) = call.send(app, contract, false).await;
+    assert_eq!(status, want, "{} {}: {body}", call.method, call.path);
+    seen.insert((call.method.to_owned(), call.template.to_owned(), status));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
