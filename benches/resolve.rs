@@ -147,14 +147,48 @@ fn health(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, resolution, validation, health);
+/// What `explain=true` (SPEC §9) costs on top of the answer: the answer alone is untouched
+/// (its writer is not even called with an option), and the explained one adds the candidates.
+fn explain(c: &mut Criterion) {
+    let routing = compiled(10);
+    let dest = Destination::parse(TARGET).unwrap();
+    let sid = Some("AC0123456789abcdef0123456789abcdef");
+    let up = |_: usize| Health::Up;
+    let mut group = c.benchmark_group("voice_10_proxies_explain");
+    group.bench_function("answer", |b| {
+        b.iter(|| {
+            let answer = black_box(&routing).resolve_voice_with_health(black_box(&dest), &[], up);
+            black_box(voice_response_json(sid, Source::Account, Some(1), &answer))
+        })
+    });
+    group.bench_function("answer_with_explain", |b| {
+        b.iter(|| black_box(explained(&routing, &dest, sid)))
+    });
+    group.finish();
+}
+
+/// The answer with its `explain`, as the lookup API writes it.
+fn explained(routing: &CompiledRouting, dest: &Destination<'_>, sid: Option<&str>) -> Vec<u8> {
+    let up = |_: usize| Health::Up;
+    let answer = black_box(routing).resolve_voice_with_health(black_box(dest), &[], up);
+    let body = voice_response_json(sid, Source::Account, Some(1), &answer);
+    let decider = routing::Decider::Account {
+        revision: 1,
+        enabled: true,
+    };
+    routing::with_explain(body, |out| {
+        routing::write_voice_explain(out, decider, Some(routing), dest, &answer, &up)
+    })
+}
+
+criterion_group!(benches, resolution, validation, health, explain);
 
 /// `RESOLVE_COUNT=<case>:<iterations>` runs one case a fixed number of times instead of the
 /// criterion benches, so that `perf stat -e instructions:u` (run twice, with two iteration
 /// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
 /// Cases: `resolve100`, `json100`, `resolve10`, `json10`; `health100` and `health10` are
 /// `json100` and `json10` with each proxy's health read from an atomic cell, as the lookup
-/// API does (SPEC §11).
+/// API does (SPEC §11); `explain10` is `health10` with its `explain` (SPEC §9).
 fn count_mode(spec: &str) {
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -167,6 +201,15 @@ fn count_mode(spec: &str) {
         "resolve10" => (10, false, false),
         "json10" => (10, true, false),
         "health10" => (10, true, true),
+        "explain10" => {
+            let routing = compiled(10);
+            let dest = Destination::parse(TARGET).unwrap();
+            let bytes: usize = (0..iterations)
+                .map(|_| explained(&routing, &dest, None).len())
+                .sum();
+            black_box(bytes);
+            return;
+        }
         other => panic!("unknown case {other}"),
     };
     let routing = compiled(n);

@@ -16,7 +16,7 @@ use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 
 use crate::health::{HealthRegistry, ProxyStates};
-use crate::routing::{self, CompiledRouting, RegexInterner, Source};
+use crate::routing::{self, CompiledRouting, Decider, RegexInterner, Source};
 use crate::sid::AccountSid;
 use crate::store::{ConfigRecord, Snapshot};
 
@@ -137,6 +137,49 @@ impl RoutingCache {
             },
             _ => Resolved::none(),
         }
+    }
+
+    /// `resolve`, and which configuration decided as `explain` tells it (SPEC §9): from the
+    /// same reads, so that the two cannot disagree. Off the hot path.
+    pub fn resolve_explained(&self, account: &AccountSid) -> (Resolved, Decider) {
+        let global = self.global.load();
+        let entry = self.accounts.get(account);
+        let decider = match (entry.as_deref(), global.as_deref()) {
+            (Some(e), Some(g)) if !g.enabled => Decider::SwitchedOff {
+                account_revision: e.revision,
+                global_revision: g.revision,
+            },
+            (Some(e), _) => Decider::Account {
+                revision: e.revision,
+                enabled: e.enabled,
+            },
+            (None, Some(g)) => Decider::Global {
+                revision: g.revision,
+                enabled: g.enabled,
+                empty: g.routing.is_empty(),
+            },
+            (None, None) => Decider::Nothing,
+        };
+        let routed = |source, e: &Entry| Resolved {
+            source,
+            revision: Some(e.revision),
+            routing: Some(e.routing.clone()),
+            health: e.health.clone(),
+        };
+        let resolved = match (decider, entry.as_deref(), global.as_deref()) {
+            (Decider::Account { enabled: true, .. }, Some(e), _) => routed(Source::Account, e),
+            (
+                Decider::Global {
+                    enabled: true,
+                    empty: false,
+                    ..
+                },
+                _,
+                Some(g),
+            ) => routed(Source::Global, g),
+            _ => Resolved::none(),
+        };
+        (resolved, decider)
     }
 
     fn compile(&self, record: &ConfigRecord) -> Option<Arc<CompiledRouting>> {

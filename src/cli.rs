@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::routing::{self, Destination, Source};
+use crate::routing::{self, Decider, Destination, Health, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,6 +94,9 @@ pub struct ResolveArgs {
     /// Print the SMS TLVs instead of a voice route.
     #[arg(long, conflicts_with = "to")]
     pub sms: bool,
+    /// Also say why (the `explain` of a lookup with `explain=true`).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -191,12 +194,13 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
     };
     if args.sms {
         // Offline: no stored configuration, so no revision (SPEC §8).
-        print_json(&routing::sms_response_json(
-            None,
-            Source::Account,
-            None,
-            compiled.sms_tlvs(),
-        ));
+        let answer = routing::sms_response_json(None, Source::Account, None, compiled.sms_tlvs());
+        print_json(&match args.explain {
+            true => routing::with_explain(answer, |out| {
+                routing::write_sms_explain(out, Decider::File, Some(&compiled))
+            }),
+            false => answer,
+        });
         return ExitCode::SUCCESS;
     }
     let to = args.to.as_deref().unwrap_or_default();
@@ -223,12 +227,15 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         }
     };
     let answer = compiled.resolve_voice(&dest, &headers);
-    print_json(&routing::voice_response_json(
-        None,
-        Source::Account,
-        None,
-        &answer,
-    ));
+    let body = routing::voice_response_json(None, Source::Account, None, &answer);
+    print_json(&match args.explain {
+        // Offline, every proxy is up.
+        true => routing::with_explain(body, |out| {
+            let up = |_| Health::Up;
+            routing::write_voice_explain(out, Decider::File, Some(&compiled), &dest, &answer, &up)
+        }),
+        false => body,
+    });
     ExitCode::SUCCESS
 }
 

@@ -347,6 +347,14 @@ impl HealthRegistry {
         }
     }
 
+    /// The health of `proxy` if it is tracked, else `up`; takes no hold on anything (a
+    /// simulation reads the live states without registering its draft's proxies).
+    pub fn peek(&self, proxy: &ProxyKey) -> Health {
+        self.cells
+            .get(proxy)
+            .map_or(Health::Up, |cell| cell.health())
+    }
+
     /// Every proxy some configuration uses, ordered by `proxy`.
     pub fn list(&self) -> Vec<ProxyView> {
         let mut views: Vec<ProxyView> = self

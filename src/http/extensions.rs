@@ -260,6 +260,15 @@ async fn upsert(
             }
             _ => state.cache.apply(record),
         }
+        // An account's first write also created the extension record, the global
+        // configuration (`{}`): this instance knows it at once, not a poll later.
+        if record.account_sid.is_some() && !state.cache.holds(None, 1) {
+            match state.store.global().await {
+                Ok(Some(global)) => state.cache.apply(&global),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the global configuration back"),
+            }
+        }
     }
     log_write(&written);
     Ok(repr::configuration(record, format))

@@ -329,6 +329,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountPath {
 pub struct StrictQuery(Uri);
 
 impl StrictQuery {
+    /// The query string as received (empty when there is none).
+    pub fn raw(&self) -> &str {
+        self.0.query().unwrap_or("")
+    }
+
     /// The one value of `name`: given twice, or not well-formed once decoded, is a 400.
     pub fn one(&self, name: &str) -> Result<Option<Cow<'_, str>>, ApiError> {
         let mut found = None;

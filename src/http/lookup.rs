@@ -18,7 +18,7 @@ use super::auth::EngineOrAdmin;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{AccountPath, StrictQuery};
 use crate::cache::Resolved;
-use crate::routing::{self, Destination, LookupError, VoiceAnswer, printable};
+use crate::routing::{self, Decider, Destination, Health, LookupError, VoiceAnswer, printable};
 use crate::sid::AccountSid;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,7 +44,8 @@ fn lookup_error(e: LookupError) -> ApiError {
     ApiError::parameter(&e.parameter, e.message)
 }
 
-fn json(body: Vec<u8>) -> Response {
+/// A JSON answer written by hand, status 200.
+pub(super) fn json(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
         [(
@@ -80,17 +81,30 @@ fn answer_voice(
     account: AccountSid,
     to: &str,
     headers: &[(&str, &str)],
+    explain: bool,
 ) -> Result<Response, ApiError> {
     let dest = Destination::parse(to).map_err(lookup_error)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
     ready(state)?;
+    let mut sid_buf = [0; 34];
+    if explain {
+        let (resolved, decider) = state.cache.resolve_explained(&account);
+        let sid = account.encode(&mut sid_buf);
+        return Ok(json(explained_voice(
+            Some(sid),
+            &resolved,
+            &|i| resolved.health.get(i),
+            &dest,
+            headers,
+            decider,
+        )));
+    }
     let Resolved {
         source,
         revision,
         routing,
         health,
     } = state.cache.resolve(&account);
-    let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let body = match &routing {
         Some(r) => {
@@ -101,6 +115,61 @@ fn answer_voice(
         None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
     };
     Ok(json(body))
+}
+
+/// A voice answer with its `explain` (SPEC §9): what `resolved` routes for `dest`, each proxy's
+/// health by index from `health`, and why. Off the hot path: a lookup asked to explain, and
+/// every simulation.
+pub(super) fn explained_voice(
+    account_sid: Option<&str>,
+    resolved: &Resolved,
+    health: &dyn Fn(usize) -> Health,
+    dest: &Destination<'_>,
+    headers: &[(&str, &str)],
+    decider: Decider,
+) -> Vec<u8> {
+    let routing = resolved.routing.as_deref();
+    let answer = match routing {
+        Some(r) => r.resolve_voice_with_health(dest, headers, health),
+        None => VoiceAnswer::none(),
+    };
+    let body =
+        routing::voice_response_json(account_sid, resolved.source, resolved.revision, &answer);
+    routing::with_explain(body, |out| {
+        routing::write_voice_explain(out, decider, routing, dest, &answer, health)
+    })
+}
+
+/// An SMS answer, with its `explain` when `decider` is given (SPEC §9).
+pub(super) fn sms_answer(
+    account_sid: Option<&str>,
+    resolved: &Resolved,
+    decider: Option<Decider>,
+) -> Vec<u8> {
+    let routing = resolved.routing.as_deref();
+    let tlvs = routing.map(|r| r.sms_tlvs()).unwrap_or_default();
+    let body = routing::sms_response_json(account_sid, resolved.source, resolved.revision, tlvs);
+    match decider {
+        Some(decider) => routing::with_explain(body, |out| {
+            routing::write_sms_explain(out, decider, routing)
+        }),
+        None => body,
+    }
+}
+
+/// `explain=true` (SPEC §9); `false` or absent: the plain answer.
+fn explain_flag(query: &StrictQuery) -> Result<bool, ApiError> {
+    // Most lookups have no `explain`: not even a pass over the pairs for them (a name
+    // could only hide its letters behind a `%`).
+    let raw = query.raw();
+    if !raw.contains("explain") && !raw.contains('%') {
+        return Ok(false);
+    }
+    match query.one("explain")?.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::parameter("explain", "must be true or false")),
+    }
 }
 
 /// At most this many `header` parameters in one GET (their names are compared pairwise).
@@ -115,7 +184,7 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route",
-    params(AccountSidPath, VoiceParams),
+    params(AccountSidPath, VoiceParams, ExplainParam),
     responses(
         (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
         (status = 400, description = "Malformed AccountSid, `to` or `header`", body = ErrorBody),
@@ -136,7 +205,8 @@ async fn voice_get(
         .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
     let raw_headers = query.all("header")?;
     let headers = header_parameters(&raw_headers)?;
-    let response = answer_voice(&state, account, &to, &headers);
+    let explain = explain_flag(&query)?;
+    let response = answer_voice(&state, account, &to, &headers, explain);
     observe(Kind::Voice, started);
     response
 }
@@ -181,7 +251,7 @@ const HEADER_P: &str = "header";
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route_with_headers",
-    params(AccountSidPath),
+    params(AccountSidPath, ExplainParam),
     request_body(
         description = "Read as JSON whatever its Content-Type (absent, text/plain, form…)",
         content(
@@ -202,12 +272,14 @@ async fn voice_post(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
+    query: StrictQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let explain = explain_flag(&query)?;
     let value = json_body(&body)?;
-    let query = voice_query(&value)?;
-    let response = answer_voice(&state, account, query.to, &query.headers);
+    let body = voice_query(&value)?;
+    let response = answer_voice(&state, account, body.to, &body.headers, explain);
     observe(Kind::Voice, started);
     response
 }
@@ -317,7 +389,7 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     path = "/v1/accounts/{account_sid}/sms-route",
     tag = "lookup",
     operation_id = "sms_route",
-    params(AccountSidPath),
+    params(AccountSidPath, ExplainParam),
     responses(
         (status = 200, description = "The TLVs, and which configuration decided", body = SmsAnswerSchema),
         (status = 400, description = "Malformed AccountSid", body = ErrorBody),
@@ -330,26 +402,21 @@ async fn sms_get(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
+    query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let explain = explain_flag(&query)?;
     ready(&state)?;
-    let Resolved {
-        source,
-        revision,
-        routing,
-        ..
-    } = state.cache.resolve(&account);
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
-    let tlvs = routing.as_deref().map(|r| r.sms_tlvs()).unwrap_or_default();
-    let response = json(routing::sms_response_json(
-        Some(sid),
-        source,
-        revision,
-        tlvs,
-    ));
+    let body = if explain {
+        let (resolved, decider) = state.cache.resolve_explained(&account);
+        sms_answer(Some(sid), &resolved, Some(decider))
+    } else {
+        sms_answer(Some(sid), &state.cache.resolve(&account), None)
+    };
     observe(Kind::Sms, started);
-    Ok(response)
+    Ok(json(body))
 }
 
 // ---- The answers' schemas (OpenAPI). The answers are written by hand (`routing::answer`);
@@ -385,7 +452,7 @@ struct VoiceParams {
 #[serde(deny_unknown_fields)]
 #[schema(as = VoiceQuery)]
 #[allow(dead_code)]
-struct VoiceQuerySchema {
+pub(super) struct VoiceQuerySchema {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
     to: String,
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
@@ -402,6 +469,78 @@ enum SourceSchema {
     Account,
     Global,
     None,
+    /// A simulation (`POST /v1/simulate/…`).
+    Draft,
+}
+
+/// `?explain=true` (SPEC §9).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct ExplainParam {
+    /// `true`: the answer also says why (`explain`); absent or `false`: the plain answer.
+    explain: Option<bool>,
+}
+
+/// Why a voice answer is what it is (SPEC §9).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceExplain)]
+#[allow(dead_code)]
+pub(super) struct VoiceExplainSchema {
+    /// What the proxies' expressions were matched against.
+    target: String,
+    #[schema(pattern = "^(sip|tel|number)$")]
+    target_kind: String,
+    /// The deciding configuration.
+    #[schema(pattern = "^(account|global|none|draft)$")]
+    configuration: String,
+    /// Its revision; `null` for none or a draft.
+    #[schema(required = true, minimum = 1)]
+    revision: Option<i64>,
+    /// Every proxy of the deciding configuration, in configured order (`[]` when nothing
+    /// decided).
+    candidates: Vec<CandidateSchema>,
+    /// One plain sentence.
+    reason: String,
+}
+
+/// One proxy, as the lookup weighed it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Candidate)]
+#[allow(dead_code)]
+struct CandidateSchema {
+    #[schema(minimum = 0, maximum = 99)]
+    proxy_index: u32,
+    /// JSON pointer to the proxy in ConfigurationData.
+    #[schema(pattern = "^/outbound-voice/0/proxy/[0-9]+$")]
+    pointer: String,
+    /// As configured (`.*` when absent).
+    #[serde(rename = "match")]
+    pattern: String,
+    /// Whether it covers the whole target.
+    matched: bool,
+    #[schema(required = true, pattern = "^(route|fallback)$")]
+    chosen: Option<String>,
+    #[schema(pattern = "^(up|down|probing)$")]
+    health: String,
+}
+
+/// Why an SMS answer is what it is (SPEC §9).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SmsExplain)]
+#[allow(dead_code)]
+pub(super) struct SmsExplainSchema {
+    #[schema(pattern = "^(account|global|none|draft)$")]
+    configuration: String,
+    #[schema(required = true, minimum = 1)]
+    revision: Option<i64>,
+    /// `/outbound-sms/0/destination_network_id`, or `null` when no TLV is added.
+    #[schema(required = true)]
+    pointer: Option<String>,
+    reason: String,
 }
 
 /// The voice answer (SPEC §6, §8).
@@ -409,7 +548,7 @@ enum SourceSchema {
 #[serde(deny_unknown_fields)]
 #[schema(as = VoiceAnswer)]
 #[allow(dead_code)]
-struct VoiceAnswerSchema {
+pub(super) struct VoiceAnswerSchema {
     #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
     account_sid: Option<String>,
     source: SourceSchema,
@@ -419,8 +558,11 @@ struct VoiceAnswerSchema {
     /// The first matching proxy; `null` when none matches.
     #[schema(required = true)]
     route: Option<RouteSchema>,
-    /// The other matching proxies, in configured order.
+    /// The other matching proxies: in configured order, `down` ones last (SPEC §11).
     fallbacks: Vec<RouteSchema>,
+    /// With `explain=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<VoiceExplainSchema>,
 }
 
 /// The route through one proxy.
@@ -503,7 +645,7 @@ struct HeaderParamSchema {
 #[serde(deny_unknown_fields)]
 #[schema(as = SmsAnswer)]
 #[allow(dead_code)]
-struct SmsAnswerSchema {
+pub(super) struct SmsAnswerSchema {
     #[schema(required = true, pattern = "^AC[0-9a-f]{32}$")]
     account_sid: Option<String>,
     source: SourceSchema,
@@ -512,6 +654,9 @@ struct SmsAnswerSchema {
     revision: Option<i64>,
     /// The TLVs to add to `submit_sm` (empty without `outbound-sms`).
     tlvs: Vec<TlvSchema>,
+    /// With `explain=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<SmsExplainSchema>,
 }
 
 /// TLV 0x060E `dest_network_id`.

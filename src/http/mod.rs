@@ -18,6 +18,7 @@ pub mod outcomes;
 mod percent;
 pub mod proxies;
 pub mod repr;
+pub mod simulate;
 mod xml;
 
 use std::sync::Arc;

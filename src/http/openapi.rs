@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorEntry};
-use super::{AppState, extensions, history, lookup, ops, outcomes, proxies};
+use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simulate};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -81,6 +81,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(lookup::router())
         .merge(outcomes::router())
         .merge(proxies::router())
+        .merge(simulate::router())
         .merge(ops::router())
         .routes(routes!(openapi_json))
 }

@@ -14,6 +14,8 @@ pub enum Source {
     Account,
     Global,
     None,
+    /// A configuration being tried, never stored (SPEC §9 simulation).
+    Draft,
 }
 
 impl Source {
@@ -22,6 +24,7 @@ impl Source {
             Source::Account => "account",
             Source::Global => "global",
             Source::None => "none",
+            Source::Draft => "draft",
         }
     }
 }
@@ -38,6 +41,18 @@ fn head(out: &mut Vec<u8>, account_sid: Option<&str>, source: Source, revision: 
         Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// Appends `,"explain":{…}` (written by `explain`) to a finished answer document: the answer
+/// without it is byte for byte what `voice_response_json` or `sms_response_json` wrote, and
+/// costs nothing more.
+pub fn with_explain(mut answer: Vec<u8>, explain: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    debug_assert_eq!(answer.last(), Some(&b'}'));
+    answer.pop();
+    answer.extend_from_slice(b",\"explain\":");
+    explain(&mut answer);
+    answer.push(b'}');
+    answer
 }
 
 /// `{"account_sid": …, "source": …, "revision": …, "route": …, "fallbacks": […]}`

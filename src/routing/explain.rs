@@ -5,6 +5,7 @@
 
 use super::CompiledRouting;
 use super::destination::Destination;
+use super::health::Health;
 use super::matcher;
 use super::output::{push_decimal, push_json_str, write_json_str_with};
 use super::render::VoiceAnswer;
@@ -31,12 +32,15 @@ pub enum Decider {
     Nothing,
     /// A configuration being tried, never stored (`POST /v1/simulate/…`).
     Draft,
+    /// A configuration file resolved offline as an account's (`multiprovider resolve`):
+    /// no stored revision.
+    File,
 }
 
 impl Decider {
     fn configuration(self) -> &'static str {
         match self {
-            Decider::Account { .. } | Decider::SwitchedOff { .. } => "account",
+            Decider::Account { .. } | Decider::SwitchedOff { .. } | Decider::File => "account",
             Decider::Global { .. } => "global",
             Decider::Nothing => "none",
             Decider::Draft => "draft",
@@ -49,7 +53,7 @@ impl Decider {
             Decider::SwitchedOff {
                 account_revision, ..
             } => Some(account_revision),
-            Decider::Nothing | Decider::Draft => None,
+            Decider::Nothing | Decider::Draft | Decider::File => None,
         }
     }
 
@@ -79,7 +83,9 @@ impl Decider {
                 "no configuration applies: the account has none and there is no global one"
                     .to_owned()
             }
-            Decider::Account { .. } | Decider::Global { .. } | Decider::Draft => return None,
+            Decider::Account { .. } | Decider::Global { .. } | Decider::Draft | Decider::File => {
+                return None;
+            }
         };
         Some(reason)
     }
@@ -89,6 +95,7 @@ impl Decider {
         match self {
             Decider::Global { .. } => "the global configuration",
             Decider::Draft => "the draft configuration",
+            Decider::File => "the configuration",
             _ => "the account's configuration",
         }
     }
@@ -120,13 +127,15 @@ fn head(out: &mut Vec<u8>, decider: Decider) {
 }
 
 /// Appends the voice `explain` object. `routing` is the deciding configuration when it
-/// routes (enabled, not empty), `answer` what the lookup answered with it.
+/// routes (enabled, not empty), `answer` what the lookup answered with it, `health` each
+/// proxy's health by index, as the answer saw it (SPEC §11).
 pub fn write_voice_explain(
     out: &mut Vec<u8>,
     decider: Decider,
     routing: Option<&CompiledRouting>,
     dest: &Destination<'_>,
     answer: &VoiceAnswer<'_>,
+    health: &dyn Fn(usize) -> Health,
 ) {
     out.extend_from_slice(b"{\"target\":");
     push_json_str(out, dest.target());
@@ -163,12 +172,14 @@ pub fn write_voice_explain(
                 "null"
             };
             out.extend_from_slice(chosen.as_bytes());
-            out.push(b'}');
+            out.extend_from_slice(b",\"health\":\"");
+            out.extend_from_slice(health(index).as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
         }
     }
     out.extend_from_slice(b"],\"reason\":");
     write_json_str_with(out, |out| {
-        out.extend_from_slice(voice_reason(decider, routing, dest, answer).as_bytes())
+        out.extend_from_slice(voice_reason(decider, routing, dest, answer, health).as_bytes())
     });
     out.push(b'}');
 }
@@ -178,6 +189,7 @@ fn voice_reason(
     routing: Option<&CompiledRouting>,
     dest: &Destination<'_>,
     answer: &VoiceAnswer<'_>,
+    health: &dyn Fn(usize) -> Health,
 ) -> String {
     if let Some(reason) = decider.why_nothing_decided() {
         return reason;
@@ -190,16 +202,52 @@ fn voice_reason(
             decider.name()
         );
     }
-    match &answer.route {
-        Some(route) => format!(
-            "proxy {} is the first whose match covers the whole target {target}",
-            route.proxy.index()
-        ),
-        None => format!(
+    let Some(route) = &answer.route else {
+        return format!(
             "no proxy of {} has a match that covers the whole target {target}",
             decider.name()
-        ),
+        );
+    };
+    let chosen = route.proxy.index();
+    // The matching proxies configured before the route: down ones that health put last.
+    let passed_over: Vec<usize> = answer
+        .fallbacks
+        .iter()
+        .map(|f| f.proxy.index())
+        .filter(|&i| i < chosen && health(i) == Health::Down)
+        .collect();
+    if answer.health_reordered && !passed_over.is_empty() {
+        let (them, are) = match passed_over.as_slice() {
+            [one] => (format!("proxy {one}"), "is"),
+            many => (
+                format!(
+                    "proxies {}",
+                    many.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "are",
+            ),
+        };
+        return format!(
+            "proxy {chosen} is the first whose match covers the whole target {target} and that \
+             is not down: {them} also {} first but {are} down, so health moved {} last",
+            if passed_over.len() == 1 {
+                "matches"
+            } else {
+                "match"
+            },
+            if passed_over.len() == 1 { "it" } else { "them" },
+        );
     }
+    if health(chosen) == Health::Down {
+        return format!(
+            "proxy {chosen} is the first whose match covers the whole target {target}; every \
+             matching proxy is down, so the route stays the first of them"
+        );
+    }
+    format!("proxy {chosen} is the first whose match covers the whole target {target}")
 }
 
 /// Appends the SMS `explain` object.
@@ -247,7 +295,14 @@ mod tests {
             None => VoiceAnswer::none(),
         };
         let mut out = Vec::new();
-        write_voice_explain(&mut out, decider, compiled.as_ref(), &dest, &answer);
+        write_voice_explain(
+            &mut out,
+            decider,
+            compiled.as_ref(),
+            &dest,
+            &answer,
+            &|_| Health::Up,
+        );
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -264,9 +319,9 @@ mod tests {
                 "target": "uri1.com", "target_kind": "sip",
                 "configuration": "account", "revision": 3,
                 "candidates": [
-                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null},
-                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route"},
-                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback"}
+                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up"},
+                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up"},
+                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up"}
                 ],
                 "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
             })
@@ -343,6 +398,47 @@ mod tests {
         let e = explain(Decider::Nothing, None, "+1");
         assert_eq!(e["revision"], Value::Null);
         assert_eq!(e["configuration"], "none");
+    }
+
+    #[test]
+    fn health_that_changed_the_order_is_named() {
+        let compiled = compile(CONFIG).unwrap();
+        let dest = Destination::parse("sip:a@uri1.com").unwrap();
+        let explain = |down: &[usize]| {
+            let health = |i: usize| {
+                if down.contains(&i) {
+                    Health::Down
+                } else {
+                    Health::Up
+                }
+            };
+            let answer = compiled.resolve_voice_with_health(&dest, &[], health);
+            let mut out = Vec::new();
+            let account = Decider::Account {
+                revision: 1,
+                enabled: true,
+            };
+            write_voice_explain(&mut out, account, Some(&compiled), &dest, &answer, &health);
+            serde_json::from_slice::<Value>(&out).unwrap()
+        };
+        let e = explain(&[1]);
+        assert_eq!(e["candidates"][1]["health"], "down");
+        assert_eq!(e["candidates"][1]["chosen"], "fallback");
+        assert_eq!(e["candidates"][2]["chosen"], "route");
+        assert_eq!(
+            e["reason"],
+            "proxy 2 is the first whose match covers the whole target uri1.com and that is not \
+             down: proxy 1 also matches first but is down, so health moved it last"
+        );
+        let e = explain(&[1, 2]);
+        assert_eq!(e["candidates"][1]["chosen"], "route");
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("every matching proxy is down"),
+            "{e}"
+        );
     }
 
     #[test]

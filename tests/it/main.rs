@@ -11,6 +11,7 @@ mod cli_help;
 mod coherence;
 mod deploy_files;
 mod engine_lookup;
+mod explain;
 mod health;
 mod input_hints;
 mod kamailio;

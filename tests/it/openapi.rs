@@ -28,6 +28,9 @@ async fn document(app: &TestApp) -> Value {
     r.json().await.unwrap()
 }
 
+const SIM_VOICE: &str = "/v1/simulate/voice-route";
+const SIM_SMS: &str = "/v1/simulate/sms-route";
+
 #[tokio::test]
 async fn the_document_is_valid_openapi_3_1() {
     let db = fresh_sqlite();
@@ -173,6 +176,8 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         ("GET", "/v1/accounts/{account_sid}/sms-route", "sms_route"),
         ("POST", "/v1/outcomes", "report_outcomes"),
         ("GET", "/v1/proxies", "proxies"),
+        ("POST", "/v1/simulate/voice-route", "simulate_voice_route"),
+        ("POST", "/v1/simulate/sms-route", "simulate_sms_route"),
         ("GET", "/health/live", "live"),
         ("GET", "/health/ready", "ready"),
         ("GET", "/metrics", "metrics"),
@@ -731,6 +736,88 @@ async fn the_answers_of_the_server_conform_to_the_document() {
                 format!("/v1/accounts/{A1}/sms-route"),
                 Auth::None,
             ),
+        ),
+        // SPEC §9: explained answers, and simulations.
+        (
+            200,
+            Call::new(
+                "GET",
+                voice,
+                v("?to=sip:bob@uri1.com&explain=true"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            200,
+            Call::new("GET", voice, v("?to=%2B1&explain=true"), Auth::Engine),
+        ),
+        (
+            400,
+            Call::new("GET", voice, v("?to=%2B1&explain=maybe"), Auth::Engine),
+        ),
+        (
+            200,
+            Call::new("POST", voice, v("?explain=true"), Auth::Engine).body(
+                "application/json",
+                json!({"to": "sip:bob@uri2.com"}).to_string(),
+            ),
+        ),
+        (
+            200,
+            Call::new(
+                "GET",
+                sms,
+                format!("/v1/accounts/{A1}/sms-route?explain=true"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            200,
+            Call::new(
+                "GET",
+                sms,
+                format!("/v1/accounts/{A_NONE}/sms-route?explain=true"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            200,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin).body(
+                "application/json",
+                json!({"configuration": VOICE_EXAMPLE, "to": "sip:bob@uri1.com"}).to_string(),
+            ),
+        ),
+        (
+            400,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin).body(
+                "text/plain",
+                json!({"configuration": {"outbound-voice": 1}, "to": "+1"}).to_string(),
+            ),
+        ),
+        (
+            403,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Engine).body("application/json", "{}"),
+        ),
+        (
+            401,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::None).body("application/json", "{}"),
+        ),
+        (
+            413,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin)
+                .body("application/json", big.clone()),
+        ),
+        (
+            200,
+            Call::new("POST", SIM_SMS, SIM_SMS, Auth::Admin).body(
+                "application/json",
+                json!({"configuration": {"outbound-sms": [{"destination_network_id": 7}]}})
+                    .to_string(),
+            ),
+        ),
+        (
+            400,
+            Call::new("POST", SIM_SMS, SIM_SMS, Auth::Admin).body("application/json", "[]"),
         ),
         (
             200,
