@@ -37,9 +37,6 @@ use crate::cache::RoutingCache;
 use crate::routing::CompiledRouting;
 use crate::store::{Condition, EXTENSION_NAME, Origin, Write, Written};
 
-pub const DEFAULT_PAGE_SIZE: i64 = 50;
-pub const MAX_PAGE_SIZE: i64 = 1000;
-
 const EXTENSION_NAME_P: &str = "ExtensionName";
 const ENABLED_P: &str = "Enabled";
 const CONFIGURATION_P: &str = "ConfigurationData";
@@ -448,20 +445,11 @@ async fn list(
         ));
     };
     let mut problems = Vec::new();
-    let page = query.integer("Page", 0, (0, i64::MAX), &mut problems);
-    let page_size = query.integer(
-        "PageSize",
-        DEFAULT_PAGE_SIZE,
-        (1, MAX_PAGE_SIZE),
-        &mut problems,
-    );
-    let offset = page.checked_mul(page_size);
-    if offset.is_none() && problems.is_empty() {
-        problems.push(("Page".to_owned(), "too large".to_owned()));
-    }
+    let (page, page_size) = query.paging(&mut problems);
     if !problems.is_empty() {
         return Err(ApiError::parameters(problems));
     }
+    let offset = page.checked_mul(page_size);
     let (records, total) = state
         .store
         .list_accounts(offset.unwrap_or(0), page_size)

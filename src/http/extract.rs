@@ -21,6 +21,10 @@ use super::percent;
 use crate::sid::AccountSid;
 use crate::store::{Condition, ConfigRecord, EXTENSION_NAME, Origin, Tags};
 
+/// Items on a list page when `PageSize` is not given, and the most it may ask for.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
 /// What an `AccountSid` must look like, wherever it is given.
 pub const ACCOUNT_SID_RULE: &str = "must be AC followed by 32 hexadecimal digits";
 
@@ -101,9 +105,21 @@ impl AdminQuery {
         self.get("AccountSid").map(account_sid).transpose()
     }
 
+    /// `Page` (≥ 0, default 0) and `PageSize` (1 to `MAX_PAGE_SIZE`, default
+    /// `DEFAULT_PAGE_SIZE`) of a Restcomm list; problems are added to `problems`.
+    pub fn paging(&self, problems: &mut Vec<(String, String)>) -> (i64, i64) {
+        let before = problems.len();
+        let page = self.integer("Page", 0, (0, i64::MAX), problems);
+        let page_size = self.integer("PageSize", DEFAULT_PAGE_SIZE, (1, MAX_PAGE_SIZE), problems);
+        if problems.len() == before && page.checked_mul(page_size).is_none() {
+            problems.push(("Page".to_owned(), "too large".to_owned()));
+        }
+        (page, page_size)
+    }
+
     /// An integer parameter in `min..=max`; the problem is added to `problems` (and the
     /// default returned) when it is out of range or not an integer.
-    pub fn integer(
+    fn integer(
         &self,
         name: &str,
         default: i64,

@@ -15,8 +15,7 @@ use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody};
 use super::extensions::{
-    AccountQuery, DEFAULT_PAGE_SIZE, ExtensionId, MAX_PAGE_SIZE, PageQuery, Preconditions,
-    log_write, method_not_allowed, variant,
+    AccountQuery, ExtensionId, PageQuery, Preconditions, log_write, method_not_allowed, variant,
 };
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format, json_response};
@@ -92,13 +91,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let account = query.account()?;
     let mut problems = Vec::new();
-    let page = query.integer("Page", 0, (0, i64::MAX), &mut problems);
-    let page_size = query.integer(
-        "PageSize",
-        DEFAULT_PAGE_SIZE,
-        (1, MAX_PAGE_SIZE),
-        &mut problems,
-    );
+    let (page, page_size) = query.paging(&mut problems);
     if !problems.is_empty() {
         return Err(ApiError::parameters(problems));
     }

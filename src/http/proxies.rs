@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::EngineOrAdmin;
 use super::error::{ApiError, ErrorBody};
-use super::extensions::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageQuery};
+use super::extensions::PageQuery;
 use super::extract::AdminQuery;
 use super::format::json_response;
 use super::repr::{PageInfo, Paging, restcomm_list};
@@ -102,13 +102,7 @@ async fn list(
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
-    let page = query.integer("Page", 0, (0, i64::MAX), &mut problems);
-    let page_size = query.integer(
-        "PageSize",
-        DEFAULT_PAGE_SIZE,
-        (1, MAX_PAGE_SIZE),
-        &mut problems,
-    );
+    let (page, page_size) = query.paging(&mut problems);
     let health = match query.get("health") {
         None => None,
         Some(h) => match Health::parse(h) {
