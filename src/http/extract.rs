@@ -58,7 +58,9 @@ impl Params {
                 .ok_or_else(|| ApiError::parameter(&name, "not valid UTF-8"))?
                 .into_owned();
             let index = params.pairs.len();
-            params.first.entry(name.clone()).or_insert(index);
+            if !params.first.contains_key(&name) {
+                params.first.insert(name.clone(), index);
+            }
             params.pairs.push((name, value));
         }
         Ok(params)
@@ -71,20 +73,41 @@ impl Params {
 
     /// Names given more than once (reported once each, at their second occurrence) and, when
     /// `known` is not empty, names outside it; in the order they appear.
+    ///
+    /// A form of tens of thousands of stray names (a script gone wrong) would make an error
+    /// body of megabytes: the first `MAX_LISTED` are listed, and one more entry counts the
+    /// rest.
     pub fn problems(&self, known: &[&str]) -> Vec<(String, String)> {
+        const MAX_LISTED: usize = 100;
+        let unknown = format!("unknown parameter; expected {}", known.join(", "));
         let mut seen: HashMap<&str, u32> = HashMap::with_capacity(self.first.len());
         let mut problems = Vec::new();
+        let mut unlisted: Option<(&str, usize)> = None;
         for (name, _) in &self.pairs {
             let count = seen.entry(name.as_str()).or_insert(0);
             *count += 1;
-            if *count == 2 {
-                problems.push((name.clone(), "given more than once".into()));
+            let problem = if *count == 2 {
+                "given more than once"
             } else if *count == 1 && !known.is_empty() && !known.contains(&name.as_str()) {
-                problems.push((
-                    name.clone(),
-                    format!("unknown parameter; expected {}", known.join(", ")),
-                ));
+                unknown.as_str()
+            } else {
+                continue;
+            };
+            if problems.len() < MAX_LISTED {
+                problems.push((name.clone(), problem.to_owned()));
+            } else {
+                unlisted.get_or_insert((name.as_str(), 0)).1 += 1;
             }
+        }
+        if let Some((first, more)) = unlisted {
+            problems.push((
+                first.to_owned(),
+                format!(
+                    "this and {} more parameters are unknown or repeated; only the first \
+                     {MAX_LISTED} problems are listed",
+                    more - 1
+                ),
+            ));
         }
         problems
     }
@@ -480,6 +503,19 @@ mod tests {
         assert_eq!(p.get("ConfigurationData"), Some("{\"a\": [1, 2]}\n"));
         assert_eq!(p.get("x"), Some(""));
         assert!(Params::parse(b"a=%ff").is_err());
+    }
+
+    #[test]
+    fn a_flood_of_stray_names_lists_a_hundred_and_counts_the_rest() {
+        let distinct: String = (0..5_000).map(|i| format!("a{i}&")).collect();
+        let problems = Params::parse(distinct.as_bytes()).unwrap().problems(&["b"]);
+        assert_eq!(problems.len(), 101);
+        assert_eq!(problems[100].0, "a100");
+        assert!(
+            problems[100].1.starts_with("this and 4899 more"),
+            "{:?}",
+            problems[100]
+        );
     }
 
     #[test]
