@@ -9,16 +9,18 @@
 //! remember when (in this cache's own sequence) they were applied, and a load only drops
 //! entries that are missing from its snapshot *and* older than the load.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
+use tokio::sync::mpsc;
 
 use crate::health::{HealthRegistry, ProxyStates};
 use crate::routing::{self, CompiledRouting, Decider, RegexInterner, Source};
 use crate::sid::AccountSid;
-use crate::store::{ConfigRecord, Snapshot};
+use crate::store::ConfigRecord;
 
 #[derive(Debug)]
 struct Entry {
@@ -303,35 +305,46 @@ impl RoutingCache {
         }
     }
 
-    /// Replaces everything with a full snapshot read after `mark` was taken, keeping any
-    /// entry applied since (a write that committed after the snapshot was read). Compiles on
-    /// every core: at 100,000 accounts this is what stands between a start and readiness.
-    pub fn load(&self, snapshot: Snapshot, mark: u64) {
-        let Snapshot {
-            global, accounts, ..
-        } = snapshot;
-        if let Some(global) = &global {
-            self.apply(global);
-        }
-        let present: std::collections::HashSet<AccountSid> =
-            accounts.iter().filter_map(|r| r.account_sid).collect();
+    /// Compiles the batches of a full load as they arrive, on every core, until the sender
+    /// is dropped; returns the accounts seen. At 1,000,000 accounts this is what stands
+    /// between a start and readiness, and only the batches in flight are held as text beside
+    /// the compiled forms.
+    pub fn apply_batches(&self, batches: mpsc::Receiver<Vec<ConfigRecord>>) -> HashSet<AccountSid> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = accounts.len().div_ceil(threads).max(1024);
-        // Each thread owns its records and frees each one once compiled, so the text and the
-        // compiled form of the whole snapshot are never held at the same time.
-        let mut parts = Vec::new();
-        let mut rest = accounts;
-        while rest.len() > chunk {
-            let tail = rest.split_off(chunk);
-            parts.push(rest);
-            rest = tail;
-        }
-        parts.push(rest);
+        let batches = std::sync::Mutex::new(batches);
         std::thread::scope(|scope| {
-            for part in parts {
-                scope.spawn(move || part.into_iter().for_each(|r| self.apply(&r)));
-            }
-        });
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut seen = Vec::new();
+                        loop {
+                            // The lock is held only to take the next batch.
+                            let next = batches
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .blocking_recv();
+                            let Some(batch) = next else {
+                                return seen;
+                            };
+                            for record in batch {
+                                seen.extend(record.account_sid);
+                                self.apply(&record);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+
+    /// Ends a complete full load read after `mark` was taken: drops the accounts it did not
+    /// have, keeping any entry applied since (a write that committed after the snapshot was
+    /// read).
+    pub fn finish_load(&self, present: &HashSet<AccountSid>, mark: u64) {
         self.accounts
             .retain(|account, e| present.contains(account) || e.applied > mark);
         self.loaded.store(true, Ordering::Release);

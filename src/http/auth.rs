@@ -5,8 +5,8 @@
 //! (Restcomm Sids are case-sensitive).
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use subtle::{Choice, ConstantTimeEq};
 
@@ -33,8 +33,8 @@ enum Credentials<'a> {
     Malformed,
 }
 
-fn credentials(parts: &Parts) -> Credentials<'_> {
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+fn credentials(headers: &HeaderMap) -> Credentials<'_> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Credentials::None;
     };
@@ -84,6 +84,12 @@ fn is_admin(state: &AppState, user: &str, password: &str) -> bool {
     ok.into()
 }
 
+/// True when `headers` carry the engine token as a bearer token (the lookups' fast path;
+/// anything else goes through `EngineOrAdmin`).
+pub fn bears_engine_token(state: &AppState, headers: &HeaderMap) -> bool {
+    matches!(credentials(headers), Credentials::Bearer(token) if is_engine(state, token))
+}
+
 fn is_engine(state: &AppState, token: &str) -> bool {
     match &state.settings.engine_token {
         Some(expected) => ct_eq(token.as_bytes(), expected.as_bytes()).into(),
@@ -98,7 +104,7 @@ impl FromRequestParts<AppState> for SuperAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<SuperAdmin, ApiError> {
-        match credentials(parts) {
+        match credentials(&parts.headers) {
             Credentials::Basic { user, password } if is_admin(state, &user, &password) => {
                 Ok(SuperAdmin)
             }
@@ -117,7 +123,7 @@ impl FromRequestParts<AppState> for EngineOrAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<EngineOrAdmin, ApiError> {
-        match credentials(parts) {
+        match credentials(&parts.headers) {
             Credentials::Basic { user, password } if is_admin(state, &user, &password) => {
                 Ok(EngineOrAdmin::Admin)
             }

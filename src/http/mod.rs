@@ -21,14 +21,19 @@ pub mod repr;
 pub mod simulate;
 mod xml;
 
+use std::convert::Infallible;
+use std::future::Ready;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::future::Either;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -55,7 +60,50 @@ pub struct AppState {
     pub settings: Arc<Settings>,
 }
 
-/// The whole application: every resource's routes plus the cross-cutting layers.
+/// What the server serves: the lookups' fast path (`lookup::fast`) in front of `router`.
+#[derive(Clone)]
+pub struct App {
+    state: AppState,
+    router: Router,
+}
+
+pub fn app(state: AppState) -> App {
+    App {
+        router: router(state.clone()),
+        state,
+    }
+}
+
+impl<B> tower::Service<Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        Either<Ready<Result<Response, Infallible>>, <Router as tower::Service<Request<B>>>::Future>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let fast = lookup::fast(
+            &self.state,
+            request.method(),
+            request.uri(),
+            request.headers(),
+        );
+        match fast {
+            Some(response) => Either::Left(std::future::ready(Ok(response))),
+            None => Either::Right(tower::Service::call(&mut self.router, request)),
+        }
+    }
+}
+
+/// The whole application but the fast path: every resource's routes plus the cross-cutting
+/// layers.
 pub fn router(state: AppState) -> Router {
     // Counter handles are kept once taken: the recorder must exist before the first request.
     ops::metrics_handle();
@@ -72,7 +120,7 @@ pub fn router(state: AppState) -> Router {
                         // Path only: query strings and headers can carry tokens. Lookups and
                         // probes log nothing at info, so their span is debug: at the default
                         // level it is never built (about a tenth of a lookup's cost).
-                        .make_span_with(|request: &Request| {
+                        .make_span_with(|request: &axum::extract::Request| {
                             let (method, path) = (request.method(), request.uri().path());
                             if format::is_admin_path(path) {
                                 tracing::info_span!("request", %method, path = %path)
@@ -104,7 +152,7 @@ pub fn router(state: AppState) -> Router {
 /// Around every route, inside the trace span: errors (including those of the timeout, the
 /// panic catcher and axum's rejections) leave in the request's format, every answer is
 /// counted, and server errors are logged.
-async fn finish(request: Request, next: Next) -> Response {
+async fn finish(request: axum::extract::Request, next: Next) -> Response {
     let format = Format::of(request.uri().path(), request.headers());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
@@ -121,7 +169,10 @@ async fn finish(request: Request, next: Next) -> Response {
 
 /// Unknown paths: under the admin prefixes the caller must authenticate first, so that
 /// the admin API's shape is not visible to strangers; elsewhere a plain 404.
-async fn fallback(state: axum::extract::State<AppState>, request: Request) -> ApiError {
+async fn fallback(
+    state: axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> ApiError {
     if format::is_admin_path(request.uri().path()) {
         let (mut parts, _) = request.into_parts();
         if let Err(e) =

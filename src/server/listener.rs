@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -20,6 +19,7 @@ use tower::ServiceExt as _;
 use tower::util::MapRequest;
 
 use super::tls::TlsState;
+use crate::http::App;
 
 /// How long a client may take to send a request head: a connection that opens and then
 /// trickles (or sends nothing) is closed after this, so it cannot hold a slot for ever.
@@ -33,7 +33,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// in-flight requests finish (for at most `SHUTDOWN_GRACE`).
 pub(super) async fn accept_loop(
     listener: TcpListener,
-    app: Router,
+    app: App,
     tls: Option<TlsState>,
     mut stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
@@ -95,7 +95,7 @@ async fn serve_tls(
     peer: SocketAddr,
     tls: TlsState,
     builder: Builder<TokioExecutor>,
-    app: Router,
+    app: App,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let stream =
@@ -121,9 +121,9 @@ async fn serve_tls(
 /// `app` for one connection: each request carries the client's address, for the revisions'
 /// `remote_addr` (SPEC §10).
 fn with_peer(
-    app: Router,
+    app: App,
     peer: SocketAddr,
-) -> MapRequest<Router, impl FnMut(Request<Incoming>) -> Request<Incoming> + Clone> {
+) -> MapRequest<App, impl FnMut(Request<Incoming>) -> Request<Incoming> + Clone> {
     app.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request

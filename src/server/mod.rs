@@ -205,7 +205,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     background.extend(start_health(&state).await);
 
     let addr = listener.local_addr()?;
-    let app = http::router(state.clone());
+    let app = http::app(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::accept_loop(listener, app, tls.clone(), stopped));
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -6,14 +6,12 @@ use tokio::sync::mpsc;
 use super::{RETRY_MAX, RETRY_MIN};
 use crate::health;
 use crate::http::{AppState, ops};
-use crate::store::{Change, Snapshot, StoreError};
+use crate::store::{Change, StoreError};
 
 /// Reads every configuration and replaces the cache's content with it.
 pub(super) async fn load_cache(state: &AppState) -> Result<(), StoreError> {
-    let mark = state.cache.mark();
-    match state.store.load_all().await {
-        Ok(snapshot) => {
-            load_snapshot(state, snapshot, mark).await;
+    match full_load(state).await {
+        Ok(()) => {
             tracing::info!(accounts = state.cache.len(), "routing cache loaded");
             Ok(())
         }
@@ -37,29 +35,34 @@ pub(super) async fn retry_load(state: AppState) {
     }
 }
 
-/// Compiling a full snapshot takes seconds at 100,000 accounts: off the async workers.
-async fn load_snapshot(state: &AppState, snapshot: Snapshot, mark: u64) {
-    let cache = state.cache.clone();
+/// Reads one snapshot and compiles it while it streams in, off the async workers (seconds
+/// of CPU at 100,000 accounts); the cache drops what the snapshot lacks only once the whole
+/// snapshot has been read.
+async fn full_load(state: &AppState) -> Result<(), StoreError> {
+    let mark = state.cache.mark();
     let started = std::time::Instant::now();
-    let accounts = snapshot.accounts.len();
-    if let Err(e) = tokio::task::spawn_blocking(move || {
-        cache.load(snapshot, mark);
-        release_free_memory();
-    })
-    .await
-    {
-        tracing::error!(error = %e, "loading the routing cache failed");
-        return;
-    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (sink, batches) = mpsc::channel(2 * threads);
+    let cache = state.cache.clone();
+    let compiling = tokio::task::spawn_blocking(move || cache.apply_batches(batches));
+    let read = state.store.load_into(sink).await;
+    let present = compiling
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("compiling the snapshot failed: {e}")))?;
+    read?;
+    state.cache.finish_load(&present, mark);
+    release_free_memory();
     tracing::debug!(
-        accounts,
+        accounts = present.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "snapshot compiled"
     );
+    Ok(())
 }
 
-/// A full load reads every stored configuration at once (hundreds of megabytes at 100,000
-/// accounts) and keeps only the compiled form; glibc keeps the freed pages unless asked.
+/// A full load reads every stored configuration (gigabytes of text at 1,000,000 accounts,
+/// a batch at a time) and keeps only the compiled form; glibc keeps the freed pages unless
+/// asked.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -93,15 +96,12 @@ pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<
                 health::share::apply(state.cache.health(), &row);
                 Ok(())
             }
-            Change::Resync => match (state.cache.mark(), state.store.load_all().await) {
-                (mark, Ok(snapshot)) => {
-                    load_snapshot(&state, snapshot, mark).await;
-                    // Transitions notified while the listener was away (SPEC §11).
-                    health::share::load(state.cache.health(), &state.store)
-                        .await
-                        .map(|_| ())
-                }
-                (_, Err(e)) => Err(e),
+            Change::Resync => match full_load(&state).await {
+                // Transitions notified while the listener was away (SPEC §11).
+                Ok(()) => health::share::load(state.cache.health(), &state.store)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
             },
             Change::Scope {
                 account_sid: None, ..

@@ -209,13 +209,22 @@ pub struct HistoryPage {
     pub total: i64,
 }
 
-/// The whole stored state, for filling the cache.
+/// Where a full load sends what it reads: batches of records (the global one, if it was ever
+/// created, first), so that the reader never holds the whole stored state at once — at
+/// 1,000,000 accounts its text alone is gigabytes. Bounded: the reader waits for the
+/// compiler.
+pub type LoadSink = mpsc::Sender<Vec<ConfigRecord>>;
+
+/// The whole stored state at once (export, tests); the server loads with `load_into`.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// The extension record (global configuration), if it was ever created.
     pub global: Option<ConfigRecord>,
     pub accounts: Vec<ConfigRecord>,
 }
+
+/// Records per batch of a full load.
+pub const LOAD_BATCH: usize = 512;
 
 /// What the change follower reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -459,11 +468,32 @@ impl Store {
         on_db!(self, |db| db.list_accounts(offset, limit).await)
     }
 
-    /// Everything, read in one consistent snapshot.
+    /// Everything, read in one consistent snapshot, held at once.
     pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+        let (sink, mut batches) = mpsc::channel::<Vec<ConfigRecord>>(4);
+        let collecting = async move {
+            let mut snapshot = Snapshot::default();
+            while let Some(batch) = batches.recv().await {
+                for record in batch {
+                    match record.account_sid {
+                        None => snapshot.global = Some(record),
+                        Some(_) => snapshot.accounts.push(record),
+                    }
+                }
+            }
+            snapshot
+        };
+        let (read, snapshot) = tokio::join!(self.load_into(sink), collecting);
+        read.map(|()| snapshot)
+    }
+
+    /// Everything, read in one consistent snapshot, sent to `sink` in batches as it is read.
+    /// On an error, what was sent is a part of that snapshot, and the error says the rest
+    /// is missing. A closed sink ends the read early, without an error.
+    pub async fn load_into(&self, sink: LoadSink) -> Result<(), StoreError> {
         match &self.0 {
-            Backend::Sqlite(s) => s.load_all().await,
-            Backend::Postgres(s) => s.load_all().await,
+            Backend::Sqlite(s) => s.load_into(sink).await,
+            Backend::Postgres(s) => s.load_into(sink).await,
         }
     }
 

@@ -24,7 +24,8 @@ use super::diagnose;
 use super::reads::{Db, Dialect};
 use super::rows::{AccountRow, ExtensionId};
 use super::{
-    CHANGE_BUFFER, Change, NOTIFY_CHANNEL, Snapshot, StoreError, StoreOptions, parse_notify_payload,
+    CHANGE_BUFFER, Change, LOAD_BATCH, LoadSink, NOTIFY_CHANNEL, StoreError, StoreOptions,
+    parse_notify_payload,
 };
 use crate::secret::SecretKey;
 
@@ -113,19 +114,22 @@ impl PostgresStore {
         self.db.secret.as_ref()
     }
 
-    pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+    pub async fn load_into(&self, sink: LoadSink) -> Result<(), StoreError> {
         use futures_util::TryStreamExt as _;
 
         let mut tx = self.db.pool.begin_with(DIALECT.begin_snapshot).await?;
         let extension = self.db.extension(&mut *tx).await?;
         let secret = self.secret();
-        let (ext, global) = match extension {
-            Some(row) => (row.id(), Some(row.into_record(secret)?)),
-            None => (ExtensionId::orphan(), None),
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let ext = match extension {
+            Some(row) => {
+                let id = row.id();
+                batch.push(row.into_record(secret)?);
+                id
+            }
+            None => ExtensionId::orphan(),
         };
-        // Row by row: at 100,000 accounts, holding every raw row beside every record would
-        // double the few hundred megabytes a full load needs.
-        let mut accounts = Vec::new();
+        // Row by row, a batch at a time: only what the compiler has not taken yet is held.
         {
             let query = format!(
                 "SELECT {} FROM account_configurations",
@@ -133,11 +137,20 @@ impl PostgresStore {
             );
             let mut rows = sqlx::query_as::<_, AccountRow>(&query).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
-                accounts.push(row.into_record(&ext, secret)?);
+                batch.push(row.into_record(&ext, secret)?);
+                if batch.len() == LOAD_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                    if sink.send(full).await.is_err() {
+                        return Ok(());
+                    }
+                }
             }
         }
         tx.commit().await?;
-        Ok(Snapshot { global, accounts })
+        if !batch.is_empty() {
+            let _ = sink.send(batch).await;
+        }
+        Ok(())
     }
 
     /// Spawns the LISTEN task on its own one-connection pool (so that a busy main pool never

@@ -22,7 +22,8 @@ use super::diagnose;
 use super::reads::{Db, Dialect};
 use super::rows::{AccountRow, ConfigColumns, ExtensionId};
 use super::{
-    CHANGE_BUFFER, Change, POLL_INTERVAL, Snapshot, StoreError, StoreOptions, parse_scope,
+    CHANGE_BUFFER, Change, LOAD_BATCH, LoadSink, POLL_INTERVAL, StoreError, StoreOptions,
+    parse_scope,
 };
 use crate::secret::SecretKey;
 
@@ -101,7 +102,7 @@ impl SqliteStore {
         self.db.secret.as_ref()
     }
 
-    pub async fn load_all(&self) -> Result<Snapshot, StoreError> {
+    pub async fn load_into(&self, sink: LoadSink) -> Result<(), StoreError> {
         let mut tx = self.db.pool.begin().await?;
         let extension = self.db.extension(&mut *tx).await?;
         // One JSON document rather than 100,000 rows: sqlx hands SQLite rows over one at a
@@ -124,25 +125,31 @@ impl SqliteStore {
         let rows: Vec<Row> = serde_json::from_str(&all)
             .map_err(|e| StoreError::Corrupt(format!("unexpected stored data: {e}")))?;
         drop(all);
-        let accounts = rows
-            .into_iter()
-            .map(
-                |(account_sid, configuration, enabled, date_created, date_updated, revision)| {
-                    AccountRow {
-                        account_sid,
-                        config: ConfigColumns {
-                            configuration,
-                            enabled: enabled != 0,
-                            date_created,
-                            date_updated,
-                            revision,
-                        },
-                    }
-                    .into_record(&id, self.secret())
-                },
-            )
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Snapshot { global, accounts })
+        let accounts = rows.into_iter().map(
+            |(account_sid, configuration, enabled, date_created, date_updated, revision)| {
+                AccountRow {
+                    account_sid,
+                    config: ConfigColumns {
+                        configuration,
+                        enabled: enabled != 0,
+                        date_created,
+                        date_updated,
+                        revision,
+                    },
+                }
+                .into_record(&id, self.secret())
+            },
+        );
+        let mut records = global.map(Ok).into_iter().chain(accounts);
+        loop {
+            let batch = records
+                .by_ref()
+                .take(LOAD_BATCH)
+                .collect::<Result<Vec<_>, _>>()?;
+            if batch.is_empty() || sink.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
     }
 
     /// Polls the change sequence every `POLL_INTERVAL` and reports the configurations whose

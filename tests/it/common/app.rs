@@ -143,9 +143,10 @@ pub async fn spawn_unloaded(db_url: &str) -> (SocketAddr, tokio::task::JoinHandl
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
     let serving = tokio::spawn(async move {
-        axum::serve(listener, multiprovider::http::router(state))
-            .await
-            .expect("serve")
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(
+            multiprovider::http::app(state),
+        );
+        axum::serve(listener, app).await.expect("serve")
     });
     (addr, serving)
 }
