@@ -542,7 +542,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
         assert!(
             std::env::var("MULTIPROVIDER_REQUIRE_KAMAILIO").as_deref() != Ok("1"),
             "MULTIPROVIDER_REQUIRE_KAMAILIO=1 but kamailio is not installed \
-             (apt-get install kamailio kamailio-utils-modules kamailio-json-modules)"
+             (apt-get install kamailio kamailio-utils-modules kamailio-extra-modules)"
         );
         eprintln!("skipped: kamailio is not installed");
         return;
