@@ -20,6 +20,7 @@ use tokio::time::{Instant, timeout};
 use crate::common::app::{AppOptions, spawn_app};
 use crate::common::constants::{A_NONE, A1, ENGINE_TOKEN};
 use crate::common::db::fresh_sqlite;
+use crate::health::support::{self, HealthApi, voice_config, within};
 
 const SHIPPED_CFG: &str = include_str!("../../integrations/kamailio/kamailio.cfg");
 const TRUNK_USER: &str = "trunk-user";
@@ -158,6 +159,8 @@ const NONCE: &str = "5f1d1c0e2b3a4d5e";
 /// A UAS on 127.0.0.1 that records every INVITE it receives and answers as scripted.
 struct Carrier {
     addr: SocketAddr,
+    /// How it answers the next INVITE (`set` changes it).
+    behaviour: Arc<Mutex<Behaviour>>,
     invites: Arc<Mutex<Vec<Sip>>>,
     /// For a challenging carrier: the outcome of checking each Authorization received.
     verified: Arc<Mutex<Vec<Result<String, String>>>>,
@@ -168,9 +171,10 @@ impl Carrier {
     async fn start(behaviour: Behaviour) -> Carrier {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
+        let current = Arc::new(Mutex::new(behaviour));
         let invites = Arc::new(Mutex::new(Vec::new()));
         let verified = Arc::new(Mutex::new(Vec::new()));
-        let (inv, ver) = (invites.clone(), verified.clone());
+        let (now, inv, ver) = (current.clone(), invites.clone(), verified.clone());
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             loop {
@@ -184,6 +188,7 @@ impl Carrier {
                     continue; // ACKs of our failures
                 }
                 inv.lock().unwrap().push(request.clone());
+                let behaviour = *now.lock().unwrap();
                 let answer = match behaviour {
                     Behaviour::Accept => response(&request, "200 OK", &[contact(addr)]),
                     Behaviour::Unavailable => response(&request, "503 Service Unavailable", &[]),
@@ -227,6 +232,7 @@ impl Carrier {
         });
         Carrier {
             addr,
+            behaviour: current,
             invites,
             verified,
             task,
@@ -235,6 +241,11 @@ impl Carrier {
 
     fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// From now on, answers INVITEs as `behaviour` says.
+    fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
     }
 
     fn invites(&self) -> Vec<Sip> {
@@ -536,15 +547,43 @@ fn configuration([a, b, c, c407, d, e, silent]: [u16; 7]) -> serde_json::Value {
     ]}]})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kamailio_routes_real_calls_through_the_lookup_api() {
-    let Some(binary) = kamailio_binary() else {
+/// The Kamailio to test with; `None` (the test is skipped) when there is none, unless
+/// `MULTIPROVIDER_REQUIRE_KAMAILIO=1`, which makes that a failure.
+fn required_kamailio() -> Option<PathBuf> {
+    let binary = kamailio_binary();
+    if binary.is_none() {
         assert!(
             std::env::var("MULTIPROVIDER_REQUIRE_KAMAILIO").as_deref() != Ok("1"),
             "MULTIPROVIDER_REQUIRE_KAMAILIO=1 but kamailio is not installed \
-             (apt-get install kamailio kamailio-utils-modules kamailio-json-modules)"
+             (apt-get install kamailio kamailio-utils-modules kamailio-extra-modules)"
         );
         eprintln!("skipped: kamailio is not installed");
+    }
+    binary
+}
+
+/// `host:port` of a test carrier: how the configurations name it, and how
+/// `GET /v1/proxies` does.
+fn proxy_key(carrier: &Carrier) -> String {
+    format!("127.0.0.1:{}", carrier.port())
+}
+
+/// No script error in Kamailio's log, no refused outcome report, and no secret.
+fn assert_clean_log(text: &str) {
+    if std::env::var_os("KAMAILIO_TEST_LOG").is_some() {
+        eprintln!("{text}");
+    }
+    assert!(!text.contains("ERROR"), "{text}");
+    assert!(!text.contains("not accepted"), "{text}");
+    assert!(
+        !text.contains(TRUNK_PASSWORD) && !text.contains(ENGINE_TOKEN),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_routes_real_calls_through_the_lookup_api() {
+    let Some(binary) = required_kamailio() else {
         return;
     };
     let db = fresh_sqlite();
@@ -656,6 +695,33 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
         "INVITE sip:erin@silent.test;fallback=e SIP/2.0"
     );
 
+    //    Each attempt's outcome reached POST /v1/outcomes (SPEC §11): the 503 and the
+    //    silence as one failure each of their proxies, the answers as successes.
+    let reported = |carrier: &Carrier, failures: u64| {
+        let (app, key) = (&app, proxy_key(carrier));
+        move || {
+            let key = key.clone();
+            async move {
+                app.proxy(&key).await.is_some_and(|p| {
+                    p["consecutive_failures"] == failures
+                        && p["health"] == "up"
+                        && !p["last_outcome_at"].is_null()
+                })
+            }
+        }
+    };
+    let reports = Duration::from_secs(5);
+    within(reports, "the 503 of D reported", reported(&d, 1)).await;
+    within(
+        reports,
+        "the silence of its proxy reported",
+        reported(&silent, 1),
+    )
+    .await;
+    for carrier in [&a, &b, &c, &c407, &e] {
+        within(reports, "an answer reported", reported(carrier, 0)).await;
+    }
+
     // 5. Refused: an account without routing (403), a destination no proxy matches (404),
     //    a call without an account (403). Nothing reaches a carrier.
     let before: usize = [&a, &b, &c, &c407, &d, &e, &f, &silent]
@@ -711,15 +777,106 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
     );
 
     // No script error along the way; secrets stay out of Kamailio's log.
-    let text = log();
-    if std::env::var_os("KAMAILIO_TEST_LOG").is_some() {
-        eprintln!("{text}");
-    }
-    assert!(!text.contains("ERROR"), "{text}");
-    assert!(
-        !text.contains(TRUNK_PASSWORD) && !text.contains(ENGINE_TOKEN),
-        "{text}"
+    assert_clean_log(&log());
+    drop(kamailio);
+    app.stop().await;
+}
+
+/// Outcome reporting (SPEC §11) end to end: the failure route reports a 503 as a failure of
+/// the proxy that answered it, the reply route a 200 as a success (which resets the count);
+/// after `MULTIPROVIDER_HEALTH_FAILURES` consecutive failures the proxy is down, the lookup
+/// answers it last, and Kamailio's next call goes straight to the healthy proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_reports_outcomes_and_steers_calls_around_a_failing_proxy() {
+    let Some(binary) = required_kamailio() else {
+        return;
+    };
+    let db = fresh_sqlite();
+    // Down after 2 failures; no way back within the test (a cool-down of 10 minutes).
+    let app = support::spawn(&db.url, support::health(2, Duration::from_secs(600))).await;
+    let flaky = Carrier::start(Behaviour::Unavailable).await;
+    let good = Carrier::start(Behaviour::Accept).await;
+    let (flaky_key, good_key) = (proxy_key(&flaky), proxy_key(&good));
+    app.configure(Some(A1), &voice_config(&[&flaky_key, &good_key]))
+        .await;
+    assert_eq!(
+        app.order(A1).await,
+        [
+            (flaky_key.clone(), "up".into()),
+            (good_key.clone(), "up".into())
+        ]
     );
+
+    let mut kamailio = Kamailio::start(&binary, &app.base_url);
+    let mut caller = Caller::new(kamailio.addr).await;
+    caller.wait_until_up(&mut kamailio).await;
+    let log = || kamailio.log();
+    let call = async |caller: &mut Caller| {
+        caller
+            .invite("sip:bob@example.com", "<sip:bob@example.com>", Some(A1))
+            .await
+    };
+    // Polls `GET /v1/proxies` until `proxy` has `health` and `failures` consecutive failures
+    // and a report was received.
+    let server = &app;
+    let state = |proxy: &str, health: &'static str, failures: u64| {
+        let proxy = proxy.to_owned();
+        move || {
+            let proxy = proxy.clone();
+            async move {
+                server.proxy(&proxy).await.is_some_and(|p| {
+                    p["health"] == health
+                        && p["consecutive_failures"] == failures
+                        && !p["last_outcome_at"].is_null()
+                })
+            }
+        }
+    };
+    let reports = Duration::from_secs(5);
+
+    // 1. The first proxy answers 503 (a failure), the call goes on to the second, which
+    //    answers 200 (a success).
+    assert_eq!(call(&mut caller).await, 200, "{}", log());
+    assert_eq!((flaky.invites().len(), good.invites().len()), (1, 1));
+    within(reports, "503 reported", state(&flaky_key, "up", 1)).await;
+    within(reports, "200 reported", state(&good_key, "up", 0)).await;
+
+    // 2. The first proxy answers 200: the success resets its count.
+    flaky.set(Behaviour::Accept);
+    assert_eq!(call(&mut caller).await, 200, "{}", log());
+    assert_eq!((flaky.invites().len(), good.invites().len()), (2, 1));
+    within(reports, "success reported", state(&flaky_key, "up", 0)).await;
+
+    // 3. Two 503s in a row: down, answered last.
+    flaky.set(Behaviour::Unavailable);
+    for _ in 0..2 {
+        assert_eq!(call(&mut caller).await, 200, "{}", log());
+    }
+    assert_eq!((flaky.invites().len(), good.invites().len()), (4, 3));
+    within(
+        reports,
+        "down after 2 failures",
+        state(&flaky_key, "down", 2),
+    )
+    .await;
+    let (status, down) = app.proxies("?health=down").await;
+    assert_eq!(status, 200, "{down}");
+    assert_eq!(down["proxies"].as_array().unwrap().len(), 1, "{down}");
+    assert_eq!(down["proxies"][0]["proxy"], flaky_key.as_str(), "{down}");
+    assert_eq!(
+        app.order(A1).await,
+        [
+            (good_key.clone(), "up".into()),
+            (flaky_key.clone(), "down".into())
+        ]
+    );
+
+    // 4. The next call goes straight to the healthy proxy.
+    assert_eq!(call(&mut caller).await, 200, "{}", log());
+    assert_eq!((flaky.invites().len(), good.invites().len()), (4, 4));
+    within(reports, "its success reported", state(&good_key, "up", 0)).await;
+
+    assert_clean_log(&log());
     drop(kamailio);
     app.stop().await;
 }

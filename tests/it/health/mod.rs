@@ -6,4 +6,5 @@
 mod instances;
 mod outcomes;
 mod probing;
-mod support;
+/// Also used by the Kamailio integration test, whose outcome reports these requests check.
+pub(crate) mod support;
