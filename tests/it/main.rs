@@ -34,4 +34,4 @@ mod startup;
 mod store;
 mod tls;
 mod transfer;
-
+mod upgrade;
