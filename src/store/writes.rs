@@ -554,6 +554,13 @@ where
             } => {
                 self.announce(&mut tx, written).await?;
                 tx.commit().await?;
+                // Committed: the extension record exists for good.
+                if !record.extension_sid.is_empty() {
+                    self.remember_extension(ExtensionId {
+                        sid: record.extension_sid.clone(),
+                        name: record.extension_name.clone(),
+                    });
+                }
                 Ok(Written {
                     record,
                     changed: true,
@@ -648,8 +655,10 @@ where
         if let Some(id) = self.known_extension() {
             return Ok(id);
         }
+        // Not remembered here: this transaction may have created it and may yet roll back
+        // (a dry run, a lost connection). `finish` remembers it once committed.
         if let Some(row) = self.extension(&mut **tx).await? {
-            return Ok(self.remember_extension(row.id()));
+            return Ok(row.id());
         }
         let target = Target::Set {
             enabled: Some(true),
@@ -870,7 +879,7 @@ where
                 .bind(revision)
                 .fetch_one(&mut **tx)
                 .await?;
-                Some(self.remember_extension(ExtensionId { sid, name }))
+                Some(ExtensionId { sid, name })
             }
             (Some(account), Some(sealed)) => {
                 let extension = self
