@@ -48,8 +48,9 @@ pub(crate) struct Db<DB: Database> {
     pub dialect: &'static Dialect,
     pub secret: Option<SecretKey>,
     pub history_limit: Option<u32>,
-    /// The extension record's identity once seen: it is never deleted nor renamed, so
-    /// account writes need not read it again.
+    /// The extension record's identity once a write that saw it has committed: it is never
+    /// deleted nor renamed, so account writes need not read it again. (Remembered only after
+    /// a commit: a transaction that created it may roll back.)
     extension: Arc<OnceLock<ExtensionId>>,
 }
 

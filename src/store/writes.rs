@@ -6,6 +6,8 @@
 //! the backends is in `Dialect`: how a write transaction begins and locks, how a date is
 //! bound, and how other processes are told.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::DateTime;
 use sqlx::{Database, Executor, FromRow, IntoArguments, Transaction};
 
@@ -20,6 +22,10 @@ use crate::sid::AccountSid;
 
 /// More changed configurations than this in one transaction are announced as one resync.
 const ANNOUNCE_ONE_BY_ONE: usize = 64;
+
+/// Account lines an import writes with one statement per table: 5 parameters a row at most,
+/// well within SQLite's 32,766 and PostgreSQL's 65,535.
+const IMPORT_BATCH: usize = 1000;
 
 /// One line of `multiprovider import`: the configuration's whole new state.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,6 +113,7 @@ where
     (i64,): for<'r> FromRow<'r, DB::Row>,
     (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
     (String, String): for<'r> FromRow<'r, DB::Row>,
+    (String, i64): for<'r> FromRow<'r, DB::Row>,
     (String, i64, String): for<'r> FromRow<'r, DB::Row>,
     ExtensionRow: for<'r> FromRow<'r, DB::Row>,
     AccountRow: for<'r> FromRow<'r, DB::Row>,
@@ -249,7 +256,10 @@ where
     }
 
     /// Every line in one transaction (`Lock::Everything`: no lock per configuration, which
-    /// PostgreSQL could not hold by the hundred thousand). Returns the changed scopes.
+    /// PostgreSQL could not hold by the hundred thousand). The global configuration's line is
+    /// written first (it may create the extension record); the accounts' lines in batches of
+    /// `IMPORT_BATCH`, a few statements a batch rather than a few a line. Returns the changed
+    /// scopes, in the order of `lines`.
     pub async fn import(
         &self,
         lines: &[super::ImportLine],
@@ -259,8 +269,8 @@ where
         let (mut tx, seq) = self.begin_write(Lock::Everything).await?;
         // Every scope written, the global one first created by an account's line included.
         let mut written = Vec::new();
-        let mut changed = Vec::new();
-        for line in lines {
+        let mut changed = HashSet::new();
+        for line in lines.iter().filter(|l| l.account_sid.is_none()) {
             let target = Target::Set {
                 enabled: Some(line.enabled),
                 configuration: Some(&line.configuration),
@@ -268,7 +278,7 @@ where
             let outcome = self
                 .write_scope(
                     &mut tx,
-                    line.account_sid,
+                    None,
                     target,
                     &Condition::default(),
                     origin,
@@ -279,16 +289,254 @@ where
                 )
                 .await?;
             if let Outcome::Written { .. } = outcome {
-                changed.push(line.account_sid);
+                changed.insert(None);
             }
         }
+        if lines.iter().any(|l| l.account_sid.is_some()) {
+            self.ensure_extension(&mut tx, origin, seq, Lock::Everything, &mut written)
+                .await?;
+        }
+        // A batch never holds one account twice: a repeated line goes to the next batch,
+        // which reads what the first one wrote, as line-by-line writes would.
+        let mut batch: Vec<(AccountSid, &super::ImportLine)> = Vec::new();
+        let mut in_batch = HashSet::new();
+        for line in lines {
+            let Some(account) = line.account_sid else {
+                continue;
+            };
+            if batch.len() == IMPORT_BATCH || !in_batch.insert(account) {
+                self.import_batch(&mut tx, &batch, origin, seq, &mut written, &mut changed)
+                    .await?;
+                batch.clear();
+                in_batch.clear();
+                in_batch.insert(account);
+            }
+            batch.push((account, line));
+        }
+        self.import_batch(&mut tx, &batch, origin, seq, &mut written, &mut changed)
+            .await?;
         if dry_run {
             tx.rollback().await?;
         } else {
             self.announce(&mut tx, &written).await?;
             tx.commit().await?;
         }
-        Ok(changed)
+        let mut reported = HashSet::new();
+        Ok(lines
+            .iter()
+            .map(|l| l.account_sid)
+            .filter(|a| changed.contains(a) && reported.insert(*a))
+            .collect())
+    }
+
+    /// Writes a batch of account lines (distinct accounts) inside an import's transaction:
+    /// reads their heads and rows in one statement each, then stores every changed one —
+    /// row, head and revision — in one multi-row statement per table.
+    async fn import_batch(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        batch: &[(AccountSid, &super::ImportLine)],
+        origin: &Origin,
+        seq: Option<i64>,
+        written: &mut Vec<(Option<AccountSid>, i64)>,
+        changed: &mut HashSet<Option<AccountSid>>,
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sids: Vec<String> = batch.iter().map(|(a, _)| a.to_string()).collect();
+        let list = |first: usize| {
+            (first..first + sids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let heads_query = format!(
+            "SELECT scope, revision FROM configuration_heads WHERE scope IN ({})",
+            list(1)
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&heads_query);
+        for sid in &sids {
+            query = query.bind(sid.as_str());
+        }
+        let heads: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+        let rows_query = format!(
+            "SELECT {} FROM account_configurations WHERE account_sid IN ({})",
+            self.dialect.account_columns,
+            list(1)
+        );
+        let mut query = sqlx::query_as::<_, AccountRow>(&rows_query);
+        for sid in &sids {
+            query = query.bind(sid.as_str());
+        }
+        let mut rows: HashMap<String, AccountRow> = query
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|row| (row.account_sid.clone(), row))
+            .collect();
+
+        // What changes: (sid, line, revision, sealed configuration, sealed changes).
+        struct Change<'l> {
+            sid: &'l str,
+            line: &'l super::ImportLine,
+            revision: i64,
+            sealed: String,
+            changes: Option<String>,
+        }
+        let mut changes = Vec::new();
+        for ((account, line), sid) in batch.iter().zip(&sids) {
+            let current = match rows.remove(sid) {
+                Some(row) => Some((
+                    secret::open(self.secret.as_ref(), &row.config.configuration)
+                        .map_err(|e| StoreError::Corrupt(format!("configuration of {sid}: {e}")))?,
+                    row.config.enabled,
+                )),
+                None => None,
+            };
+            if let Some((configuration, enabled)) = &current
+                && *configuration == line.configuration
+                && *enabled == line.enabled
+            {
+                continue;
+            }
+            let revision = heads.get(sid).copied().unwrap_or(0) + 1;
+            let patch = current
+                .as_ref()
+                .and_then(|(from, _)| json_patch_text(from, &line.configuration));
+            changes.push(Change {
+                sid,
+                line,
+                revision,
+                sealed: secret::seal(self.secret.as_ref(), &line.configuration),
+                changes: patch.map(|p| secret::seal(self.secret.as_ref(), &p)),
+            });
+            written.push((Some(*account), revision));
+            changed.insert(Some(*account));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        let ts = self.dialect.timestamp;
+
+        // The rows: `$1` the date, then 4 parameters a row.
+        let values: Vec<String> = (0..changes.len())
+            .map(|i| {
+                let p = 2 + 4 * i;
+                format!(
+                    "(${p}, ${}, ${}, {t}, {t}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    t = ts(1)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO account_configurations (account_sid, configuration, enabled, \
+             date_created, date_updated, revision) VALUES {} \
+             ON CONFLICT (account_sid) DO UPDATE SET \
+             configuration = excluded.configuration, enabled = excluded.enabled, \
+             date_updated = excluded.date_updated, revision = excluded.revision",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for c in &changes {
+            query = query
+                .bind(c.sid)
+                .bind(c.sealed.as_str())
+                .bind(c.line.enabled)
+                .bind(c.revision);
+        }
+        query.execute(&mut **tx).await?;
+
+        // The heads: 2 parameters a row, and the change sequence (`$1`) where it is kept.
+        let sql = match seq {
+            Some(_) => format!(
+                "INSERT INTO configuration_heads (scope, revision, seq) VALUES {} \
+                 ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision, \
+                 seq = excluded.seq",
+                (0..changes.len())
+                    .map(|i| format!("(${}, ${}, $1)", 2 + 2 * i, 3 + 2 * i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!(
+                "INSERT INTO configuration_heads (scope, revision) VALUES {} \
+                 ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision",
+                (0..changes.len())
+                    .map(|i| format!("(${}, ${})", 1 + 2 * i, 2 + 2 * i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut query = sqlx::query(&sql);
+        if let Some(seq) = seq {
+            query = query.bind(seq);
+        }
+        for c in &changes {
+            query = query.bind(c.sid).bind(c.revision);
+        }
+        query.execute(&mut **tx).await?;
+
+        // The revisions: `$1`–`$4` shared (action, date, actor, address), 5 parameters a row.
+        let values: Vec<String> = (0..changes.len())
+            .map(|i| {
+                let p = 5 + 5 * i;
+                format!(
+                    "(${p}, ${}, $1, {}, $3, $4, ${}, ${}, NULL, ${})",
+                    p + 1,
+                    ts(2),
+                    p + 2,
+                    p + 3,
+                    p + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO configuration_revisions (scope, revision, action, date_created, actor, \
+             remote_addr, enabled, configuration, rollback_of, changes) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(Action::Import.as_str())
+            .bind(now)
+            .bind(origin.actor.as_str())
+            .bind(origin.remote_addr.as_deref());
+        for c in &changes {
+            query = query
+                .bind(c.sid)
+                .bind(c.revision)
+                .bind(c.line.enabled)
+                .bind(c.sealed.as_str())
+                .bind(c.changes.as_deref());
+        }
+        query.execute(&mut **tx).await?;
+
+        // Pruning beyond the history limit.
+        if let Some(limit) = self.history_limit {
+            let pruned: Vec<(&str, i64)> = changes
+                .iter()
+                .map(|c| (c.sid, c.revision - i64::from(limit) + 1))
+                .filter(|(_, oldest_kept)| *oldest_kept > 1)
+                .collect();
+            if !pruned.is_empty() {
+                let sql = format!(
+                    "DELETE FROM configuration_revisions WHERE {}",
+                    (0..pruned.len())
+                        .map(|i| format!("(scope = ${} AND revision < ${})", 1 + 2 * i, 2 + 2 * i))
+                        .collect::<Vec<_>>()
+                        .join(" OR ")
+                );
+                let mut query = sqlx::query(&sql);
+                for (sid, oldest_kept) in pruned {
+                    query = query.bind(sid).bind(oldest_kept);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Commits a written configuration (announcing every scope `written`), or rolls back an
@@ -306,6 +554,13 @@ where
             } => {
                 self.announce(&mut tx, written).await?;
                 tx.commit().await?;
+                // Committed: the extension record exists for good.
+                if !record.extension_sid.is_empty() {
+                    self.remember_extension(ExtensionId {
+                        sid: record.extension_sid.clone(),
+                        name: record.extension_name.clone(),
+                    });
+                }
                 Ok(Written {
                     record,
                     changed: true,
@@ -400,8 +655,10 @@ where
         if let Some(id) = self.known_extension() {
             return Ok(id);
         }
+        // Not remembered here: this transaction may have created it and may yet roll back
+        // (a dry run, a lost connection). `finish` remembers it once committed.
         if let Some(row) = self.extension(&mut **tx).await? {
-            return Ok(self.remember_extension(row.id()));
+            return Ok(row.id());
         }
         let target = Target::Set {
             enabled: Some(true),
@@ -622,7 +879,7 @@ where
                 .bind(revision)
                 .fetch_one(&mut **tx)
                 .await?;
-                Some(self.remember_extension(ExtensionId { sid, name }))
+                Some(ExtensionId { sid, name })
             }
             (Some(account), Some(sealed)) => {
                 let extension = self

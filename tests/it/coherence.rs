@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::app::{AppOptions, TestApp, spawn_app};
-use crate::common::constants::{A1, A2, J, sms};
+use crate::common::constants::{A1, A2, A3, J, sms};
 use crate::common::db::TestDb;
 use crate::common::on_postgres;
+use crate::common::process::{outcome, run_cli};
 use crate::common::tcp_proxy::TcpProxy;
 
 /// The status of a write of `config` (`account` `None`: the global one).
@@ -83,6 +84,38 @@ on_postgres!(
         }
         eventually(&a, A2, ("account", "119"), second).await;
         eventually(&b, A2, ("account", "119"), second).await;
+
+        // A rollback through one instance (SPEC §10): A1, deleted, back at its revision 2.
+        let r = a
+            .post_form(
+                &format!("{J}/multi_provider/Rollback.json"),
+                &[("AccountSid", A1), ("Revision", "2")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let took = eventually(&b, A1, ("account", "2000"), second).await;
+        eprintln!("rollback seen by the other instance after {took:?}");
+
+        // An import by the command line against the same database: both instances see it.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let lines = [
+            json!({"account_sid": A1, "enabled": true, "configuration": sms(3000)}),
+            json!({"account_sid": A3, "enabled": true, "configuration": sms(4000)}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(file.path(), text).unwrap();
+        let o = run_cli(
+            &["import", file.path().to_str().unwrap()],
+            &[("DATABASE_URL", db.url.as_str())],
+        )
+        .await;
+        let (code, _, stderr) = outcome(&o);
+        assert_eq!(code, 0, "{stderr}");
+        let took = eventually(&b, A3, ("account", "4000"), second).await;
+        eventually(&b, A1, ("account", "3000"), second).await;
+        eventually(&a, A1, ("account", "3000"), second).await;
+        eventually(&a, A3, ("account", "4000"), second).await;
+        eprintln!("import seen by both instances after {took:?}");
         a.stop().await;
         b.stop().await;
     }

@@ -33,3 +33,5 @@ mod serve;
 mod startup;
 mod store;
 mod tls;
+mod transfer;
+mod upgrade;

@@ -30,6 +30,7 @@ use crate::common::reliability::{Stored, Tally, cache_agrees, sms_id, stored};
 use crate::common::tcp_proxy::TcpProxy;
 use crate::common::wire::{basic, form};
 use crate::common::{on_every_db, on_postgres};
+use crate::revisions::assert_revisions_consistent;
 
 const WRITERS: usize = 6;
 
@@ -332,6 +333,8 @@ on_postgres!(connections_cut_during_a_write_stream, |db| {
         ),
     );
     app.stop().await;
+    // No revision without its configuration, no configuration without its revision.
+    assert_revisions_consistent(&db).await;
 });
 
 on_postgres!(backends_terminated_during_a_write_stream, |db| {
@@ -384,6 +387,7 @@ on_postgres!(backends_terminated_during_a_write_stream, |db| {
     );
     admin.close().await;
     app.stop().await;
+    assert_revisions_consistent(&db).await;
 });
 
 /// Polls until the SMS lookups of `app` (a client: no in-process state) answer what `now`
@@ -746,6 +750,7 @@ on_every_db!(sigterm_under_load_lets_in_flight_requests_finish, |db| {
         assert_eq!(now.accounts[&account(i)].configuration, config(i, 0));
     }
     store.close().await;
+    assert_revisions_consistent(&db).await;
     eprintln!(
         "{}: SIGTERM with 16 requests in flight: {answers}; burst of lookups {burst_tally}; \
          new connections refused after the signal: {refused}; exit {exit} {stopped_after:?} after the signal",

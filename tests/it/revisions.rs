@@ -5,11 +5,15 @@ use std::time::{Duration, Instant};
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::common::app::{TestApp, spawn_custom};
-use crate::common::constants::{A1, A2, ADMIN_SID, J, RJ, X, sms};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::common::app::{AppOptions, TestApp, spawn_app, spawn_custom};
+use crate::common::constants::{A1, A2, A3, ADMIN_SID, J, RJ, SMS_1, X, sms};
 use crate::common::db::{TestDb, with_pool};
-use crate::common::on_every_db;
+use crate::common::reliability::Tally;
 use crate::common::wire::{assert_error, error_parameters, json_of, text_of, xml_text};
+use crate::common::{on_every_db, on_postgres};
 
 const HISTORY: &str = "/2012-04-24/ExtensionsConfiguration.json/multi_provider/History.json";
 
@@ -681,5 +685,116 @@ on_every_db!(
         delete_with(&app, A1, &[]).await;
         rollback(&app, Some(A2), "1").await;
         assert_revisions_consistent(&db).await;
+    }
+);
+
+on_postgres!(
+    writes_whose_backend_dies_mid_transaction_leave_rows_and_revisions_together,
+    |db| {
+        const WRITERS: usize = 6;
+        let accounts = [A1, A2, A3];
+        let app = Arc::new(spawn_app(&db.url, AppOptions::default()).await);
+        app.configure(None, SMS_1).await;
+        let admin = db.postgres_admin().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        // Two writers per account, without conditions: their writes race for the next
+        // revision. Each keeps (status, revision answered, configuration posted, enabled).
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (app, stop) = (app.clone(), stop.clone());
+                let account = accounts[w % accounts.len()];
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let config = sms(w * 100_000 + n);
+                        let enabled = if n % 3 == 2 { "false" } else { "true" };
+                        let r = app.write(Some(account), Some(&config), Some(enabled)).await;
+                        let status = r.status().as_u16();
+                        let body: Value = r.json().await.unwrap_or_default();
+                        outcomes.push((status, body["revision"].as_i64(), config, enabled));
+                        n += 1;
+                    }
+                    (account, outcomes)
+                })
+            })
+            .collect();
+        // Kill every session of this database that is inside a transaction, again and again:
+        // the writes in flight die between their statements or at their commit.
+        let started = Instant::now();
+        let mut killed = 0;
+        while started.elapsed() < Duration::from_secs(4) {
+            let n: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
+                 AND backend_type = 'client backend'",
+            )
+            .bind(db.postgres_name())
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            killed += n.iter().filter(|k| **k).count();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        admin.close().await;
+        let mut tally = Tally::default();
+        for writer in writers {
+            let (account, outcomes) = writer.await.unwrap();
+            let mut acknowledged = Vec::new();
+            for (status, revision, config, enabled) in outcomes {
+                tally.add(status);
+                assert!(status == 200 || status == 503, "{account}: {status}");
+                if status != 200 {
+                    continue;
+                }
+                // Every acknowledged write is its revision, as posted.
+                let revision = revision.expect("a 200 names its revision");
+                acknowledged.push(revision);
+                let one =
+                    format!("{J}/multi_provider/History/{revision}.json?AccountSid={account}");
+                let (status, body) = json_of(app.get(&one).await).await;
+                assert_eq!(status, 200, "{account}@{revision}: {body}");
+                assert_eq!(
+                    (&body["configuration"], body["enabled"].to_string()),
+                    (&json!(config), enabled.to_owned()),
+                    "{account}@{revision}"
+                );
+            }
+            let before = acknowledged.len();
+            acknowledged.sort_unstable();
+            acknowledged.dedup();
+            assert_eq!(
+                before,
+                acknowledged.len(),
+                "{account}: a revision given twice"
+            );
+        }
+        assert!(killed > 0, "no write was caught in a transaction");
+        assert!(tally.count("200") > 0, "{tally}");
+        // The rows and the revisions agree, and writes go on from the newest revision.
+        assert_revisions_consistent(&db).await;
+        for account in accounts {
+            let started = Instant::now();
+            let current = loop {
+                let r = app
+                    .get(&format!("{J}/multi_provider?AccountSid={account}"))
+                    .await;
+                match r.status().as_u16() {
+                    200 => break r.json::<Value>().await.unwrap(),
+                    503 if started.elapsed() < Duration::from_secs(15) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    other => panic!("{account}: {other}"),
+                }
+            };
+            let head = numbers(&app, Some(account)).await[0];
+            assert_eq!(current["revision"], head, "{account}");
+            let next = app.configure(Some(account), &sms(999_999)).await;
+            assert_eq!(next["revision"], head + 1, "{account}");
+        }
+        assert_revisions_consistent(&db).await;
+        eprintln!("postgres: {killed} sessions killed inside a transaction in 4 s; writes {tally}");
+        Arc::try_unwrap(app).ok().unwrap().stop().await;
     }
 );

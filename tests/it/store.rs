@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use multiprovider::secret::SecretKey;
 use multiprovider::sid::AccountSid;
-use multiprovider::store::{Change, ConfigRecord, Store, StoreError, Write};
+use multiprovider::store::{
+    Change, ConfigRecord, ImportLine, Origin, Store, StoreError, StoreOptions, Write,
+};
 
 use crate::common::constants::sms;
 use crate::common::db::{TestDb, with_pool};
@@ -892,3 +894,99 @@ on_postgres!(
         store.close().await;
     }
 );
+
+fn line(account: Option<AccountSid>, enabled: bool, configuration: String) -> ImportLine {
+    ImportLine {
+        account_sid: account,
+        enabled,
+        configuration,
+    }
+}
+
+/// The revision numbers and actions of a configuration's history, newest first.
+async fn actions(store: &Store, account: Option<AccountSid>) -> Vec<(i64, &'static str)> {
+    let page = store.history(account, 0, 100).await.unwrap();
+    page.revisions
+        .iter()
+        .map(|r| (r.revision, r.action.as_str()))
+        .collect()
+}
+
+on_every_db!(import_in_batches_writes_as_line_by_line_would, |db| {
+    let store = Store::open(
+        &db.url,
+        StoreOptions {
+            secret: None,
+            history_limit: Some(2),
+        },
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    // A dry run on an empty database keeps nothing, not even in this process: the next
+    // account write still creates the extension record.
+    let dry = [line(Some(acct(1)), true, sms(1))];
+    let would = store.import(&dry, &Origin::cli(), true).await.unwrap();
+    assert_eq!(would, [Some(acct(1))]);
+    assert_eq!(revision_rows(&db).await, 0, "{}", db.kind);
+    store
+        .upsert(&account_write(acct(9), None, Some(&sms(9))))
+        .await
+        .unwrap();
+    let global = store.global().await.unwrap();
+    assert!(global.is_some(), "{}: no extension record", db.kind);
+    assert_eq!(
+        store.get(acct(9)).await.unwrap().unwrap().extension_sid,
+        global.unwrap().extension_sid
+    );
+
+    // Accounts across two batches, one of them twice, the global line last.
+    let mut lines = vec![
+        line(Some(acct(1)), true, sms(1)),
+        line(Some(acct(2)), false, sms(2)),
+    ];
+    lines.extend((0..1500).map(|i| line(Some(acct(100 + i)), true, sms(i))));
+    lines.push(line(Some(acct(1)), true, sms(11)));
+    lines.push(line(None, true, sms(7)));
+    let changed = store.import(&lines, &Origin::cli(), false).await.unwrap();
+    assert_eq!(changed.len(), 1503, "{}", db.kind);
+    assert_eq!(&changed[..2], [Some(acct(1)), Some(acct(2))]);
+    assert_eq!(changed[1502], None);
+    assert_eq!(
+        actions(&store, Some(acct(1))).await,
+        [(2, "import"), (1, "import")]
+    );
+    let a1 = store.get(acct(1)).await.unwrap().unwrap();
+    assert_eq!((a1.configuration, a1.revision), (sms(11), 2));
+    let newest = &store.history(Some(acct(1)), 0, 1).await.unwrap().revisions[0];
+    assert!(
+        newest
+            .changes
+            .as_deref()
+            .is_some_and(|c| c.contains("\"11\"")),
+        "{}: {newest:?}",
+        db.kind
+    );
+    assert!(!store.get(acct(2)).await.unwrap().unwrap().enabled);
+    assert_eq!(
+        store.get(acct(1599)).await.unwrap().unwrap().configuration,
+        sms(1499)
+    );
+    assert_eq!(actions(&store, None).await, [(2, "import"), (1, "create")]);
+    assert_eq!(actions(&store, Some(acct(9))).await, [(1, "create")]);
+
+    // Again with one change: only that one, and the history limit (2) prunes revision 1.
+    lines.remove(0);
+    assert_eq!(lines[1501].account_sid, Some(acct(1)));
+    lines[1501] = line(Some(acct(1)), true, sms(12));
+    let changed = store.import(&lines, &Origin::cli(), false).await.unwrap();
+    assert_eq!(changed, [Some(acct(1))], "{}", db.kind);
+    assert_eq!(
+        actions(&store, Some(acct(1))).await,
+        [(3, "import"), (2, "import")]
+    );
+    let rows = revision_rows(&db).await;
+    assert_eq!(rows, 2 + 2 + 1 + 1500 + 1, "{}", db.kind);
+    crate::revisions::assert_revisions_consistent(&db).await;
+    store.close().await;
+});
