@@ -433,3 +433,78 @@ async fn metrics_count_requests_by_route_without_account_sids() {
     assert!(!text.contains(A1), "metrics must not carry account Sids");
     app.stop().await;
 }
+
+// ---------------------------------------------------------------- the fast path
+
+/// Well-formed GETs with the engine token are answered by the lookups' fast path, everything
+/// else by the router; an admin's lookup always takes the router. For every query shape the
+/// two must give the same status, type and body, byte for byte, and both must be counted.
+#[tokio::test]
+async fn the_fast_path_answers_exactly_as_the_router() {
+    let (app, _db) = with_the_voice_example().await;
+    let queries = [
+        "to=%2B15551234",
+        "to=+15551234",
+        "to=sip%3Abob%40example.com",
+        "to=bob&header=To%3Asip%3Abob%40example.com&header=X-Thing%3A%201",
+        "to=bob&unknown=1",
+        "to=bob&explain=false",
+        "to=bob&explain=true",
+        "t%6F=bob",
+        "to=bob&to=alice",
+        "to=",
+        "",
+        "to=%ZZ",
+        "to=bob&header=NoColon",
+        "to=bob&header=To%3Aa&header=to%3Ab",
+        "explain",
+    ];
+    let mut paths: Vec<String> = queries
+        .iter()
+        .map(|q| format!("/v1/accounts/{A1}/voice-route?{q}"))
+        .collect();
+    paths.push(format!("/v1/accounts/{A1}/sms-route"));
+    paths.push(format!("/v1/accounts/{A1}/sms-route?explain=true"));
+    paths.push(format!("/v1/accounts/{A1}/sms-route?x=%41"));
+    paths.push(format!(
+        "/v1/accounts/{}/voice-route?to=bob",
+        A1.to_uppercase()
+    ));
+    paths.push("/v1/accounts/ACnothex/voice-route?to=bob".to_owned());
+    paths.push(format!("/v1/accounts/{A1}/voice-route/?to=bob"));
+    for path in &paths {
+        let fast = app
+            .engine(app.client.get(app.url(path)))
+            .send()
+            .await
+            .unwrap();
+        let routed = app
+            .admin(app.client.get(app.url(path)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fast.status(), routed.status(), "{path}");
+        assert_eq!(
+            fast.headers().get("content-type"),
+            routed.headers().get("content-type"),
+            "{path}"
+        );
+        let (fast, routed) = (fast.bytes().await.unwrap(), routed.bytes().await.unwrap());
+        assert_eq!(fast, routed, "{path}");
+    }
+    let text = app
+        .metrics_with("route=\"/v1/accounts/{account_sid}/voice-route\",status=\"200\"")
+        .await;
+    let count = text
+        .lines()
+        .find(|l| {
+            l.starts_with("multiprovider_http_requests_total")
+                && l.contains("route=\"/v1/accounts/{account_sid}/voice-route\"")
+                && l.contains("status=\"200\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a count of voice lookups");
+    // Every 200 of the loop above, through either path (plus the setup's, if any).
+    assert!(count >= 2 * 9, "{count}");
+}
