@@ -179,10 +179,16 @@ http {
   }
 }
 CONF
+# nginx's workers run as an unprivileged user: the document must be readable to them.
+chmod a+rx "$OUT" "$OUT/www" && chmod a+r "$OUT/www/answer.json"
 "$NGINX" -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log" &
 NGINX_PID=$!
-until curl -fs "http://127.0.0.1:$NGINX_PORT/x" >/dev/null 2>&1; do sleep 0.05; done
-cmp -s <(curl -fs "http://127.0.0.1:$NGINX_PORT/x") "$OUT/www/answer.json"
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$NGINX_PORT/x" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+cmp -s <(curl -fs "http://127.0.0.1:$NGINX_PORT/x") "$OUT/www/answer.json" ||
+  { echo "nginx does not serve the answer (see $OUT/nginx-error.log)" >&2; cat "$OUT/nginx-error.log" >&2; exit 1; }
 echo "== nginx on port $NGINX_PORT serving $(wc -c <"$OUT/www/answer.json") bytes" >&2
 
 export ENGINE_TOKEN
