@@ -140,7 +140,7 @@ async fn seed(args: &SeedArgs, secret: Option<SecretKey>) -> Result<(usize, f64)
                     return Ok::<(), String>(());
                 }
                 let mut lines = Vec::with_capacity(batch);
-                for i in first..(first + batch).min(total) {
+                for i in first..first.saturating_add(batch).min(total) {
                     let configuration = sample_configuration(i);
                     crate::routing::compile_with(&configuration, &interner)
                         .map_err(|p| format!("{p:?}"))?;

@@ -139,7 +139,7 @@ pub(super) fn fast(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Option<Response> {
-    if method != Method::GET || tracing::enabled!(tracing::Level::DEBUG) {
+    if method != Method::GET || super::request_logged() {
         return None;
     }
     let (sid, route) = uri.path().strip_prefix("/v1/accounts/")?.split_once('/')?;
@@ -154,7 +154,8 @@ pub(super) fn fast(
         return None;
     }
     let query = uri.query().unwrap_or("");
-    // A panic is the router's to answer (500, logged), like any other failure.
+    // A panic is the router's to answer (500, logged), like any other failure: it runs the
+    // same input again, so a panic is reported twice, which is worth one definition of errors.
     let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
         Kind::Voice => fast_voice(state, account, query),
         Kind::Sms => fast_sms(state, account, query),

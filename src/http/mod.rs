@@ -149,6 +149,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether lookups are logged: their request span or their "answered" line is enabled
+/// (`RUST_LOG=debug`, `multiprovider::http=debug`, `[request]=debug`…). Then the fast path
+/// leaves them to the router, which logs them.
+fn request_logged() -> bool {
+    tracing::enabled!(target: "multiprovider::http", tracing::Level::DEBUG)
+        || !tracing::debug_span!(target: "multiprovider::http", "request").is_disabled()
+}
+
 /// Around every route, inside the trace span: errors (including those of the timeout, the
 /// panic catcher and axum's rejections) leave in the request's format, every answer is
 /// counted, and server errors are logged.

@@ -499,6 +499,7 @@ async fn the_fast_path_answers_exactly_as_the_router() {
         .lines()
         .find(|l| {
             l.starts_with("multiprovider_http_requests_total")
+                && l.contains("method=\"GET\"")
                 && l.contains("route=\"/v1/accounts/{account_sid}/voice-route\"")
                 && l.contains("status=\"200\"")
         })
@@ -507,4 +508,33 @@ async fn the_fast_path_answers_exactly_as_the_router() {
         .expect("a count of voice lookups");
     // Every 200 of the loop above, through either path (plus the setup's, if any).
     assert!(count >= 2 * 9, "{count}");
+}
+
+/// Whenever the router would log a lookup (its debug request span or its "answered" line is
+/// enabled, by whatever filter), the fast path leaves the lookup to it: an engine's lookup is
+/// logged like an admin's.
+#[test]
+fn lookups_are_logged_whenever_the_router_would_log_them() {
+    for filter in [
+        "debug",
+        "info,[request]=debug",
+        "info,multiprovider::http=debug",
+    ] {
+        let db = fresh_sqlite();
+        let logs = crate::common::logs::with_captured_logs(filter, async {
+            let app = spawn_app(&db.url, AppOptions::default()).await;
+            configure(&app, Some(A1), Some(VOICE_EXAMPLE), None).await;
+            let path = format!("/v1/accounts/{A1}/voice-route?to=bob");
+            let engine = app.engine(app.client.get(app.url(&path))).send().await;
+            assert_eq!(engine.unwrap().status(), 200);
+            let admin = app.admin(app.client.get(app.url(&path))).send().await;
+            assert_eq!(admin.unwrap().status(), 200);
+            app.stop().await;
+        });
+        let answered = logs
+            .lines()
+            .filter(|l| l.contains("answered") && l.contains("voice-route"))
+            .count();
+        assert_eq!(answered, 2, "{filter}: {logs}");
+    }
 }
