@@ -10,8 +10,8 @@
 //! belong together); lookups keep answering from the cache during the outage; the service
 //! recovers by itself (writes succeed, the cache equals the database again).
 //!
-//! A real PostgreSQL restart is not done here (other tests share the server): see
-//! `scripts/pg-restart-test.sh`, which runs `real_postgres_restart_during_a_write_stream`.
+//! A real PostgreSQL restart (`real_postgres_restart_during_a_write_stream`) restarts a
+//! throw-away cluster the test creates for itself, never the server the other tests share.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::common::app::{AppOptions, TestApp, spawn_app};
 use crate::common::constants::{
     A_NONE, ADMIN_SID, ADMIN_TOKEN, ENGINE_TOKEN, FORM, J, SMS_1, VOICE_EXAMPLE,
 };
-use crate::common::db::{TestDb, fresh_postgres, fresh_sqlite};
+use crate::common::db::{TestDb, fresh_postgres_on, fresh_sqlite};
 use crate::common::reliability::{Stored, Tally, cache_agrees, sms_id, stored};
 use crate::common::tcp_proxy::TcpProxy;
 use crate::common::wire::{basic, form};
@@ -413,15 +413,116 @@ async fn lookups_converge(app: &TestApp, now: &Stored, within: Duration) -> Dura
     started.elapsed()
 }
 
-/// `scripts/pg-restart-test.sh` runs this with `--ignored` against a PostgreSQL cluster it may
-/// restart: `MULTIPROVIDER_PG_RESTART_CMD` is the command that restarts it. Never run by
-/// `cargo test` (other tests would lose their database).
+/// A PostgreSQL cluster of its own for one test (Debian's `pg_createcluster`, on a free
+/// loopback port, trust authentication), so that restarting it disturbs nobody; dropped with
+/// its data when the test ends, passed or failed. Needs root (or the `postgres` user) and
+/// Debian's postgresql-common, as the CI machines have.
+struct ThrowAwayCluster {
+    version: String,
+    name: String,
+    port: u16,
+}
+
+impl ThrowAwayCluster {
+    fn create() -> ThrowAwayCluster {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .ok()
+            .and_then(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+            })
+            .expect("a PostgreSQL installation from Debian's packages (/etc/postgresql/<version>)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = ThrowAwayCluster {
+            name: format!("mp_restart_{}_{port}", std::process::id()),
+            version,
+            port,
+        };
+        cluster.run(
+            "pg_createcluster",
+            &[
+                "--port",
+                &port.to_string(),
+                "--start",
+                "--",
+                "--auth-host=trust",
+                "--auth-local=trust",
+            ],
+        );
+        cluster
+    }
+
+    /// `tool <version> <name> args…`, which must succeed.
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = std::process::Command::new(tool)
+            .args([&self.version, &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{tool} (Debian's postgresql-common, run as root) cannot run: {e}")
+            });
+        assert!(
+            output.status.success(),
+            "{tool} {} {} {args:?}: {}{}",
+            self.version,
+            self.name,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn restart_command(&self) -> String {
+        format!(
+            "pg_ctlcluster --skip-systemctl-redirect {} {} restart",
+            self.version, self.name
+        )
+    }
+
+    async fn ready(&self) {
+        let options =
+            <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&self.url()).unwrap();
+        for _ in 0..100 {
+            if let Ok(conn) = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await
+            {
+                let _ = sqlx::Connection::close(conn).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the throw-away cluster on port {} does not answer",
+            self.port
+        );
+    }
+}
+
+impl Drop for ThrowAwayCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pg_dropcluster")
+            .args(["--stop", &self.version, &self.name])
+            .output();
+    }
+}
+
+/// A real restart of the PostgreSQL server under the running binary, on a cluster of its
+/// own (the other tests' server is never touched).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "restarts a PostgreSQL server: run by scripts/pg-restart-test.sh"]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "set TEST_DATABASE_URL to run on PostgreSQL"
+)]
 async fn real_postgres_restart_during_a_write_stream() {
-    let restart = std::env::var("MULTIPROVIDER_PG_RESTART_CMD")
-        .expect("MULTIPROVIDER_PG_RESTART_CMD: the command that restarts the cluster");
-    let db = fresh_postgres().await;
+    let cluster = ThrowAwayCluster::create();
+    cluster.ready().await;
+    let restart = cluster.restart_command();
+    let db = fresh_postgres_on(cluster.url()).await;
     let mut child = Binary::start(&db.url).await;
     let app = child.client();
     seed(&app).await;
@@ -465,6 +566,7 @@ async fn real_postgres_restart_during_a_write_stream() {
     );
     direct.close().await;
     assert!(child.terminate().await.success());
+    assert_revisions_consistent(&db).await;
 }
 
 // ------------------------------------------------------------------------ SIGTERM

@@ -169,7 +169,11 @@ pub fn postgres_admin_url() -> String {
 /// A fresh PostgreSQL database created through `TEST_DATABASE_URL`. Panics when the variable is
 /// not set or the server cannot be reached: a PostgreSQL test that runs never skips itself.
 pub async fn fresh_postgres() -> TestDb {
-    let admin_url = postgres_admin_url();
+    fresh_postgres_on(postgres_admin_url()).await
+}
+
+/// A new empty database on the PostgreSQL server of `admin_url` (dropped with the guard).
+pub async fn fresh_postgres_on(admin_url: String) -> TestDb {
     let options = PgConnectOptions::from_str(&admin_url)
         .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is not a valid postgres URL: {e}"));
     let connect =
