@@ -6,7 +6,7 @@
 //! `postgres`).
 //!
 //! Every write of a configuration is one transaction that also stores an immutable revision
-//! (SPEC §10), numbered per configuration from 1 without gaps. Writers of one configuration
+//! (docs/api.md), numbered per configuration from 1 without gaps. Writers of one configuration
 //! are serialised (SQLite: its single write lock, taken by `BEGIN IMMEDIATE`; PostgreSQL: an
 //! advisory lock per configuration), so revisions follow commit order: the cache can apply
 //! writes and notifications in any order and still end at the state the database holds.
@@ -52,7 +52,7 @@ pub struct ConfigRecord {
     pub enabled: bool,
     pub date_created: DateTime<Utc>,
     pub date_updated: DateTime<Utc>,
-    /// This configuration's revision (SPEC §10): 1, 2, 3… per configuration.
+    /// This configuration's revision (docs/api.md): 1, 2, 3… per configuration.
     pub revision: i64,
 }
 
@@ -171,7 +171,7 @@ impl Action {
     }
 }
 
-/// One immutable revision of a configuration (SPEC §10).
+/// One immutable revision of a configuration (docs/api.md).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Revision {
     pub account_sid: Option<AccountSid>,
@@ -236,7 +236,7 @@ pub enum Change {
     },
     /// Anything may have changed (a reconnect, a bulk import): reload everything.
     Resync,
-    /// Another instance changed a proxy's health (SPEC §11).
+    /// Another instance changed a proxy's health (docs/operations.md).
     Health(HealthRow),
 }
 
@@ -302,9 +302,9 @@ impl std::fmt::Debug for Store {
 /// How writes are kept and attributed.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
-    /// Encrypts stored configurations and revisions (SPEC §2).
+    /// Encrypts stored configurations and revisions (docs/operations.md).
     pub secret: Option<SecretKey>,
-    /// Keep only the newest N revisions per configuration (SPEC §10); `None`: keep all.
+    /// Keep only the newest N revisions per configuration (docs/api.md); `None`: keep all.
     pub history_limit: Option<u32>,
 }
 
@@ -514,7 +514,7 @@ impl Store {
 }
 
 /// Channel of the PostgreSQL notifications; payload `<AC…|global>:<revision>`, `resync`, or
-/// `health <state> <since µs> <proxy>` (SPEC §11).
+/// `health <state> <since µs> <proxy>` (docs/operations.md).
 pub const NOTIFY_CHANNEL: &str = "multiprovider";
 
 /// Name of the extension (the only one this service implements).

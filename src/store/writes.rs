@@ -1,4 +1,4 @@
-//! The write paths, written once for both backends (SPEC §3 writes, SPEC §10 revisions).
+//! The write paths, written once for both backends (docs/api.md: writes and revisions).
 //!
 //! Every write runs `write_scope` inside a transaction: lock the configuration, read its head
 //! (newest revision) and current row, check the precondition, decide the new state, and if
@@ -170,7 +170,7 @@ where
         Ok(())
     }
 
-    /// Creates or updates one configuration (SPEC §3), checking `write.condition`.
+    /// Creates or updates one configuration (docs/api.md), checking `write.condition`.
     pub async fn upsert(&self, write: &Write, origin: &Origin) -> Result<Written, StoreError> {
         let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
         let target = Target::Set {
@@ -774,7 +774,7 @@ where
         let current = self.current(tx, account).await?;
         let existing = current.row.as_ref().map(|r| r.revision);
 
-        // 404 before 412 (SPEC §10): absence is decided before the precondition.
+        // 404 before 412 (docs/api.md): absence is decided before the precondition.
         match target {
             Target::Delete if current.row.is_none() => return Ok(Outcome::Absent),
             Target::Restore(_) if current.head.is_none() => {

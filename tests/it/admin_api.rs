@@ -1,4 +1,4 @@
-//! The admin API of SPEC §3 over real HTTP, each test on SQLite and on PostgreSQL.
+//! The admin API of docs/api.md over real HTTP, each test on SQLite and on PostgreSQL.
 
 use multiprovider::routing::Source;
 use multiprovider::sid::AccountSid;

@@ -85,7 +85,7 @@ on_postgres!(
         eventually(&a, A2, ("account", "119"), second).await;
         eventually(&b, A2, ("account", "119"), second).await;
 
-        // A rollback through one instance (SPEC §10): A1, deleted, back at its revision 2.
+        // A rollback through one instance (docs/api.md): A1, deleted, back at its revision 2.
         let r = a
             .post_form(
                 &format!("{J}/multi_provider/Rollback.json"),

@@ -695,7 +695,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
         "INVITE sip:erin@silent.test;fallback=e SIP/2.0"
     );
 
-    //    Each attempt's outcome reached POST /v1/outcomes (SPEC §11): the 503 and the
+    //    Each attempt's outcome reached POST /v1/outcomes (docs/operations.md): the 503 and the
     //    silence as one failure each of their proxies, the answers as successes.
     let reported = |carrier: &Carrier, failures: u64| {
         let (app, key) = (&app, proxy_key(carrier));
@@ -782,7 +782,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
     app.stop().await;
 }
 
-/// Outcome reporting (SPEC §11) end to end: the failure route reports a 503 as a failure of
+/// Outcome reporting (docs/operations.md) end to end: the failure route reports a 503 as a failure of
 /// the proxy that answered it, the reply route a 200 as a success (which resets the count);
 /// after `MULTIPROVIDER_HEALTH_FAILURES` consecutive failures the proxy is down, the lookup
 /// answers it last, and Kamailio's next call goes straight to the healthy proxy.

@@ -3,7 +3,7 @@
 //!
 //! For the database faults, each account has one writer that writes sequentially, so the
 //! writes of an account are totally ordered, and after each 200 the writer reads the account
-//! back. Checked: every answer is a 200 or a clean 503 (SPEC error body, nothing leaked); every
+//! back. Checked: every answer is a 200 or a clean 503 (the error body of docs/api.md, nothing leaked); every
 //! 200 was stored (read back as written); every account ends on exactly one write — its last
 //! acknowledged one, or a later one answered 503 whose commit was in flight when the
 //! connection died (in doubt: reported); nothing half-written ((configuration, enabled) always

@@ -4,8 +4,8 @@
 //!
 //! Invariants, checked on every case:
 //! - never a 5xx, never a dropped connection: every request gets a complete answer;
-//! - an error answer has the error body of SPEC §3 in the route's format;
-//! - the status is the one the rules of SPEC §3/§6 predict (an oracle re-states them);
+//! - an error answer has the error body of docs/api.md in the route's format;
+//! - the status is the one the rules of docs/api.md predict (an oracle re-states them);
 //! - nothing is stored unless the request was valid: after any non-2xx answer the store
 //!   (every row and the revision counter) is exactly as before;
 //! - after every case the in-memory cache answers exactly what the store holds.
@@ -116,7 +116,7 @@ async fn check_cache_matches_store(app: &TestApp) -> Result<Stored, TestCaseErro
     Ok(now)
 }
 
-/// No 5xx; an error carries the error body of SPEC §3 in the route's format.
+/// No 5xx; an error carries the error body of docs/api.md in the route's format.
 fn check_answer(path: &str, outcome: &Outcome) -> Result<u16, TestCaseError> {
     let Some(status) = outcome.status() else {
         return Err(TestCaseError::fail(format!(
@@ -432,7 +432,7 @@ fn has_duplicates(pairs: &[(String, String)]) -> bool {
     pairs.iter().any(|(n, _)| !seen.insert(n))
 }
 
-/// SPEC §3, restated: (status, the account targeted when it is 200).
+/// docs/api.md, restated: (status, the account targeted when it is 200).
 fn predict(case: &FormCase, ext: &str, before: &Stored) -> (u16, Option<AccountSid>) {
     if let Target::Update(Some(id)) = &case.target
         && id != "multi_provider"
@@ -659,7 +659,7 @@ on_every_db!(blocking arbitrary_body_bytes_never_5xx_and_store_nothing_invalid, 
                 if status != 200 {
                     prop_assert_eq!(&after, &before);
                 } else {
-                    // A write that changes nothing adds no revision (SPEC §10).
+                    // A write that changes nothing adds no revision (docs/api.md).
                     prop_assert!(after.revisions >= before.revisions);
                 }
                 Ok(())
@@ -857,7 +857,7 @@ on_every_db!(blocking garbage_request_lines_are_refused_with_a_4xx, |db| {
 
 // ------------------------------------------------------------------------ Authorization
 
-/// Who the server must take an `Authorization` value for (SPEC §3, §6), restated.
+/// Who the server must take an `Authorization` value for (docs/api.md), restated.
 fn grants(value: &[u8]) -> Option<&'static str> {
     let text = std::str::from_utf8(value).ok()?;
     let text = text.trim_matches([' ', '\t']);

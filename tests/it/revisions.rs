@@ -1,4 +1,4 @@
-//! Revisions, audit and safe change (SPEC §10) over real HTTP, on every backend.
+//! Revisions, audit and safe change (docs/api.md) over real HTTP, on every backend.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Start-up failures of the real binary (SPEC §12): one line on stderr naming the cause and
+//! Start-up failures of the real binary (docs/operations.md): one line on stderr naming the cause and
 //! the fix, exit code 1, no generated admin token printed, no secret shown, and no waiting
 //! for a pool timeout before saying so.
 //!

@@ -1,4 +1,4 @@
-//! The HTTPS listener (SPEC §12): certificates generated here (rcgen), spoken to by real TLS
+//! The HTTPS listener (docs/operations.md): certificates generated here (rcgen), spoken to by real TLS
 //! clients (reqwest with rustls, and tokio-rustls where the test must see the handshake), on
 //! the real server; SIGHUP on the real binary.
 

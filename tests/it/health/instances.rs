@@ -1,4 +1,4 @@
-//! Several instances on one PostgreSQL agree on proxy health within a second (SPEC §11).
+//! Several instances on one PostgreSQL agree on proxy health within a second (docs/operations.md).
 //! PostgreSQL only: listed as ignored unless built with TEST_DATABASE_URL set.
 
 use std::time::Duration;
