@@ -871,10 +871,23 @@ async fn kamailio_reports_outcomes_and_steers_calls_around_a_failing_proxy() {
         ]
     );
 
-    // 4. The next call goes straight to the healthy proxy.
+    // 4. The next call goes straight to the healthy proxy. Its state (up, no failure) holds
+    //    already: what shows the report is a newer `last_outcome_at`.
+    let before = app.proxy(&good_key).await.expect("tracked")["last_outcome_at"].clone();
+    assert!(!before.is_null(), "{before}");
     assert_eq!(call(&mut caller).await, 200, "{}", log());
     assert_eq!((flaky.invites().len(), good.invites().len()), (4, 4));
-    within(reports, "its success reported", state(&good_key, "up", 0)).await;
+    within(reports, "its success reported", || {
+        let (good_key, before) = (good_key.clone(), before.clone());
+        async move {
+            state(&good_key, "up", 0)().await
+                && server
+                    .proxy(&good_key)
+                    .await
+                    .is_some_and(|p| p["last_outcome_at"] != before)
+        }
+    })
+    .await;
 
     assert_clean_log(&log());
     drop(kamailio);
