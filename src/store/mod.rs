@@ -23,6 +23,7 @@
 
 mod diagnose;
 mod health;
+mod plan;
 mod postgres;
 mod reads;
 mod rows;
