@@ -21,6 +21,40 @@
 //! - Errors: `Unavailable` for anything that means the database could not answer or take the
 //!   write (→ HTTP 503). Messages never contain secrets.
 
+/// `impl<DB> Db<DB> { … }` with the bounds that the statements of both backends need,
+/// written once here for `reads.rs` and `writes.rs`. A trait alias cannot carry them: Rust
+/// implies a trait's supertraits but not its other where-clauses (`String: Encode<'_, DB>`,
+/// `&mut DB::Connection: Executor<'_>`), so a `DB: Backend` bound would need them restated at
+/// every impl. Invoked with parentheses, so that rustfmt formats the items inside.
+macro_rules! impl_db {
+    ($($item:tt)*) => {
+        impl<DB> $crate::store::reads::Db<DB>
+        where
+            DB: ::sqlx::Database,
+            for<'c> &'c mut DB::Connection: ::sqlx::Executor<'c, Database = DB>,
+            for<'q> DB::Arguments<'q>: ::sqlx::IntoArguments<'q, DB>,
+            for<'q> String: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> &'q str: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> Option<String>: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> Option<&'q str>: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> i64: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> Option<i64>: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> bool: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            (i64,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (Option<i64>,): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (String, String): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (String, i64): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            (String, i64, String): for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::store::rows::ExtensionRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::store::rows::AccountRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::store::rows::AccountWithExtensionRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+            $crate::store::rows::RevisionRow: for<'r> ::sqlx::FromRow<'r, DB::Row>,
+        {
+            $($item)*
+        }
+    };
+}
+
 mod diagnose;
 mod health;
 mod plan;

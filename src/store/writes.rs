@@ -9,11 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::DateTime;
-use sqlx::{Database, Executor, FromRow, IntoArguments, Transaction};
+use sqlx::{Database, Transaction};
 
 use super::plan::{self, NewRevision, Plan, Stored, StoredRow, Wanted};
-use super::reads::Db;
-use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow, RevisionRow};
+use super::rows::{AccountRow, ExtensionId};
 use super::{
     Action, Condition, ConfigRecord, EXTENSION_NAME, NOTIFY_CHANNEL, Origin, StoreError, Write,
     Written, now_micros, scope_key,
@@ -111,28 +110,7 @@ enum Lock {
     Everything,
 }
 
-impl<DB> Db<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
-    (String, String): for<'r> FromRow<'r, DB::Row>,
-    (String, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, i64, String): for<'r> FromRow<'r, DB::Row>,
-    ExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    AccountRow: for<'r> FromRow<'r, DB::Row>,
-    AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    RevisionRow: for<'r> FromRow<'r, DB::Row>,
-{
+impl_db!(
     /// Begins a write transaction for `origin`.
     async fn begin_write_by<'o>(
         &self,
@@ -943,7 +921,7 @@ where
         };
         Ok(Outcome::Written { revision, record })
     }
-}
+);
 
 /// The record of a configuration, from what the write knows (dates in unix microseconds).
 fn record(
