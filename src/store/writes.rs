@@ -58,6 +58,16 @@ enum Target<'a> {
     Delete,
 }
 
+/// One changed line of an import batch: the account's Sid, the line, its new revision, and
+/// its configuration and changes as stored (sealed).
+struct BatchChange<'l> {
+    sid: &'l str,
+    line: &'l super::ImportLine,
+    revision: i64,
+    sealed: String,
+    changes: Option<String>,
+}
+
 /// One write transaction and what every configuration written in it shares: who writes,
 /// the change sequence it carries (SQLite), how it locks, and the scopes written so far
 /// (announced at commit).
@@ -288,8 +298,9 @@ impl_db!(
     }
 
     /// Writes a batch of account lines (distinct accounts) inside an import's transaction:
-    /// reads their heads and rows in one statement each, then stores every changed one —
-    /// row, head and revision — in one multi-row statement per table.
+    /// reads their heads and rows in one statement each, plans each line as a single write
+    /// would be planned, then stores every changed one — row, head and revision — in one
+    /// multi-row statement per table.
     async fn import_batch(
         &self,
         w: &mut WriteTx<'_, DB>,
@@ -299,48 +310,9 @@ impl_db!(
         if batch.is_empty() {
             return Ok(());
         }
-        let (tx, seq, origin) = (&mut w.tx, w.seq, w.origin);
         let sids: Vec<String> = batch.iter().map(|(a, _)| a.to_string()).collect();
-        let list = |first: usize| {
-            (first..first + sids.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let heads_query = format!(
-            "SELECT scope, revision FROM configuration_heads WHERE scope IN ({})",
-            list(1)
-        );
-        let mut query = sqlx::query_as::<_, (String, i64)>(&heads_query);
-        for sid in &sids {
-            query = query.bind(sid.as_str());
-        }
-        let heads: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
-        let rows_query = format!(
-            "SELECT {} FROM account_configurations WHERE account_sid IN ({})",
-            self.dialect.account_columns,
-            list(1)
-        );
-        let mut query = sqlx::query_as::<_, AccountRow>(&rows_query);
-        for sid in &sids {
-            query = query.bind(sid.as_str());
-        }
-        let mut rows: HashMap<String, AccountRow> = query
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|row| (row.account_sid.clone(), row))
-            .collect();
-
-        // What changes, decided as for a single write: (sid, line, revision, sealed
-        // configuration, sealed changes).
-        struct Change<'l> {
-            sid: &'l str,
-            line: &'l super::ImportLine,
-            revision: i64,
-            sealed: String,
-            changes: Option<String>,
-        }
+        let (heads, mut rows) = self.batch_current(&mut w.tx, &sids).await?;
+        // What changes, decided as for a single write.
         let mut changes = Vec::new();
         for ((account, line), sid) in batch.iter().zip(&sids) {
             let configuration = match rows.remove(sid) {
@@ -370,7 +342,7 @@ impl_db!(
             let Plan::Write(new) = plan::plan(wanted, &current, &Condition::default())? else {
                 continue;
             };
-            changes.push(Change {
+            changes.push(BatchChange {
                 sid,
                 line,
                 revision: new.revision,
@@ -384,8 +356,61 @@ impl_db!(
             return Ok(());
         }
         let now = now_micros();
-        let ts = self.dialect.timestamp;
+        self.insert_batch_rows(&mut w.tx, &changes, now).await?;
+        self.insert_batch_heads(&mut w.tx, &changes, w.seq).await?;
+        self.insert_batch_revisions(&mut w.tx, &changes, now, w.origin)
+            .await?;
+        self.prune_batch(&mut w.tx, &changes).await
+    }
 
+    /// The heads and current rows of a batch's accounts, by Sid.
+    async fn batch_current(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        sids: &[String],
+    ) -> Result<(HashMap<String, i64>, HashMap<String, AccountRow>), StoreError> {
+        let list = |first: usize| {
+            (first..first + sids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let heads_query = format!(
+            "SELECT scope, revision FROM configuration_heads WHERE scope IN ({})",
+            list(1)
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&heads_query);
+        for sid in sids {
+            query = query.bind(sid.as_str());
+        }
+        let heads: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+        let rows_query = format!(
+            "SELECT {} FROM account_configurations WHERE account_sid IN ({})",
+            self.dialect.account_columns,
+            list(1)
+        );
+        let mut query = sqlx::query_as::<_, AccountRow>(&rows_query);
+        for sid in sids {
+            query = query.bind(sid.as_str());
+        }
+        let rows: HashMap<String, AccountRow> = query
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|row| (row.account_sid.clone(), row))
+            .collect();
+
+        Ok((heads, rows))
+    }
+
+    /// The rows of a batch's changes, in one statement.
+    async fn insert_batch_rows(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let ts = self.dialect.timestamp;
         // The rows: `$1` the date, then 4 parameters a row.
         let values: Vec<String> = (0..changes.len())
             .map(|i| {
@@ -408,7 +433,7 @@ impl_db!(
             values.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(now);
-        for c in &changes {
+        for c in changes {
             query = query
                 .bind(c.sid)
                 .bind(c.sealed.as_str())
@@ -416,7 +441,17 @@ impl_db!(
                 .bind(c.revision);
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// The heads of a batch's changes, in one statement (with the change sequence where it
+    /// is kept).
+    async fn insert_batch_heads(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        seq: Option<i64>,
+    ) -> Result<(), StoreError> {
         // The heads: 2 parameters a row, and the change sequence (`$1`) where it is kept.
         let sql = match seq {
             Some(_) => format!(
@@ -441,11 +476,22 @@ impl_db!(
         if let Some(seq) = seq {
             query = query.bind(seq);
         }
-        for c in &changes {
+        for c in changes {
             query = query.bind(c.sid).bind(c.revision);
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// The revisions of a batch's changes, in one statement.
+    async fn insert_batch_revisions(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        now: i64,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let ts = self.dialect.timestamp;
         // The revisions: `$1`–`$4` shared (action, date, actor, address), 5 parameters a row.
         let values: Vec<String> = (0..changes.len())
             .map(|i| {
@@ -470,7 +516,7 @@ impl_db!(
             .bind(now)
             .bind(origin.actor.as_str())
             .bind(origin.remote_addr.as_deref());
-        for c in &changes {
+        for c in changes {
             query = query
                 .bind(c.sid)
                 .bind(c.revision)
@@ -479,7 +525,15 @@ impl_db!(
                 .bind(c.changes.as_deref());
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// Prunes, for a batch's changes, the revisions beyond the history limit.
+    async fn prune_batch(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+    ) -> Result<(), StoreError> {
         // Pruning beyond the history limit.
         {
             let pruned: Vec<(&str, i64)> = changes
