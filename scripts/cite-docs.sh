@@ -34,7 +34,8 @@ FIXED = {1: "README.md", 2: "docs/operations.md", 3: "docs/api.md", 4: "docs/rou
          9: "docs/api.md", 11: "docs/operations.md", 12: "docs/operations.md",
          13: "docs/routing.md"}
 SEP = r"\s*(?:,|/|\u2013|-|and|&)\s*"
-CITE = re.compile(WORD + r"\s*" + SIGN + r"(\d+)((?:" + SEP + SIGN + r"\d+)*)")
+NUM = r"\s*(\d+)(?:\.\d+)*"  # subsections (§13.2) cite their section's document
+CITE = re.compile(WORD + r"\s*" + SIGN + NUM + r"((?:" + SEP + SIGN + r"\s*\d+(?:\.\d+)*)*)")
 BARE_AFTER = re.compile(r"(docs/[a-z]+\.md|README\.md)([^" + SIGN + r"\n]{0,40}?),\s*" + SIGN + r"(\d+)\b")
 
 def doc(n, line):
@@ -48,7 +49,7 @@ def doc(n, line):
 
 def numbers(first, rest):
     out = [int(first)]
-    for sep, n in re.findall(r"(" + SEP + r")" + SIGN + r"(\d+)", rest):
+    for sep, n in re.findall(r"(" + SEP + r")" + SIGN + NUM, rest):
         n = int(n)
         if ("\u2013" in sep or "-" in sep) and n > out[-1]:
             out.extend(range(out[-1] + 1, n + 1))
