@@ -73,7 +73,19 @@ impl ApiError {
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "authentication required: HTTP Basic with the super-admin Sid and auth token",
+            "authentication required: the super-admin's HTTP Basic credentials (the admin Sid \
+             and auth token)",
+        )
+    }
+
+    /// 401 of the routes the engines call (lookups, outcomes, proxies): says which
+    /// credentials they take, never which part of the given ones was wrong.
+    pub fn unauthorized_engine() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: the engine token (Authorization: Bearer <token>, or \
+             HTTP Basic with the user `engine` and the token as password) or the \
+             super-admin's HTTP Basic credentials",
         )
     }
 

@@ -6,8 +6,8 @@
 //! `extract` do the first four; this module validates what they hand over.
 //!
 //! Decisions where SPEC §3 is silent:
-//! - an unknown POST body parameter is a 400 (a typo such as `Enable=false` must not pass);
-//!   unknown query parameters are ignored, as they change nothing;
+//! - a parameter a route does not take, in the form or the query string, is a 400 naming it
+//!   (a typo such as `Enable=false` or `?AccountSID=` must not pass: docs/strictness.md);
 //! - on either POST, `AccountSid` may also come in the query string; given in both places it
 //!   must be the same account;
 //! - `ExtensionId` matches the stored `EX…` Sid case-insensitively, or the name exactly;
@@ -41,7 +41,18 @@ const EXTENSION_NAME_P: &str = "ExtensionName";
 const ENABLED_P: &str = "Enabled";
 const CONFIGURATION_P: &str = "ConfigurationData";
 const ACCOUNT_P: &str = "AccountSid";
+
+// The names each route takes (docs/strictness.md); any other is a 400 naming it. Adding a
+// parameter to a route is one name here.
+/// The form of either POST.
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
+/// The query string of either POST.
+const POST_QUERY: &[&str] = &[ACCOUNT_P];
+/// The query string of a GET or DELETE of one configuration.
+const READ_QUERY: &[&str] = &[ACCOUNT_P];
+const DELETE_QUERY: &[&str] = &[ACCOUNT_P];
+/// The query string of the account list.
+const LIST_QUERY: &[&str] = &["Page", "PageSize"];
 
 /// Appended to the JSON syntax error of a `ConfigurationData` that came with unknown form
 /// parameters (SPEC §12).
@@ -357,6 +368,7 @@ async fn read(
     extension: Extension,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(READ_QUERY)?;
     let record = match query.account()? {
         None => extension.global.ok_or_else(|| {
             ApiError::not_found("the global configuration has not been created yet")
@@ -397,6 +409,7 @@ async fn remove(
     origin: Origin,
     condition: Condition,
 ) -> Result<Response, ApiError> {
+    query.only(DELETE_QUERY)?;
     let Some(account) = query.account()? else {
         return Err(ApiError::parameter(
             ACCOUNT_P,
@@ -444,7 +457,7 @@ async fn list(
             "the extension has not been created yet",
         ));
     };
-    let mut problems = Vec::new();
+    let mut problems = query.unknown(LIST_QUERY);
     let (page, page_size) = query.paging(&mut problems);
     if !problems.is_empty() {
         return Err(ApiError::parameters(problems));
@@ -484,7 +497,7 @@ fn post_parameters(
     let unknown_in_body = problems
         .iter()
         .any(|(name, _)| !POST_PARAMETERS.contains(&name.as_str()));
-    problems.extend(query.problems(&[]));
+    problems.extend(query.problems(POST_QUERY));
 
     match (body.get(EXTENSION_NAME_P), stored_name) {
         (None, None) => problems.push((

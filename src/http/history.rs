@@ -24,6 +24,12 @@ use super::xml::{element, xml_close, xml_open, xml_response};
 use crate::sid::AccountSid;
 use crate::store::{Condition, Origin, Revision};
 
+// The names each route takes (docs/strictness.md); any other is a 400 naming it.
+const HISTORY_QUERY: &[&str] = &["AccountSid", "Page", "PageSize"];
+const REVISION_QUERY: &[&str] = &["AccountSid"];
+const ROLLBACK_PARAMETERS: &[&str] = &["AccountSid", "Revision"];
+const ROLLBACK_QUERY: &[&str] = &["AccountSid"];
+
 /// The routes of SPEC §10 under both prefixes and in both formats, as the admin API's.
 pub fn router() -> OpenApiRouter<AppState> {
     let operations = [routes!(list), routes!(one), routes!(rollback_to)];
@@ -89,6 +95,7 @@ async fn list(
     extension: Extension,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(HISTORY_QUERY)?;
     let account = query.account()?;
     let mut problems = Vec::new();
     let (page, page_size) = query.paging(&mut problems);
@@ -154,6 +161,7 @@ async fn one(
     Path((_, revision)): Path<(String, String)>,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(REVISION_QUERY)?;
     let account = query.account()?;
     let extension_sid = known_sid(&extension)?;
     let number = revision.strip_suffix(".json").unwrap_or(&revision);
@@ -219,8 +227,8 @@ async fn rollback_to(
 
 /// `AccountSid` (body or query, as on the other POSTs) and `Revision`, every problem at once.
 fn rollback_parameters(form: &AdminForm) -> Result<(Option<AccountSid>, i64), ApiError> {
-    let mut problems = form.body.problems(&["AccountSid", "Revision"]);
-    problems.extend(form.query.problems(&[]));
+    let mut problems = form.body.problems(ROLLBACK_PARAMETERS);
+    problems.extend(form.query.problems(ROLLBACK_QUERY));
     let account = form.account(&mut problems);
     let revision = match form.body.get("Revision").map(str::parse::<i64>) {
         Some(Ok(n)) if n >= 1 => Some(n),

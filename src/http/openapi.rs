@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -106,9 +106,17 @@ pub fn document() -> &'static Bytes {
         description = "The OpenAPI 3.1 document of every route",
         body = Object,
         content_type = "application/json"
+    ), (
+        status = 400,
+        description = "A query parameter: this route takes none",
+        body = ErrorBody
     ))
 )]
-async fn openapi_json() -> Response {
+async fn openapi_json(uri: Uri) -> Response {
+    // No parameters (docs/strictness.md).
+    if let Err(e) = super::extract::only_parameters(uri.query(), &[]) {
+        return e.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,

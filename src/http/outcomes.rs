@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::EngineOrAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::extract::only_parameters;
 use super::format::json_response;
 use crate::health::{Observation, now_micros};
 use crate::routing::ProxyKey;
@@ -98,8 +99,11 @@ struct Accepted {
 async fn post_outcomes(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No query parameters (docs/strictness.md): one name here would add one.
+    only_parameters(uri.query(), &[])?;
     let reports = parse_reports(&body)?;
     let registry = state.cache.health();
     let now = now_micros();

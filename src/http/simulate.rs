@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -19,12 +19,17 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::extract::only_parameters;
 use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
 use crate::cache::Resolved;
 use crate::health::ProxyStates;
 use crate::routing::{
     self, CompiledRouting, Decider, Destination, Health, LookupError, Source, printable,
 };
+
+/// The query parameters a simulation takes (docs/strictness.md): none; the body carries
+/// everything. Any name is a 400 naming it.
+const QUERY: &[&str] = &[];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,8 +86,10 @@ struct SmsSimulationSchema {
 async fn simulate_voice(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(&body, &["configuration", "to", "headers"])?;
     let mut problems: Vec<ErrorEntry> = Vec::new();
     let compiled = configuration(&state, &members, &mut problems);
@@ -160,8 +167,10 @@ async fn simulate_voice(
 async fn simulate_sms(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(&body, &["configuration"])?;
     let mut problems = Vec::new();
     match configuration(&state, &members, &mut problems) {
