@@ -229,7 +229,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                super::ops::database_error();
+                // `ops::database_error`, which imports this module: counted here directly.
+                metrics::counter!("multiprovider_database_errors_total").increment(1);
                 ApiError::unavailable()
             }
             StoreError::MissingConfiguration => ApiError::parameter(
@@ -276,6 +277,14 @@ pub fn error_xml(error: &ApiError) -> String {
 /// Marks a response whose body an `ApiError` rendered (kept for re-rendering).
 #[derive(Clone)]
 struct Rendered(Arc<ApiError>);
+
+/// The error a response carries, when an `ApiError` rendered it (for the refusal log).
+pub fn rendered_error(response: &Response) -> Option<Arc<ApiError>> {
+    response
+        .extensions()
+        .get::<Rendered>()
+        .map(|Rendered(error)| error.clone())
+}
 
 /// Every error response of the router leaves in the request's `format` (applied by the
 /// middleware around every route, `http::finish`).

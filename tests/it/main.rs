@@ -22,6 +22,7 @@ mod openapi;
 mod ops_details;
 mod postgres_tls;
 mod readme;
+mod refusal_log;
 mod reliability_auth;
 mod reliability_concurrency;
 mod reliability_faults;
