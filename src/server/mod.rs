@@ -209,7 +209,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::accept_loop(listener, app, tls.clone(), stopped));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, scheme = %scheme, backend = state.store.backend_name(), "listening");
+    tracing::info!(
+        %addr,
+        scheme = %scheme,
+        backend = state.store.backend_name(),
+        pid = std::process::id(),
+        "listening; stop with SIGTERM (kill PID) or Ctrl-C"
+    );
     Ok(RunningServer {
         addr,
         state,
