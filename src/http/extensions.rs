@@ -174,7 +174,7 @@ struct ConfigurationForm {
     Enabled: String,
     /// The ConfigurationData JSON document (SPEC §4); required when the configuration does not
     /// exist yet, absent: unchanged.
-    #[schema(max_length = 65536)]
+    #[schema(min_length = 1)]
     #[serde(default)]
     ConfigurationData: String,
     /// The account whose configuration this is (absent: the global one); also accepted in the
@@ -222,7 +222,7 @@ async fn create(
     tag = "admin",
     operation_id = "update_configuration",
     params(ExtensionId, AccountQuery, Preconditions),
-    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded", description = "Optional (required: false in the document): an empty POST stores nothing new"),
     responses(
         (status = 200, description = "Stored (or unchanged: the current state)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters or ConfigurationData", body = ErrorBody),
@@ -331,6 +331,17 @@ pub(super) struct AccountQuery {
     AccountSid: Option<String>,
 }
 
+/// `?AccountSid=` of a DELETE: required (the global configuration is switched off, never
+/// deleted).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case, dead_code)]
+pub(super) struct RequiredAccountQuery {
+    /// `AC` + 32 hex digits, either case.
+    #[param(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    AccountSid: String,
+}
+
 /// `?Page=&PageSize=`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -389,7 +400,7 @@ async fn read(
     path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}",
     tag = "admin",
     operation_id = "delete_configuration",
-    params(ExtensionId, AccountQuery, Preconditions),
+    params(ExtensionId, RequiredAccountQuery, Preconditions),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "AccountSid missing or invalid", body = ErrorBody),

@@ -63,7 +63,7 @@ struct RevisionPath {
 #[serde(deny_unknown_fields)]
 struct RollbackForm {
     /// The revision to restore (not a delete).
-    #[schema(pattern = "^[0-9]+$")]
+    #[schema(pattern = "^[1-9][0-9]{0,17}$")]
     Revision: String,
     /// Whose configuration (absent: the global one); also accepted in the query string.
     #[schema(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]

@@ -641,10 +641,11 @@ struct AccountSidPath {
 struct VoiceParams {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number, percent-encoded
     /// (RFC 3986: `+` is a literal plus).
+    #[param(min_length = 1, max_length = 2048)]
     to: String,
     /// A header the engine is about to send, `Name:value` percent-encoded (a `&` in the value
     /// as `%26`); repeatable, each name once, at most 64.
-    #[param(explode, style = Form)]
+    #[param(explode, style = Form, max_items = 64, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\\r\\n]*$")]
     header: Option<Vec<String>>,
 }
 
@@ -655,6 +656,7 @@ struct VoiceParams {
 #[allow(dead_code)]
 pub(super) struct VoiceQuerySchema {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
     #[serde(default)]

@@ -91,8 +91,42 @@ pub fn document() -> &'static Bytes {
     static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         let api = routes().into_openapi();
-        Bytes::from(serde_json::to_vec(&api).expect("the document serialises"))
+        let mut value = serde_json::to_value(&api).expect("the document serialises");
+        exact(&mut value);
+        Bytes::from(serde_json::to_vec(&value).expect("the document serialises"))
     })
+}
+
+/// A header name (RFC 9110 token), as the lookups check it.
+const HEADER_NAME: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/// Constraints the server enforces that the derive macros cannot state: an optional form body,
+/// the names of a `headers` object (JSON Schema `propertyNames`) and its values (no CR or LF).
+fn exact(document: &mut serde_json::Value) {
+    // `POST …/{ExtensionId}` takes an empty body (`curl -X POST` alone): the form is optional.
+    if let Some(serde_json::Value::Object(paths)) = document.get_mut("paths") {
+        for (path, item) in paths.iter_mut() {
+            if path.ends_with("/{extension_id}")
+                && let Some(body) = item.pointer_mut("/post/requestBody")
+                && let Some(body) = body.as_object_mut()
+            {
+                body.insert("required".into(), serde_json::Value::Bool(false));
+            }
+        }
+    }
+    for schema in ["VoiceQuery", "VoiceSimulation"] {
+        let pointer = format!("/components/schemas/{schema}/properties/headers");
+        if let Some(serde_json::Value::Object(headers)) = document.pointer_mut(&pointer) {
+            headers.insert(
+                "propertyNames".into(),
+                serde_json::json!({"type": "string", "pattern": HEADER_NAME}),
+            );
+            headers.insert(
+                "additionalProperties".into(),
+                serde_json::json!({"type": "string", "pattern": "^[^\\r\\n]*$"}),
+            );
+        }
+    }
 }
 
 /// `GET /openapi.json`: this document.

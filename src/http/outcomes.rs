@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 struct ReportSchema {
     /// `host[:port]`, or a `sip_uri` from an answer (parameters do not matter).
+    #[schema(min_length = 1)]
     proxy: String,
     #[schema(pattern = "^(success|failure|timeout)$")]
     outcome: String,

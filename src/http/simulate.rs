@@ -47,6 +47,7 @@ struct VoiceSimulationSchema {
     #[schema(value_type = Object)]
     configuration: serde_json::Value,
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value. Optional.
     #[serde(default)]
