@@ -30,6 +30,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{
+    DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format};
 use super::repr::{self, ConfigurationJson, ListJson, PageInfo};
@@ -141,7 +145,16 @@ fn answer_xml_too(operation: &mut Operation) {
                 )),
         ))
         .build();
+    let shared = super::error::shared_responses();
     for response in operation.responses.responses.values_mut() {
+        // A shared response (`components/responses`) is JSON only: inlined here with its twin.
+        if let RefOr::Ref(reference) = response
+            && let Some((_, RefOr::T(inlined))) = shared
+                .iter()
+                .find(|(name, _)| reference.ref_location.ends_with(&format!("/{name}")))
+        {
+            *response = RefOr::T(inlined.clone());
+        }
         if let RefOr::T(response) = response
             && response.content.contains_key(JSON)
         {
@@ -195,12 +208,12 @@ struct ConfigurationForm {
     responses(
         (status = 200, description = "Stored (also on create, as Restcomm answers); a write that changes nothing stores nothing and answers the current state", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters or ConfigurationData: every problem, with its JSON pointer", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -226,13 +239,13 @@ async fn create(
     responses(
         (status = 200, description = "Stored (or unchanged: the current state)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters or ConfigurationData", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -365,10 +378,10 @@ pub(super) struct PageQuery {
     responses(
         (status = 200, description = "The configuration", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid AccountSid, or a parameter given twice", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -404,11 +417,11 @@ async fn read(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "AccountSid missing or invalid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -449,10 +462,10 @@ async fn remove(
     responses(
         (status = 200, description = "One page of account configurations", body = ListJson),
         (status = 400, description = "Page or PageSize out of range", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or not created yet", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]

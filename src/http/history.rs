@@ -14,6 +14,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody};
+use super::error::{
+    DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::extensions::{
     AccountQuery, ExtensionId, PageQuery, Preconditions, log_write, method_not_allowed, variant,
 };
@@ -81,10 +85,10 @@ struct RollbackForm {
     responses(
         (status = 200, description = "The configuration's revisions, newest first", body = HistoryJson),
         (status = 400, description = "Invalid AccountSid, Page or PageSize", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -146,10 +150,10 @@ async fn list(
     responses(
         (status = 200, description = "One revision", body = RevisionJson),
         (status = 400, description = "Invalid AccountSid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such revision (never written, or pruned)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -195,13 +199,13 @@ async fn one(
     responses(
         (status = 200, description = "Rolled back (or already in that state: unchanged)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters, or a revision that does not exist or is a delete", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::auth::{self, EngineOrAdmin};
 use super::error::{ApiError, ErrorBody};
+use super::error::{CacheLoading, PayloadTooLarge, Unauthorized};
 use super::extract::{AccountPath, StrictQuery};
 use super::{AppState, ops, percent};
 use crate::cache::Resolved;
@@ -363,8 +364,8 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     responses(
         (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, `to` or `header`", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -451,9 +452,9 @@ const HEADER_P: &str = "header";
     responses(
         (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, or a body that is not a JSON object of this shape", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -590,8 +591,8 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     responses(
         (status = 200, description = "The TLVs, and which configuration decided", body = SmsAnswerSchema),
         (status = 400, description = "Malformed AccountSid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]

@@ -17,7 +17,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ErrorBody, ErrorEntry};
+use super::error::{
+    CacheLoading, DatabaseUnavailable, EngineTokenForbidden, ErrorBody, ErrorEntry, NoParameters,
+    PayloadTooLarge, PreconditionFailed, Unauthorized, UnsupportedMediaType,
+};
 use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simulate};
 
 #[derive(OpenApi)]
@@ -29,7 +32,19 @@ use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simul
             call and SMS engines, and operations.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
     ),
-    components(schemas(ErrorBody, ErrorEntry)),
+    components(
+        schemas(ErrorBody, ErrorEntry),
+        responses(
+            Unauthorized,
+            EngineTokenForbidden,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            PreconditionFailed,
+            DatabaseUnavailable,
+            CacheLoading,
+            NoParameters
+        )
+    ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "admin", description = "Restcomm's ExtensionsConfiguration resource (SPEC §3), \
@@ -140,11 +155,7 @@ fn exact(document: &mut serde_json::Value) {
         description = "The OpenAPI 3.1 document of every route",
         body = Object,
         content_type = "application/json"
-    ), (
-        status = 400,
-        description = "A query parameter: this route takes none",
-        body = ErrorBody
-    ))
+    ), (status = 400, response = NoParameters))
 )]
 async fn openapi_json(uri: Uri) -> Response {
     // No parameters (docs/strictness.md).

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::ErrorBody;
+use super::error::NoParameters;
 use super::extract::only_parameters;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -204,7 +204,7 @@ struct Readiness {
     responses(
         (status = 200, description = "Ready: the routing cache is loaded", body = Readiness),
         (status = 503, description = "Not yet: the routing cache is loading", body = Readiness),
-        (status = 400, description = "A query parameter: this route takes none", body = ErrorBody),
+        (status = 400, response = NoParameters),
     ),
 )]
 async fn ready(State(state): State<AppState>, uri: Uri) -> Response {
@@ -248,11 +248,7 @@ async fn ready(State(state): State<AppState>, uri: Uri) -> Response {
         description = "Prometheus text exposition format 0.0.4: requests by route and status, lookup latency, cache size, database errors",
         body = String,
         content_type = "text/plain"
-    ), (
-        status = 400,
-        description = "A query parameter: this route takes none",
-        body = ErrorBody
-    )),
+    ), (status = 400, response = NoParameters)),
 )]
 async fn render_metrics(State(state): State<AppState>, uri: Uri) -> Response {
     if let Err(e) = only_parameters(uri.query(), NO_PARAMETERS) {

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::EngineOrAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{PayloadTooLarge, Unauthorized};
 use super::extract::only_parameters;
 use super::format::json_response;
 use crate::health::{Observation, now_micros};
@@ -92,8 +93,8 @@ struct Accepted {
     responses(
         (status = 202, description = "Counted (reports for proxies no configuration uses are ignored)", body = Accepted),
         (status = 400, description = "A bad body: nothing of it is counted; pointers name the bad entries", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("engine" = []), ("admin" = []))
 )]

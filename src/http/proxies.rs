@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::EngineOrAdmin;
+use super::error::Unauthorized;
 use super::error::{ApiError, ErrorBody};
 use super::extensions::PageQuery;
 use super::extract::AdminQuery;
@@ -95,7 +96,7 @@ impl ProxyJson<'static> {
     responses(
         (status = 200, description = "The proxies that configurations use, by `proxy`", body = ListJson),
         (status = 400, description = "Invalid Page, PageSize or health", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
     ),
     security(("engine" = []), ("admin" = []))
 )]

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{PayloadTooLarge, Unauthorized};
 use super::extract::only_parameters;
 use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
 use crate::cache::Resolved;
@@ -78,9 +79,9 @@ struct SmsSimulationSchema {
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = VoiceAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body, pointers into it), destination or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
@@ -159,9 +160,9 @@ async fn simulate_voice(
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = SmsAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body) or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
