@@ -235,3 +235,39 @@ on_every_db!(
         app.stop().await;
     }
 );
+
+/// The README's "Problem order" decision, with its own example: the root's unknown member,
+/// then the proxy's `uri`, then the missing members of its header, whatever order the
+/// document writes them in.
+#[tokio::test]
+async fn problems_come_in_the_order_the_readme_states() {
+    let db = crate::common::db::fresh_sqlite();
+    let app =
+        crate::common::app::spawn_app(&db.url, crate::common::app::AppOptions::default()).await;
+    let config =
+        r#"{"outbound-voice": [{"proxy": [{"headers": [{"key": "a"}], "uri": "x y"}]}], "zzz": 1}"#;
+    let readme = crate::common::repo::read("README.md");
+    assert!(
+        readme.contains("reports `/zzz`, then\n  `/outbound-voice/0/proxy/0/uri`"),
+        "the README's example"
+    );
+    let r = app.write(Some(A1), Some(config), None).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/zzz",
+            "/outbound-voice/0/proxy/0/uri",
+            "/outbound-voice/0/proxy/0/headers/0",
+            "/outbound-voice/0/proxy/0/headers/0"
+        ]
+    );
+    app.stop().await;
+}
