@@ -81,7 +81,12 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("MULTIPROVIDER_ENGINE_TOKEN: the lookup API only"))
+                    .description(Some(
+                        "MULTIPROVIDER_ENGINE_TOKEN: the lookup API, outcome reports and the \
+                         proxy list only. The same token is also accepted as HTTP Basic \
+                         credentials of the user `engine` (the `admin` scheme's form), for \
+                         clients whose pooled connections cannot send a Bearer header",
+                    ))
                     .build(),
             ),
         );
