@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::auth::{self, EngineOrAdmin};
 use super::error::{ApiError, ErrorBody};
+use super::error::{CacheLoading, PayloadTooLarge, Unauthorized};
 use super::extract::{AccountPath, StrictQuery};
 use super::{AppState, ops, percent};
 use crate::cache::Resolved;
@@ -76,16 +77,81 @@ fn observe(kind: Kind, started: Instant) {
     handles[kind as usize].record(started.elapsed().as_secs_f64());
 }
 
+/// The names each lookup takes (docs/strictness.md); any other is a 400 naming it, with a
+/// suggestion when close. Adding a parameter to a route is one name here (and its handling).
+pub const VOICE_GET_PARAMETERS: &[&str] = &["to", "header", "explain", "view"];
+/// The query string of `POST …/voice-route` (the body has `to` and `headers`).
+pub const VOICE_POST_PARAMETERS: &[&str] = &["explain", "view"];
+pub const SMS_GET_PARAMETERS: &[&str] = &["explain"];
+
+/// `view` of a voice lookup: the full answer (absent) or the compact one for engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Full,
+    /// `view=engine` (docs/api.md): only what an engine applies.
+    Engine,
+}
+
+fn view_param(query: &StrictQuery) -> Result<View, ApiError> {
+    let raw = query.raw();
+    if !raw.contains("view") && !raw.contains('%') {
+        return Ok(View::Full);
+    }
+    match query.one("view")?.as_deref() {
+        None => Ok(View::Full),
+        Some("engine") => Ok(View::Engine),
+        Some(_) => Err(ApiError::parameter(
+            "view",
+            "must be engine (or absent for the full answer)",
+        )),
+    }
+}
+
+/// Every problem of a lookup's parameters in one 400 (at least one is given): the unknown
+/// names first, then each parameter's own; a problem of the whole body is named `body`.
+fn gather(unknown: Vec<(String, String)>, errors: Vec<ApiError>) -> ApiError {
+    if unknown.is_empty() && errors.len() == 1 {
+        return errors.into_iter().next().expect("one error");
+    }
+    let mut problems = unknown;
+    for error in errors {
+        if error.errors.is_empty() {
+            problems.push(("body".to_owned(), error.message));
+        }
+        for entry in error.errors {
+            match entry {
+                super::error::ErrorEntry::Parameter { parameter, message } => {
+                    problems.push((parameter, message))
+                }
+                super::error::ErrorEntry::Pointer { pointer, message } => {
+                    problems.push((pointer, message))
+                }
+            }
+        }
+    }
+    ApiError::parameters(problems)
+}
+
 fn answer_voice(
     state: &AppState,
     account: AccountSid,
     to: &str,
     headers: &[(&str, &str)],
     explain: bool,
+    view: View,
 ) -> Result<Response, ApiError> {
     let dest = Destination::parse(to).map_err(lookup_error)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
+    if explain && view == View::Engine {
+        return Err(ApiError::parameter(
+            "view",
+            "engine cannot be combined with explain=true: the explanation is part of the full answer",
+        ));
+    }
     ready(state)?;
+    if view == View::Engine {
+        return Ok(json(engine_voice(state, account, &dest, headers)));
+    }
     if explain {
         let mut sid_buf = [0; 34];
         let (resolved, decider) = state.cache.resolve_explained(&account);
@@ -124,6 +190,28 @@ fn plain_voice(
             routing::voice_response_json(Some(sid), source, revision, &answer)
         }
         None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
+    }
+}
+
+/// The compact voice answer of `view=engine` (docs/api.md).
+fn engine_voice(
+    state: &AppState,
+    account: AccountSid,
+    dest: &Destination<'_>,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let Resolved {
+        source,
+        revision,
+        routing,
+        health,
+    } = state.cache.resolve(&account);
+    match &routing {
+        Some(r) => {
+            let answer = r.resolve_voice_with_health(dest, headers, |i| health.get(i));
+            routing::voice_engine_json(source, revision, &answer)
+        }
+        None => routing::voice_engine_json(source, revision, &VoiceAnswer::none()),
     }
 }
 
@@ -170,30 +258,34 @@ pub(super) fn fast(
     Some(json(body))
 }
 
-/// `voice_get` for a query the fast path takes: `to` once, `header`s, nothing to explain.
+/// `voice_get` for a query the fast path takes: `to` once, `header`s, `view=engine` at most
+/// once, nothing to explain. Any other name (unknown, `explain`, or one that hides its
+/// letters behind a `%`) is the router's: it refuses unknown names.
 fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
     let mut to = None;
+    let mut view = None;
     let mut raw_headers = Vec::new();
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "to" if to.is_none() => to = Some(percent::strict_component(value)?),
             "header" => raw_headers.push(percent::strict_component(value)?),
-            // A second `to`, `explain`, or a name that may decode to one of these.
-            "to" | "explain" => return None,
-            _ if key.contains('%') => return None,
-            _ => {}
+            "view" if view.is_none() && value == "engine" => view = Some(View::Engine),
+            _ => return None,
         }
     }
     let to = to?;
     let headers = header_parameters(&raw_headers).ok()?;
     let dest = Destination::parse(&to).ok()?;
-    Some(plain_voice(state, account, &dest, &headers))
+    Some(match view {
+        Some(View::Engine) => engine_voice(state, account, &dest, &headers),
+        _ => plain_voice(state, account, &dest, &headers),
+    })
 }
 
-/// `sms_get` for a query without `explain`.
+/// `sms_get` without parameters (anything else is the router's).
 fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
-    if query.contains("explain") || query.contains('%') {
+    if !query.is_empty() {
         return None;
     }
     let mut sid_buf = [0; 34];
@@ -268,12 +360,12 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route",
-    params(AccountSidPath, VoiceParams, ExplainParam),
+    params(AccountSidPath, VoiceParams, ExplainParam, ViewParam),
     responses(
-        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, `to` or `header`", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -284,13 +376,27 @@ async fn voice_get(
     query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let to = query
-        .one("to")?
-        .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
-    let raw_headers = query.all("header")?;
-    let headers = header_parameters(&raw_headers)?;
-    let explain = explain_flag(&query)?;
-    let response = answer_voice(&state, account, &to, &headers, explain);
+    let unknown = query.unknown(VOICE_GET_PARAMETERS);
+    let to = query.one("to").and_then(|to| {
+        to.ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))
+    });
+    let raw_headers = query.all("header");
+    let headers = match &raw_headers {
+        Ok(raw) => header_parameters(raw),
+        Err(e) => Err(e.clone()),
+    };
+    let explain = explain_flag(&query);
+    let view = view_param(&query);
+    let (to, headers, explain, view) = match (to, headers, explain, view) {
+        (Ok(to), Ok(headers), Ok(explain), Ok(view)) if unknown.is_empty() => {
+            (to, headers, explain, view)
+        }
+        (to, headers, explain, view) => {
+            let errors = [to.err(), headers.err(), explain.err(), view.err()];
+            return Err(gather(unknown, errors.into_iter().flatten().collect()));
+        }
+    };
+    let response = answer_voice(&state, account, &to, &headers, explain, view);
     observe(Kind::Voice, started);
     response
 }
@@ -335,7 +441,7 @@ const HEADER_P: &str = "header";
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route_with_headers",
-    params(AccountSidPath, ExplainParam),
+    params(AccountSidPath, ExplainParam, ViewParam),
     request_body(
         description = "Read as JSON whatever its Content-Type (absent, text/plain, form…)",
         content(
@@ -344,11 +450,11 @@ const HEADER_P: &str = "header";
         )
     ),
     responses(
-        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, or a body that is not a JSON object of this shape", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -360,10 +466,18 @@ async fn voice_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let explain = explain_flag(&query)?;
-    let value = json_body(&body)?;
-    let body = voice_query(&value)?;
-    let response = answer_voice(&state, account, body.to, &body.headers, explain);
+    let unknown = query.unknown(VOICE_POST_PARAMETERS);
+    let (explain, view) = (explain_flag(&query), view_param(&query));
+    let value = json_body(&body);
+    let checked = value.as_ref().map_err(Clone::clone).and_then(voice_query);
+    let (explain, view, body) = match (explain, view, checked) {
+        (Ok(explain), Ok(view), Ok(body)) if unknown.is_empty() => (explain, view, body),
+        (explain, view, body) => {
+            let errors = [explain.err(), view.err(), body.err()];
+            return Err(gather(unknown, errors.into_iter().flatten().collect()));
+        }
+    };
+    let response = answer_voice(&state, account, body.to, &body.headers, explain, view);
     observe(Kind::Voice, started);
     response
 }
@@ -477,8 +591,8 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     responses(
         (status = 200, description = "The TLVs, and which configuration decided", body = SmsAnswerSchema),
         (status = 400, description = "Malformed AccountSid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -489,7 +603,11 @@ async fn sms_get(
     query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let explain = explain_flag(&query)?;
+    let unknown = query.unknown(SMS_GET_PARAMETERS);
+    let explain = match explain_flag(&query) {
+        Ok(explain) if unknown.is_empty() => explain,
+        explain => return Err(gather(unknown, explain.err().into_iter().collect())),
+    };
     ready(&state)?;
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
@@ -524,10 +642,11 @@ struct AccountSidPath {
 struct VoiceParams {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number, percent-encoded
     /// (RFC 3986: `+` is a literal plus).
+    #[param(min_length = 1, max_length = 2048)]
     to: String,
     /// A header the engine is about to send, `Name:value` percent-encoded (a `&` in the value
     /// as `%26`); repeatable, each name once, at most 64.
-    #[param(explode, style = Form)]
+    #[param(explode, style = Form, max_items = 64, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\\r\\n]*$")]
     header: Option<Vec<String>>,
 }
 
@@ -538,6 +657,7 @@ struct VoiceParams {
 #[allow(dead_code)]
 pub(super) struct VoiceQuerySchema {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
     #[serde(default)]
@@ -555,6 +675,71 @@ enum SourceSchema {
     None,
     /// A simulation (`POST /v1/simulate/…`).
     Draft,
+}
+
+/// `?view=engine` of a voice lookup (docs/api.md).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ViewParam {
+    /// `engine`: the compact answer (`VoiceEngineAnswer`), only what an engine applies, at
+    /// most half the bytes of the full answer; absent: the full answer. Not with
+    /// `explain=true`.
+    #[param(inline)]
+    view: Option<ViewSchema>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ViewSchema {
+    Engine,
+}
+
+/// A voice answer: the full one, or the compact one of `view=engine`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = VoiceLookupAnswer)]
+#[allow(dead_code)]
+pub(super) enum VoiceLookupSchema {
+    Full(Box<VoiceAnswerSchema>),
+    Engine(VoiceEngineAnswerSchema),
+}
+
+/// The compact voice answer of `view=engine` (docs/api.md).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceEngineAnswer)]
+#[allow(dead_code)]
+pub(super) struct VoiceEngineAnswerSchema {
+    /// The route first, then the fallbacks, in the order of the full answer.
+    routes: Vec<EngineRouteSchema>,
+    /// The revision of the configuration that decided; absent when nothing decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    revision: Option<i64>,
+}
+
+/// One route of `view=engine`: what the engine applies, nothing more.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = EngineRoute)]
+#[allow(dead_code)]
+struct EngineRouteSchema {
+    /// The next hop (`sip_uri` of the full answer).
+    hop: String,
+    /// The final Request-URI.
+    ruri: String,
+    /// The proxy's user name, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    /// The proxy's password, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<String>,
+    /// The headers to set, in first-configured order (`header_list` of the full answer).
+    headers: Vec<HeaderSchema>,
+    /// `Route` headers to add, in order.
+    route: Vec<String>,
 }
 
 /// `?explain=true` (docs/api.md).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -19,12 +19,18 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{PayloadTooLarge, Unauthorized};
+use super::extract::only_parameters;
 use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
 use crate::cache::Resolved;
 use crate::health::ProxyStates;
 use crate::routing::{
     self, CompiledRouting, Decider, Destination, Health, LookupError, Source, printable,
 };
+
+/// The query parameters a simulation takes (docs/strictness.md): none; the body carries
+/// everything. Any name is a 400 naming it.
+const QUERY: &[&str] = &[];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,6 +48,7 @@ struct VoiceSimulationSchema {
     #[schema(value_type = Object)]
     configuration: serde_json::Value,
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value. Optional.
     #[serde(default)]
@@ -72,17 +79,19 @@ struct SmsSimulationSchema {
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = VoiceAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body, pointers into it), destination or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_voice(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(&body, &["configuration", "to", "headers"])?;
     let mut problems: Vec<ErrorEntry> = Vec::new();
     let compiled = configuration(&state, &members, &mut problems);
@@ -151,17 +160,19 @@ async fn simulate_voice(
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = SmsAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body) or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_sms(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(&body, &["configuration"])?;
     let mut problems = Vec::new();
     match configuration(&state, &members, &mut problems) {

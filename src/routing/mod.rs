@@ -24,7 +24,7 @@ mod sip;
 mod sms;
 mod validate;
 
-pub use answer::{Source, sms_response_json, voice_response_json, with_explain};
+pub use answer::{Source, sms_response_json, voice_engine_json, voice_response_json, with_explain};
 pub use compiled::{CompiledVoice, Proxy};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
 pub use explain::{Decider, write_sms_explain, write_voice_explain};
