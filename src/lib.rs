@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod operators;
 pub mod routing;
 pub mod secret;
 pub mod seed;

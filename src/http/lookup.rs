@@ -278,7 +278,7 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     security(("engine" = []), ("admin" = []))
 )]
 async fn voice_get(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
     query: StrictQuery,
@@ -292,7 +292,18 @@ async fn voice_get(
     let explain = explain_flag(&query)?;
     let response = answer_voice(&state, account, &to, &headers, explain);
     observe(Kind::Voice, started);
-    response
+    masked(auth, response).await
+}
+
+/// A viewer's answer shows proxy passwords as `********` (docs/security.md).
+async fn masked(
+    auth: EngineOrAdmin,
+    response: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    match response {
+        Ok(answer) if auth.masks() => Ok(super::mask::answer(answer).await),
+        other => other,
+    }
 }
 
 /// The `header=Name:value` parameters of a GET, as `(name, value)` pairs.
@@ -353,7 +364,7 @@ const HEADER_P: &str = "header";
     security(("engine" = []), ("admin" = []))
 )]
 async fn voice_post(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
     query: StrictQuery,
@@ -365,7 +376,7 @@ async fn voice_post(
     let body = voice_query(&value)?;
     let response = answer_voice(&state, account, body.to, &body.headers, explain);
     observe(Kind::Voice, started);
-    response
+    masked(auth, response).await
 }
 
 /// What the POST body must be, said in every error about its syntax.

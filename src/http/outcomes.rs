@@ -96,10 +96,12 @@ struct Accepted {
     security(("engine" = []), ("admin" = []))
 )]
 async fn post_outcomes(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Reports change proxy health: not for viewers.
+    auth.writer()?;
     let reports = parse_reports(&body)?;
     let registry = state.cache.health();
     let now = now_micros();

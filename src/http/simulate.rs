@@ -17,9 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::SuperAdmin;
+use super::auth::Reader;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
 use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
+use super::mask;
 use crate::cache::Resolved;
 use crate::health::ProxyStates;
 use crate::routing::{
@@ -73,14 +74,14 @@ struct SmsSimulationSchema {
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = VoiceAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body, pointers into it), destination or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
+        (status = 403, description = "The engine token: simulation is for the super-admin and operators", body = ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = ErrorBody),
     ),
     security(("admin" = []))
 )]
 async fn simulate_voice(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let members = body_members(&body, &["configuration", "to", "headers"])?;
@@ -135,6 +136,9 @@ async fn simulate_voice(
         &pairs,
         Decider::Draft,
     );
+    if caller.masks() {
+        return Ok(mask::answer(json(body)).await);
+    }
     Ok(json(body))
 }
 
@@ -152,14 +156,14 @@ async fn simulate_voice(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = SmsAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body) or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
+        (status = 403, description = "The engine token: simulation is for the super-admin and operators", body = ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = ErrorBody),
     ),
     security(("admin" = []))
 )]
 async fn simulate_sms(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _reader: Reader,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let members = body_members(&body, &["configuration"])?;

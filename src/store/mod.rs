@@ -23,6 +23,7 @@
 
 mod diagnose;
 mod health;
+mod operators;
 mod postgres;
 mod reads;
 mod rows;
@@ -39,6 +40,7 @@ use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
 pub use health::HealthRow;
+pub use operators::OperatorRow;
 pub use writes::ImportLine;
 
 /// One stored configuration: the global one (`account_sid == None`) or an account's.
