@@ -227,9 +227,12 @@ impl Authenticator {
         );
     }
 
-    /// Forgets every remembered credential (this process changed an operator).
-    pub fn forget_all(&self) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    /// Forgets the remembered credentials of `name`.
+    fn forget(&self, name: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, r| &*r.verified.name != name);
     }
 
     /// How long `name` stays locked out, if it is.
@@ -302,11 +305,13 @@ impl Authenticator {
                 self.store
                     .record_login_failure(name, now, now - window)
                     .await?;
-                if self.store.login_failures_since(name, now - window).await? == LOCKOUT_FAILURES {
+                if self.store.login_failures_since(name, now - window).await? >= LOCKOUT_FAILURES {
                     tracing::warn!(
                         operator = name,
                         "name locked out for 15 minutes after {LOCKOUT_FAILURES} failed logins"
                     );
+                    // Locked means locked, even for a credential verified a moment ago.
+                    self.forget(name);
                 } else {
                     tracing::info!(operator = name, "failed login");
                 }

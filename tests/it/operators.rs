@@ -598,6 +598,8 @@ on_every_db!(five_failures_lock_a_name_on_every_instance, |app, db| {
     let other = spawn_app(&db.url, AppOptions::default()).await;
     let read = format!("{J}/multi_provider");
     let get = |app: &TestApp, name: &str, pw: &str| as_op(app.client.get(app.url(&read)), name, pw);
+    // Verified (and remembered) before the failures: locked all the same.
+    assert_eq!(send(get(&app, EDITOR, EDITOR_PW)).await.0, 200);
     for i in 0..5 {
         // Spread over both instances: the count is the database's.
         let at = if i % 2 == 0 { &app } else { &other };
@@ -787,55 +789,73 @@ async fn lookups_during(app: &TestApp, clients: usize, window: Duration) -> usiz
     total
 }
 
+/// Starts 200 concurrent bad logins, each a distinct name (`round` keeps them apart): each
+/// costs a real Argon2 verification (no lockout shortcut), far more work than a window's.
+fn flood(app: &TestApp, round: usize) -> Vec<tokio::task::JoinHandle<u16>> {
+    let read = app.url(&format!("{J}/multi_provider"));
+    (0..200)
+        .map(|i| {
+            let (client, read) = (app.client.clone(), read.clone());
+            tokio::spawn(async move {
+                let r = client
+                    .get(&read)
+                    .basic_auth(format!("flood{round}-{i}"), Some("wrong-password!"))
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect()
+}
+
+// Windows of lookups without and during a flood alternate, so that the load of a shared
+// machine weighs on both sides alike; the sums are compared. A verification on the async
+// workers (or unbounded, or at normal priority) costs lookups far more than 10 % in every
+// measurement; a burst of outside load does not recur: up to three measurements.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_logins_leaves_lookups_their_throughput() {
     let db: TestDb = fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     app.configure(Some(A1), &voice(SECRETS[1])).await;
-    let window = Duration::from_millis(1500);
+    let window = Duration::from_millis(600);
     lookups_during(&app, 4, Duration::from_millis(300)).await;
-    let mut rounds = Vec::new();
-    for round in 0..3 {
-        let quiet = lookups_during(&app, 4, window).await;
-        // 200 concurrent bad logins, each a distinct name: each costs a real Argon2
-        // verification (no lockout shortcut), more than the window's worth of work.
-        let read = app.url(&format!("{J}/multi_provider"));
-        let flood: Vec<_> = (0..200)
-            .map(|i| {
-                let (client, read) = (app.client.clone(), read.clone());
-                tokio::spawn(async move {
-                    let r = client
-                        .get(&read)
-                        .basic_auth(format!("flood{round}-{i}"), Some("wrong-password!"))
-                        .send()
-                        .await
-                        .unwrap();
-                    r.status().as_u16()
-                })
-            })
-            .collect();
-        // Let the flood arrive and start verifying.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let flooded = lookups_during(&app, 4, window).await;
-        let unfinished = flood.iter().filter(|t| !t.is_finished()).count();
-        for t in flood {
-            assert_eq!(t.await.unwrap(), 401);
+    let mut measurements = Vec::new();
+    let mut round = 0;
+    for _ in 0..3 {
+        let (mut quiet, mut flooded) = (0, 0);
+        for _ in 0..5 {
+            quiet += lookups_during(&app, 4, window).await;
+            let requests = flood(&app, round);
+            round += 1;
+            // Let the flood arrive (connections, requests read) and queue for Argon2.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            flooded += lookups_during(&app, 4, window).await;
+            let unfinished = requests.iter().filter(|t| !t.is_finished()).count();
+            assert!(unfinished > 0, "the flood lasted the whole window");
+            // The rest is dropped: the server drops their requests with the connections.
+            for request in requests {
+                if request.is_finished() {
+                    assert_eq!(request.await.unwrap(), 401);
+                } else {
+                    request.abort();
+                }
+            }
         }
         let ratio = flooded as f64 / quiet as f64;
         eprintln!(
-            "lookups in {window:?}: {quiet} without, {flooded} during 200 bad logins \
-             ({unfinished} still unanswered at the end of the window): {:.1} %",
+            "lookups in 5 windows of {window:?}: {quiet} without, {flooded} during 200 bad \
+             logins: {:.1} %",
             ratio * 100.0
         );
-        assert!(unfinished > 0, "the flood lasted the whole window");
-        rounds.push(ratio);
+        measurements.push(ratio);
         if ratio >= 0.9 {
             break;
         }
     }
     assert!(
-        rounds.iter().any(|r| *r >= 0.9),
-        "lookups lost more than 10 % of their throughput: {rounds:?}"
+        measurements.iter().any(|r| *r >= 0.9),
+        "lookups lost more than 10 % of their throughput: {measurements:?}"
     );
     app.stop().await;
 }
