@@ -859,3 +859,33 @@ async fn a_flood_of_bad_logins_leaves_lookups_their_throughput() {
     );
     app.stop().await;
 }
+
+// ---- help
+
+#[test]
+fn each_verb_has_a_purpose_and_an_example() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("run the binary");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["operator", "--help"]);
+    for verb in ["add", "list", "set-role", "passwd", "remove"] {
+        assert!(top.contains(verb), "{top}");
+        let text = help(&["operator", verb, "--help"]);
+        assert!(text.contains("Example"), "{verb}:\n{text}");
+        assert!(
+            text.contains(&format!("multiprovider operator {verb}")),
+            "{verb}:\n{text}"
+        );
+    }
+    assert!(
+        top.contains("Exit codes") && top.contains("2  usage"),
+        "{top}"
+    );
+    assert!(help(&["--help"]).contains("operator"));
+}
