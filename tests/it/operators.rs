@@ -809,28 +809,39 @@ fn flood(app: &TestApp, round: usize) -> Vec<tokio::task::JoinHandle<u16>> {
         .collect()
 }
 
-// Windows of lookups without and during a flood alternate, so that the load of a shared
-// machine weighs on both sides alike; the sums are compared. A verification on the async
-// workers (or unbounded, or at normal priority) costs lookups far more than 10 % in every
-// measurement; a burst of outside load does not recur: up to three measurements.
+// Windows of lookups without and during a flood alternate, and each pair gives a ratio: the
+// load of a shared machine, which changes over seconds, weighs on both windows of a pair
+// alike. The median of the pairs' ratios must be at least 90 %. Argon2 on the async workers,
+// even one verification at a time, leaves lookups about two thirds (measured: medians of
+// 0.56–0.70 in most measurements); a burst of outside load does not recur: up to three
+// measurements, the first at 90 % or more passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_logins_leaves_lookups_their_throughput() {
     let db: TestDb = fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     app.configure(Some(A1), &voice(SECRETS[1])).await;
-    let window = Duration::from_millis(600);
+    let window = Duration::from_millis(400);
     lookups_during(&app, 4, Duration::from_millis(300)).await;
-    let mut measurements = Vec::new();
+    // The first bad login makes the dummy hash: not part of a flood's cost.
+    let first = app.url(&format!("{J}/multi_provider"));
+    let r = app
+        .client
+        .get(&first)
+        .basic_auth("warm.up", Some("wrong-password!"));
+    assert_eq!(send(r).await.0, 401);
+    let mut medians = Vec::new();
     let mut round = 0;
     for _ in 0..3 {
-        let (mut quiet, mut flooded) = (0, 0);
-        for _ in 0..5 {
-            quiet += lookups_during(&app, 4, window).await;
+        let (mut quiet_total, mut flooded_total) = (0, 0);
+        let mut ratios = Vec::new();
+        for _ in 0..9 {
+            let quiet = lookups_during(&app, 4, window).await;
             let requests = flood(&app, round);
             round += 1;
-            // Let the flood arrive (connections, requests read) and queue for Argon2.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            flooded += lookups_during(&app, 4, window).await;
+            // Let the flood arrive (connections, requests read) and queue for Argon2: what
+            // is measured is the flood being verified.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let flooded = lookups_during(&app, 4, window).await;
             let unfinished = requests.iter().filter(|t| !t.is_finished()).count();
             assert!(unfinished > 0, "the flood lasted the whole window");
             // The rest is dropped: the server drops their requests with the connections.
@@ -841,21 +852,26 @@ async fn a_flood_of_bad_logins_leaves_lookups_their_throughput() {
                     request.abort();
                 }
             }
+            quiet_total += quiet;
+            flooded_total += flooded;
+            ratios.push(flooded as f64 / quiet.max(1) as f64);
         }
-        let ratio = flooded as f64 / quiet as f64;
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
         eprintln!(
-            "lookups in 5 windows of {window:?}: {quiet} without, {flooded} during 200 bad \
-             logins: {:.1} %",
-            ratio * 100.0
+            "lookups in 9 windows of {window:?}: {quiet_total} without, {flooded_total} during \
+             200 bad logins ({:.1} %); median ratio of the pairs {:.1} %",
+            flooded_total as f64 * 100.0 / quiet_total as f64,
+            median * 100.0
         );
-        measurements.push(ratio);
-        if ratio >= 0.9 {
+        medians.push(median);
+        if median >= 0.9 {
             break;
         }
     }
     assert!(
-        measurements.iter().any(|r| *r >= 0.9),
-        "lookups lost more than 10 % of their throughput: {measurements:?}"
+        medians.iter().any(|r| *r >= 0.9),
+        "lookups lost more than 10 % of their throughput: {medians:?}"
     );
     app.stop().await;
 }
