@@ -113,3 +113,29 @@ fn lower_priority() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_on_the_verifying_threads_one_turn_each() {
+        let verifier = Verifier::new(1);
+        let name = verifier
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await;
+        assert_eq!(name.as_deref(), Some("argon2-0"));
+        let first = verifier.turn().await;
+        let second = tokio::time::timeout(std::time::Duration::from_millis(50), verifier.turn());
+        assert!(second.await.is_err(), "one thread: one turn at a time");
+        drop(first);
+        let _again = verifier.turn().await;
+        let hash = crate::operators::hash_password("a long passphrase");
+        assert!(
+            verifier
+                .verify(hash.clone(), "a long passphrase".into())
+                .await
+        );
+        assert!(!verifier.verify(hash, "another one!".into()).await);
+    }
+}
