@@ -1,5 +1,5 @@
 //! Walks a parsed `ConfigurationData` and collects every problem with its JSON pointer
-//! (SPEC §4). Nothing stops at the first problem: the operator fixes everything in one go.
+//! (docs/routing.md). Nothing stops at the first problem: the operator fixes everything in one go.
 
 use std::sync::Arc;
 
@@ -103,9 +103,9 @@ impl Problems {
     }
 }
 
-/// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of SPEC §4
+/// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of docs/routing.md
 /// and §12. A stored row was valid input when it was written: rules that only exist to catch
-/// a mistake at the door (whitespace in `match`, SPEC §12) are not applied to it again, so
+/// a mistake at the door (whitespace in `match`, docs/operations.md) are not applied to it again, so
 /// that adding such a rule never drops an account's routing when the cache loads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Rules {
@@ -456,7 +456,7 @@ fn check_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// SPEC §12: a `match` that needs whitespace in the destination never matches anything, and
+/// docs/operations.md: a `match` that needs whitespace in the destination never matches anything, and
 /// is almost always a `+` that `curl -d` sent unencoded (a form decodes `+` as a space).
 fn whitespace_message(pattern: &str, at: usize, c: char) -> String {
     let what = match c {
