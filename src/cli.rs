@@ -80,6 +80,8 @@ pub enum Command {
         after_help = "Example:\n  multiprovider seed --database-url sqlite://trial.db --accounts 1000"
     )]
     Seed(crate::seed::SeedArgs),
+    /// Manage operators: named people who use the admin API with a role (viewer or editor).
+    Operator(crate::operators::command::OperatorArgs),
 }
 
 const VALIDATE_HELP: &str = "\
@@ -156,6 +158,7 @@ pub fn main() -> ExitCode {
         Some(Command::Export(args)) => crate::transfer::run_export(args),
         Some(Command::Import(args)) => crate::transfer::run_import(args),
         Some(Command::Seed(args)) => crate::seed::run(args),
+        Some(Command::Operator(args)) => crate::operators::command::run(args),
     }
 }
 

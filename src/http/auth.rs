@@ -1,21 +1,60 @@
-//! Authentication extractors: `SuperAdmin` for the admin API, `EngineOrAdmin` for lookups.
+//! Authentication extractors: `Reader` and `Writer` for the admin API, `EngineOrAdmin` for
+//! lookups (docs/security.md).
 //!
-//! Credentials are compared in constant time, and the Sid and the token are both compared
-//! before deciding, so timing tells nothing about which one was wrong. Sids compare exactly
-//! (Restcomm Sids are case-sensitive).
+//! The super-admin's credentials are compared in constant time, and the Sid and the token
+//! are both compared before deciding, so timing tells nothing about which one was wrong.
+//! Sids compare exactly (Restcomm Sids are case-sensitive). Any other basic-auth user is an
+//! operator name, decided by `crate::operators` (Argon2id off the async workers, constant
+//! time for unknown names, the lockout after repeated failures).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::operators::{Refusal, Role, Verified};
 
-/// The request carries the super-admin's HTTP Basic credentials.
-#[derive(Debug, Clone, Copy)]
-pub struct SuperAdmin;
+/// Who called the admin API (docs/security.md): the super-admin or a named operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// `MULTIPROVIDER_ADMIN_SID:MULTIPROVIDER_ADMIN_TOKEN`.
+    SuperAdmin,
+    /// `NAME:password` of an operator.
+    Operator(Verified),
+}
+
+impl Caller {
+    /// A viewer sees every proxy password as `********`.
+    pub fn masks(&self) -> bool {
+        matches!(self, Caller::Operator(v) if v.role == Role::Viewer)
+    }
+
+    /// The super-admin and editors may change things.
+    pub fn may_write(&self) -> bool {
+        !self.masks()
+    }
+
+    /// The `actor` of the revisions this caller writes: the super-admin's Sid, or the
+    /// operator's name.
+    pub fn actor(&self, state: &AppState) -> String {
+        match self {
+            Caller::SuperAdmin => state.settings.admin_sid.clone(),
+            Caller::Operator(v) => v.name.to_string(),
+        }
+    }
+}
+
+/// Any caller of the admin API; it may read (a viewer: passwords masked).
+#[derive(Debug, Clone)]
+pub struct Reader(pub Caller);
+
+/// A caller of the admin API who may change things: the super-admin or an editor. A viewer
+/// is answered 403.
+#[derive(Debug, Clone)]
+pub struct Writer(pub Caller);
 
 /// Who called a lookup endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +62,32 @@ pub enum EngineOrAdmin {
     /// `Authorization: Bearer $MULTIPROVIDER_ENGINE_TOKEN`, or HTTP Basic with the user
     /// `engine` and the engine token as password.
     Engine,
-    /// The super-admin's basic auth.
+    /// The super-admin's basic auth, or an editor's.
     Admin,
+    /// A viewer's basic auth: answers show proxy passwords as `********`.
+    Viewer,
+}
+
+impl EngineOrAdmin {
+    /// Whether the answer must mask proxy passwords.
+    pub fn masks(self) -> bool {
+        self == EngineOrAdmin::Viewer
+    }
+
+    /// A viewer may look up, explain and simulate, not report or change anything.
+    pub fn writer(self) -> Result<EngineOrAdmin, ApiError> {
+        match self {
+            EngineOrAdmin::Viewer => Err(viewer_forbidden()),
+            other => Ok(other),
+        }
+    }
+}
+
+/// The request's credentials, decided once and kept in the request's extensions.
+#[derive(Debug, Clone)]
+enum Authenticated {
+    Engine,
+    Caller(Caller),
 }
 
 enum Credentials<'a> {
@@ -121,22 +184,97 @@ fn is_engine(state: &AppState, token: &str) -> bool {
     }
 }
 
-impl FromRequestParts<AppState> for SuperAdmin {
+/// Decides the request's credentials (once per request: the answer is kept in its
+/// extensions, so the extractors of one handler share it).
+async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    if let Some(known) = parts.extensions.get::<Authenticated>() {
+        return Ok(known.clone());
+    }
+    let given = credentials(&parts.headers);
+    if is_engine_credentials(state, &given) {
+        return Ok(Authenticated::Engine);
+    }
+    let decided = match given {
+        Credentials::Basic { user, password } => {
+            // Both comparisons always run (`is_admin`), whichever is wrong.
+            if is_admin(state, &user, &password) {
+                Authenticated::Caller(Caller::SuperAdmin)
+            } else if user == ENGINE_USER {
+                // The engine token's Basic user with a wrong token: never an operator's name.
+                return Err(ApiError::unauthorized());
+            } else if user.eq_ignore_ascii_case(&state.settings.admin_sid) {
+                // The super-admin's Sid (in any case) with a wrong token: not an operator's
+                // name, and never a name that a lockout could take from the super-admin.
+                return Err(ApiError::unauthorized());
+            } else {
+                match state.operators.authenticate(&user, &password).await {
+                    Ok(verified) => Authenticated::Caller(Caller::Operator(verified)),
+                    Err(Refusal::Wrong) => return Err(ApiError::unauthorized()),
+                    Err(Refusal::Locked { remaining }) => return Err(locked_out(remaining)),
+                    Err(Refusal::Unavailable) => return Err(ApiError::unavailable()),
+                }
+            }
+        }
+        _ => return Err(ApiError::unauthorized()),
+    };
+    // Kept for the handler's other extractors (`Origin`); the engine's lookups have none, and
+    // skip the allocation.
+    if let Authenticated::Caller(_) = &decided {
+        parts.extensions.insert(decided.clone());
+    }
+    Ok(decided)
+}
+
+/// 429: the name had too many failed logins (docs/security.md).
+fn locked_out(remaining: std::time::Duration) -> ApiError {
+    let minutes = remaining.as_secs().div_ceil(60).max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many failed logins for this name: it is locked out for {minutes} more minute(s)"
+        ),
+    )
+}
+
+/// 403 for a viewer's write.
+fn viewer_forbidden() -> ApiError {
+    ApiError::forbidden(
+        "the viewer role may read, look up, explain and simulate, not change anything; \
+         an editor or the super-admin may",
+    )
+}
+
+fn engine_on_admin_route() -> ApiError {
+    ApiError::forbidden(
+        "the engine token only grants the lookup API; the admin API needs the super-admin's or an operator's credentials",
+    )
+}
+
+/// The admin API's caller (the engine token: 403).
+pub(super) async fn caller(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    match authenticate(parts, state).await? {
+        Authenticated::Caller(caller) => Ok(caller),
+        Authenticated::Engine => Err(engine_on_admin_route()),
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<SuperAdmin, ApiError> {
-        let given = credentials(&parts.headers);
-        match &given {
-            Credentials::Basic { user, password } if is_admin(state, user, password) => {
-                Ok(SuperAdmin)
-            }
-            _ if is_engine_credentials(state, &given) => Err(ApiError::forbidden(
-                "the engine token only grants the lookup API; the admin API needs the super-admin's credentials",
-            )),
-            _ => Err(ApiError::unauthorized()),
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Reader, ApiError> {
+        caller(parts, state).await.map(Reader)
+    }
+}
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Writer, ApiError> {
+        let caller = caller(parts, state).await?;
+        if caller.may_write() {
+            Ok(Writer(caller))
+        } else {
+            Err(viewer_forbidden())
         }
     }
 }
@@ -148,14 +286,19 @@ impl FromRequestParts<AppState> for EngineOrAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<EngineOrAdmin, ApiError> {
-        let given = credentials(&parts.headers);
-        match &given {
-            Credentials::Basic { user, password } if is_admin(state, user, password) => {
-                Ok(EngineOrAdmin::Admin)
+        // A 401 on the routes engines call names the engine token too.
+        let decided = authenticate(parts, state).await.map_err(|e| {
+            if e.status == StatusCode::UNAUTHORIZED {
+                ApiError::unauthorized_engine()
+            } else {
+                e
             }
-            _ if is_engine_credentials(state, &given) => Ok(EngineOrAdmin::Engine),
-            _ => Err(ApiError::unauthorized_engine()),
-        }
+        })?;
+        Ok(match decided {
+            Authenticated::Engine => EngineOrAdmin::Engine,
+            Authenticated::Caller(caller) if caller.masks() => EngineOrAdmin::Viewer,
+            Authenticated::Caller(_) => EngineOrAdmin::Admin,
+        })
     }
 }
 

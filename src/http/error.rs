@@ -166,8 +166,8 @@ impl ApiError {
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "authentication required: the super-admin's HTTP Basic credentials (the admin Sid \
-             and auth token)",
+            "authentication required: HTTP Basic credentials of the super-admin (the admin Sid \
+             and auth token) or of an operator (name and password)",
         )
     }
 
@@ -177,8 +177,8 @@ impl ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "authentication required: the engine token (Authorization: Bearer <token>, or \
-             HTTP Basic with the user `engine` and the token as password) or the \
-             super-admin's HTTP Basic credentials",
+             HTTP Basic with the user `engine` and the token as password), or the HTTP \
+             Basic credentials of the super-admin or of an operator",
         )
     }
 

@@ -1,7 +1,7 @@
 //! The admin resource `ExtensionsConfiguration` (docs/api.md), Restcomm compatible.
 //!
-//! Every handler checks in the order docs/api.md fixes: credentials (401/403, the `SuperAdmin`
-//! extractor, before the body is read), body size (413), content type (415), the extension
+//! Every handler checks in the order docs/api.md fixes: credentials (401/403, the `Reader`/
+//! `Writer` extractors, before the body is read), body size (413), content type (415), the extension
 //! (404), then the parameters (400: every problem in one answer). The extractors of
 //! `extract` do the first four; this module validates what they hand over.
 //!
@@ -28,7 +28,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::SuperAdmin;
+use super::auth::{Reader, Writer};
 use super::error::{ApiError, ErrorBody, ErrorEntry};
 use super::error::{
     DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
@@ -36,6 +36,7 @@ use super::error::{
 };
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format};
+use super::mask;
 use super::repr::{self, ConfigurationJson, ListJson, PageInfo};
 use crate::cache::RoutingCache;
 use crate::routing::CompiledRouting;
@@ -168,7 +169,7 @@ fn answer_xml_too(operation: &mut Operation) {
 const JSON: &str = "application/json";
 const XML: &str = "application/xml";
 
-pub(super) async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
+pub(super) async fn method_not_allowed(_reader: Reader) -> ApiError {
     ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
@@ -219,7 +220,7 @@ struct ConfigurationForm {
 )]
 async fn create(
     state: State<AppState>,
-    admin: SuperAdmin,
+    admin: Writer,
     format: Format,
     origin: Origin,
     condition: Condition,
@@ -251,7 +252,7 @@ async fn create(
 )]
 async fn update(
     state: State<AppState>,
-    admin: SuperAdmin,
+    admin: Writer,
     format: Format,
     origin: Origin,
     condition: Condition,
@@ -263,7 +264,7 @@ async fn update(
 /// Both POSTs: one set of rules.
 async fn upsert(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _admin: Writer,
     format: Format,
     origin: Origin,
     condition: Condition,
@@ -387,13 +388,13 @@ pub(super) struct PageQuery {
 )]
 async fn read(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     format: Format,
     extension: Extension,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
     query.only(READ_QUERY)?;
-    let record = match query.account()? {
+    let mut record = match query.account()? {
         None => extension.global.ok_or_else(|| {
             ApiError::not_found("the global configuration has not been created yet")
         })?,
@@ -403,6 +404,9 @@ async fn read(
             .await?
             .ok_or_else(no_account_configuration)?,
     };
+    if caller.masks() {
+        mask::record(&mut record);
+    }
     Ok(repr::configuration(&record, format))
 }
 
@@ -427,7 +431,7 @@ async fn read(
 )]
 async fn remove(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _admin: Writer,
     _extension: Extension,
     query: AdminQuery,
     origin: Origin,
@@ -471,7 +475,7 @@ async fn remove(
 )]
 async fn list(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     format: Format,
     extension: Extension,
     query: AdminQuery,
@@ -487,10 +491,13 @@ async fn list(
         return Err(ApiError::parameters(problems));
     }
     let offset = page.checked_mul(page_size);
-    let (records, total) = state
+    let (mut records, total) = state
         .store
         .list_accounts(offset.unwrap_or(0), page_size)
         .await?;
+    if caller.masks() {
+        records.iter_mut().for_each(mask::record);
+    }
     let info = PageInfo {
         page,
         page_size,

@@ -584,21 +584,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Condition {
     }
 }
 
-/// Who is writing: the super-admin (the only writer of the admin API) from the client's
-/// address (the connection's peer; behind a proxy, the proxy's).
+/// Who is writing — the super-admin's Sid or the operator's name (docs/security.md) — from
+/// the client's address (the connection's peer; behind a proxy, the proxy's).
 impl FromRequestParts<AppState> for Origin {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Origin, std::convert::Infallible> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Origin, ApiError> {
+        let caller = super::auth::caller(parts, state).await?;
         let remote_addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(peer)| peer.ip().to_string());
         Ok(Origin {
-            actor: state.settings.admin_sid.clone(),
+            actor: caller.actor(state),
             remote_addr,
         })
     }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::SuperAdmin;
+use super::auth::{Reader, Writer};
 use super::error::{ApiError, ErrorBody};
 use super::error::{
     DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
@@ -23,6 +23,7 @@ use super::extensions::{
 };
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format, json_response};
+use super::mask;
 use super::repr::{self, API_VERSION, ConfigurationJson, PageInfo, Paging, restcomm_list};
 use super::xml::{element, xml_close, xml_open, xml_response};
 use crate::sid::AccountSid;
@@ -94,7 +95,7 @@ struct RollbackForm {
 )]
 async fn list(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     format: Format,
     extension: Extension,
     query: AdminQuery,
@@ -107,7 +108,10 @@ async fn list(
         return Err(ApiError::parameters(problems));
     }
     let extension_sid = known_sid(&extension)?;
-    let history = state.store.history(account, page, page_size).await?;
+    let mut history = state.store.history(account, page, page_size).await?;
+    if caller.masks() {
+        history.revisions.iter_mut().for_each(mask::revision);
+    }
     let info = PageInfo {
         page,
         page_size,
@@ -159,7 +163,7 @@ async fn list(
 )]
 async fn one(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     format: Format,
     extension: Extension,
     Path((_, revision)): Path<(String, String)>,
@@ -171,11 +175,14 @@ async fn one(
     let number = revision.strip_suffix(".json").unwrap_or(&revision);
     let unknown = || ApiError::not_found(format!("no revision {number} of this configuration"));
     let number: i64 = number.parse().map_err(|_| unknown())?;
-    let revision = state
+    let mut revision = state
         .store
         .revision(account, number)
         .await?
         .ok_or_else(unknown)?;
+    if caller.masks() {
+        mask::revision(&mut revision);
+    }
     let body = RevisionJson::of(&revision, extension_sid)?;
     Ok(match format {
         Format::Json => json_response(StatusCode::OK, &body),
@@ -211,7 +218,7 @@ async fn one(
 )]
 async fn rollback_to(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _admin: Writer,
     format: Format,
     origin: Origin,
     condition: Condition,

@@ -370,7 +370,7 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     security(("engine" = []), ("admin" = []))
 )]
 async fn voice_get(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
     query: StrictQuery,
@@ -398,7 +398,18 @@ async fn voice_get(
     };
     let response = answer_voice(&state, account, &to, &headers, explain, view);
     observe(Kind::Voice, started);
-    response
+    masked(auth, response).await
+}
+
+/// A viewer's answer shows proxy passwords as `********` (docs/security.md).
+async fn masked(
+    auth: EngineOrAdmin,
+    response: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    match response {
+        Ok(answer) if auth.masks() => Ok(super::mask::answer(answer).await),
+        other => other,
+    }
 }
 
 /// The `header=Name:value` parameters of a GET, as `(name, value)` pairs.
@@ -459,7 +470,7 @@ const HEADER_P: &str = "header";
     security(("engine" = []), ("admin" = []))
 )]
 async fn voice_post(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     AccountPath(account): AccountPath,
     query: StrictQuery,
@@ -479,7 +490,7 @@ async fn voice_post(
     };
     let response = answer_voice(&state, account, body.to, &body.headers, explain, view);
     observe(Kind::Voice, started);
-    response
+    masked(auth, response).await
 }
 
 /// What the POST body must be, said in every error about its syntax.

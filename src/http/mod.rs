@@ -12,6 +12,7 @@ pub mod extract;
 pub mod format;
 pub mod history;
 pub mod lookup;
+pub mod mask;
 pub mod openapi;
 pub mod ops;
 pub mod outcomes;
@@ -45,7 +46,7 @@ use crate::cache::RoutingCache;
 use crate::config::Settings;
 use crate::store::Store;
 
-pub use auth::{EngineOrAdmin, SuperAdmin};
+pub use auth::{Caller, EngineOrAdmin, Reader, Writer};
 pub use error::ApiError;
 pub use format::Format;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub store: Store,
     pub cache: Arc<RoutingCache>,
     pub settings: Arc<Settings>,
+    /// Operators' logins (the super-admin is checked against `settings`).
+    pub operators: Arc<crate::operators::Authenticator>,
 }
 
 /// What the server serves: the lookups' fast path (`lookup::fast`) in front of `router`.
@@ -204,11 +207,10 @@ async fn fallback(
 ) -> ApiError {
     if format::is_admin_path(request.uri().path()) {
         let (mut parts, _) = request.into_parts();
-        if let Err(e) =
-            <SuperAdmin as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-                &mut parts, &state,
-            )
-            .await
+        if let Err(e) = <Reader as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+            &mut parts, &state,
+        )
+        .await
         {
             return e;
         }

@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,7 +59,8 @@ use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simul
 )]
 struct ApiDoc;
 
-/// `admin`: the super-admin's HTTP Basic credentials; `engine`: the engine token (bearer).
+/// `admin`: the super-admin's HTTP Basic credentials; `operator`: an operator's (docs/security.md);
+/// `engine`: the engine token (bearer).
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -72,6 +74,21 @@ impl Modify for SecuritySchemes {
                     .description(Some(
                         "MULTIPROVIDER_ADMIN_SID and MULTIPROVIDER_ADMIN_TOKEN; also accepted \
                          by the lookup API",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "An operator's NAME:password (multiprovider operator add): a viewer \
+                         reads (every proxy password shown as ********), looks up, explains and \
+                         simulates, and is answered 403 on writes; an editor may do everything \
+                         the super-admin may. Five failed logins for one name within 15 minutes \
+                         lock it out for the rest of them (429)",
                     ))
                     .build(),
             ),
@@ -106,11 +123,46 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
 }
 
+/// Wherever the super-admin's basic auth is accepted, an operator's is too (docs/security.md):
+/// each secured operation also names the `operator` scheme.
+fn operators_too(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.put,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if let Some(security) = operation.security.as_mut().filter(|s| !s.is_empty()) {
+                security.push(SecurityRequirement::new("operator", Vec::<String>::new()));
+                let locked = ResponseBuilder::new()
+                    .description(
+                        "An operator name locked out after five failed logins within 15 minutes",
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Error")))
+                            .build(),
+                    )
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), RefOr::T(locked));
+            }
+        }
+    }
+}
+
 /// The document, built once.
 pub fn document() -> &'static Bytes {
     static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let api = routes().into_openapi();
+        let mut api = routes().into_openapi();
+        operators_too(&mut api);
         let mut value = serde_json::to_value(&api).expect("the document serialises");
         exact(&mut value);
         Bytes::from(serde_json::to_vec(&value).expect("the document serialises"))

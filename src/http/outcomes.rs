@@ -99,13 +99,15 @@ struct Accepted {
     security(("engine" = []), ("admin" = []))
 )]
 async fn post_outcomes(
-    _auth: EngineOrAdmin,
+    auth: EngineOrAdmin,
     State(state): State<AppState>,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // No query parameters (docs/strictness.md): one name here would add one.
     only_parameters(uri.query(), &[])?;
+    // Reports change proxy health: not for viewers.
+    auth.writer()?;
     let reports = parse_reports(&body)?;
     let registry = state.cache.health();
     let now = now_micros();

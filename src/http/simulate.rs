@@ -17,11 +17,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::SuperAdmin;
+use super::auth::Reader;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
 use super::error::{PayloadTooLarge, Unauthorized};
 use super::extract::only_parameters;
 use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
+use super::mask;
 use crate::cache::Resolved;
 use crate::health::ProxyStates;
 use crate::routing::{
@@ -80,14 +81,14 @@ struct SmsSimulationSchema {
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = VoiceAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body, pointers into it), destination or body", body = ErrorBody),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
+        (status = 403, description = "The engine token: simulation is for the super-admin and operators", body = ErrorBody),
         (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_voice(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    Reader(caller): Reader,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -144,6 +145,9 @@ async fn simulate_voice(
         &pairs,
         Decider::Draft,
     );
+    if caller.masks() {
+        return Ok(mask::answer(json(body)).await);
+    }
     Ok(json(body))
 }
 
@@ -161,14 +165,14 @@ async fn simulate_voice(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = SmsAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body) or body", body = ErrorBody),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
+        (status = 403, description = "The engine token: simulation is for the super-admin and operators", body = ErrorBody),
         (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_sms(
     State(state): State<AppState>,
-    _admin: SuperAdmin,
+    _reader: Reader,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {

@@ -178,6 +178,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     }));
     health::init_metrics(&health);
     let state = AppState {
+        operators: Arc::new(crate::operators::Authenticator::new(store.clone())),
         store,
         cache: Arc::new(RoutingCache::with_health(health)),
         settings: Arc::new(settings),

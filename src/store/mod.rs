@@ -57,6 +57,7 @@ macro_rules! impl_db {
 
 mod diagnose;
 mod health;
+mod operators;
 mod plan;
 mod postgres;
 mod reads;
@@ -74,6 +75,7 @@ use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
 pub use health::HealthRow;
+pub use operators::OperatorRow;
 pub use writes::ImportLine;
 
 /// One stored configuration: the global one (`account_sid == None`) or an account's.

@@ -20,6 +20,7 @@ mod kamailio;
 mod log_secrets;
 mod lookup_api;
 mod openapi;
+mod operators;
 mod ops_details;
 mod postgres_tls;
 mod readme;

@@ -65,11 +65,20 @@ async fn the_document_is_valid_openapi_3_1() {
         json!({"type": "http", "scheme": "basic", "description": schemes["admin"]["description"]})
     );
     assert_eq!(schemes["engine"]["scheme"], "bearer");
+    // Operators: basic auth too, named apart, wherever the super-admin's is accepted.
+    assert_eq!(schemes["operator"]["scheme"], "basic");
     let voice = &doc["paths"]["/v1/accounts/{account_sid}/voice-route"]["get"];
-    assert_eq!(voice["security"], json!([{"engine": []}, {"admin": []}]));
+    assert_eq!(
+        voice["security"],
+        json!([{"engine": []}, {"admin": []}, {"operator": []}])
+    );
     let admin =
         &doc["paths"]["/restcomm/2012-04-24/ExtensionsConfiguration/{extension_id}"]["delete"];
-    assert_eq!(admin["security"], json!([{"admin": []}]));
+    assert_eq!(admin["security"], json!([{"admin": []}, {"operator": []}]));
+    assert_eq!(
+        admin["responses"]["429"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
     assert!(
         doc["paths"]["/health/ready"]["get"]
             .get("security")

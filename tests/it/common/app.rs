@@ -134,6 +134,7 @@ pub async fn spawn_unloaded(db_url: &str) -> (SocketAddr, tokio::task::JoinHandl
     let mut settings = test_settings(db_url);
     settings.engine_token = Some(ENGINE_TOKEN.into());
     let state = AppState {
+        operators: Arc::new(multiprovider::operators::Authenticator::new(store.clone())),
         store,
         cache: Arc::new(multiprovider::cache::RoutingCache::new()),
         settings: Arc::new(settings),
