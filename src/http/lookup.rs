@@ -18,8 +18,13 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AccountPath, StrictQuery};
 use super::{AppState, ops, percent};
 use crate::cache::Resolved;
-use crate::routing::{self, Decider, Destination, Health, LookupError, VoiceAnswer, printable};
+use crate::config::Clock;
+use crate::routing::{
+    self, Caller, CompiledRouting, Decider, Destination, Health, LookupError, LookupInput,
+    SelectionKey, printable,
+};
 use crate::sid::AccountSid;
+use jiff::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -76,30 +81,100 @@ fn observe(kind: Kind, started: Instant) {
     handles[kind as usize].record(started.elapsed().as_secs_f64());
 }
 
+/// The parameters a voice lookup knows (GET query; the POST body's members are the same
+/// less `header`, plus `headers`). Adding a lookup input starts here.
+pub const VOICE_PARAMETERS: [&str; 5] = ["to", "header", "from", "key", "explain"];
+
+/// The routing policy inputs of a voice lookup (docs/api.md): the caller and the key, as
+/// given (unchecked until `check_inputs`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Asked<'q> {
+    pub from: Option<&'q str>,
+    pub key: Option<&'q str>,
+}
+
+/// The checked inputs of a voice lookup: every problem of `to`, `from` and `key` at once.
+pub(super) fn check_inputs<'q>(
+    to: &'q str,
+    asked: Asked<'q>,
+) -> Result<(Destination<'q>, Option<Caller<'q>>), Vec<LookupError>> {
+    let dest = Destination::parse(to);
+    let caller = asked.from.map(Caller::parse).transpose();
+    let key = asked.key.map(routing::check_key).transpose();
+    match (dest, caller, key) {
+        (Ok(dest), Ok(caller), Ok(_)) => Ok((dest, caller)),
+        (dest, caller, key) => Err([dest.err(), caller.err(), key.err()]
+            .into_iter()
+            .flatten()
+            .collect()),
+    }
+}
+
+fn lookup_errors(errors: Vec<LookupError>) -> ApiError {
+    ApiError::parameters(
+        errors
+            .into_iter()
+            .map(|e| (e.parameter, e.message))
+            .collect(),
+    )
+}
+
+/// The input of one voice lookup through `routing`. The instant (`at`, else the server's
+/// clock) and, without a `key`, a random one are only taken when the configuration has a
+/// routing policy or the answer is explained: a plain lookup reads neither.
+pub(super) fn lookup_input<'a>(
+    clock: &Clock,
+    routing: Option<&CompiledRouting>,
+    input: LookupInput<'a>,
+    key: Option<&'a str>,
+    at: Option<Timestamp>,
+    explain: bool,
+) -> LookupInput<'a> {
+    if !explain && !routing.is_some_and(|r| r.has_policy()) {
+        return input;
+    }
+    input
+        .with_at(at.unwrap_or_else(|| clock.now()))
+        .with_key(match key {
+            Some(key) => SelectionKey::Given(key),
+            None => SelectionKey::Drawn(rand::random()),
+        })
+}
+
 fn answer_voice(
     state: &AppState,
     account: AccountSid,
     to: &str,
     headers: &[(&str, &str)],
+    asked: Asked<'_>,
     explain: bool,
 ) -> Result<Response, ApiError> {
-    let dest = Destination::parse(to).map_err(lookup_error)?;
+    let (dest, caller) = check_inputs(to, asked).map_err(lookup_errors)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
     ready(state)?;
     if explain {
         let mut sid_buf = [0; 34];
         let (resolved, decider) = state.cache.resolve_explained(&account);
         let sid = account.encode(&mut sid_buf);
+        let input = lookup_input(
+            &state.settings.clock,
+            resolved.routing.as_deref(),
+            LookupInput::new(&dest, headers).with_caller(caller),
+            asked.key,
+            None,
+            true,
+        );
         return Ok(json(explained_voice(
             Some(sid),
             &resolved,
             &|i| resolved.health.get(i),
-            &dest,
-            headers,
+            input,
             decider,
         )));
     }
-    Ok(json(plain_voice(state, account, &dest, headers)))
+    Ok(json(plain_voice(
+        state, account, &dest, headers, caller, asked.key,
+    )))
 }
 
 /// The voice answer without `explain`: what every engine asks, all day.
@@ -108,6 +183,8 @@ fn plain_voice(
     account: AccountSid,
     dest: &Destination<'_>,
     headers: &[(&str, &str)],
+    caller: Option<Caller<'_>>,
+    key: Option<&str>,
 ) -> Vec<u8> {
     let mut sid_buf = [0; 34];
     let Resolved {
@@ -117,14 +194,25 @@ fn plain_voice(
         health,
     } = state.cache.resolve(&account);
     let sid = account.encode(&mut sid_buf);
-    match &routing {
-        Some(r) => {
-            // SPEC §11: each proxy's health is one atomic read.
-            let answer = r.resolve_voice_with_health(dest, headers, |i| health.get(i));
-            routing::voice_response_json(Some(sid), source, revision, &answer)
-        }
-        None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
-    }
+    let routing = routing.as_deref();
+    let input = lookup_input(
+        &state.settings.clock,
+        routing,
+        LookupInput::new(dest, headers).with_caller(caller),
+        key,
+        None,
+        false,
+    );
+    // SPEC §11: each proxy's health is one atomic read.
+    routing::voice_answer(
+        Some(sid),
+        source,
+        revision,
+        routing,
+        input,
+        |i| health.get(i),
+        None,
+    )
 }
 
 /// The lookups engines send all day — a GET with the engine token, well-formed, nothing to
@@ -172,23 +260,31 @@ pub(super) fn fast(
 
 /// `voice_get` for a query the fast path takes: `to` once, `header`s, nothing to explain.
 fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
-    let mut to = None;
+    let (mut to, mut from, mut key) = (None, None, None);
     let mut raw_headers = Vec::new();
     for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
             "to" if to.is_none() => to = Some(percent::strict_component(value)?),
+            "from" if from.is_none() => from = Some(percent::strict_component(value)?),
+            "key" if key.is_none() => key = Some(percent::strict_component(value)?),
             "header" => raw_headers.push(percent::strict_component(value)?),
-            // A second `to`, `explain`, or a name that may decode to one of these.
-            "to" | "explain" => return None,
-            _ if key.contains('%') => return None,
+            // A second `to`, `from` or `key`, `explain`, or a name that may decode to one.
+            "to" | "from" | "key" | "explain" => return None,
+            _ if name.contains('%') => return None,
             _ => {}
         }
     }
     let to = to?;
     let headers = header_parameters(&raw_headers).ok()?;
-    let dest = Destination::parse(&to).ok()?;
-    Some(plain_voice(state, account, &dest, &headers))
+    let asked = Asked {
+        from: from.as_deref(),
+        key: key.as_deref(),
+    };
+    let (dest, caller) = check_inputs(&to, asked).ok()?;
+    Some(plain_voice(
+        state, account, &dest, &headers, caller, asked.key,
+    ))
 }
 
 /// `sms_get` for a query without `explain`.
@@ -201,27 +297,25 @@ fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8
     Some(sms_answer(Some(sid), &state.cache.resolve(&account), None))
 }
 
-/// A voice answer with its `explain` (SPEC §9): what `resolved` routes for `dest`, each proxy's
-/// health by index from `health`, and why. Off the hot path: a lookup asked to explain, and
-/// every simulation.
+/// A voice answer with its `explain` (SPEC §9): what `resolved` routes for `input`, each
+/// proxy's health by index from `health`, and why. Off the hot path: a lookup asked to
+/// explain, and every simulation.
 pub(super) fn explained_voice(
     account_sid: Option<&str>,
     resolved: &Resolved,
     health: &dyn Fn(usize) -> Health,
-    dest: &Destination<'_>,
-    headers: &[(&str, &str)],
+    input: LookupInput<'_>,
     decider: Decider,
 ) -> Vec<u8> {
-    let routing = resolved.routing.as_deref();
-    let answer = match routing {
-        Some(r) => r.resolve_voice_with_health(dest, headers, health),
-        None => VoiceAnswer::none(),
-    };
-    let body =
-        routing::voice_response_json(account_sid, resolved.source, resolved.revision, &answer);
-    routing::with_explain(body, |out| {
-        routing::write_voice_explain(out, decider, routing, dest, &answer, health)
-    })
+    routing::voice_answer(
+        account_sid,
+        resolved.source,
+        resolved.revision,
+        resolved.routing.as_deref(),
+        input,
+        health,
+        Some(decider),
+    )
 }
 
 /// An SMS answer, with its `explain` when `decider` is given (SPEC §9).
@@ -290,7 +384,12 @@ async fn voice_get(
     let raw_headers = query.all("header")?;
     let headers = header_parameters(&raw_headers)?;
     let explain = explain_flag(&query)?;
-    let response = answer_voice(&state, account, &to, &headers, explain);
+    let (from, key) = (query.one("from")?, query.one("key")?);
+    let asked = Asked {
+        from: from.as_deref(),
+        key: key.as_deref(),
+    };
+    let response = answer_voice(&state, account, &to, &headers, asked, explain);
     observe(Kind::Voice, started);
     response
 }
@@ -363,7 +462,7 @@ async fn voice_post(
     let explain = explain_flag(&query)?;
     let value = json_body(&body)?;
     let body = voice_query(&value)?;
-    let response = answer_voice(&state, account, body.to, &body.headers, explain);
+    let response = answer_voice(&state, account, body.to, &body.headers, body.asked, explain);
     observe(Kind::Voice, started);
     response
 }
@@ -387,6 +486,7 @@ fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 struct VoiceQuery<'a> {
     to: &'a str,
     headers: Vec<(&'a str, &'a str)>,
+    asked: Asked<'a>,
 }
 
 /// Checks a POST body: a JSON object with a string `to` and an optional object `headers` of
@@ -400,12 +500,30 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
         )));
     };
     let mut problems = Vec::new();
-    for name in members.keys().filter(|n| *n != "to" && *n != "headers") {
+    for name in members
+        .keys()
+        .filter(|n| !["to", "headers", "from", "key"].contains(&n.as_str()))
+    {
         problems.push((
             printable(name),
-            "unknown member; expected `to` and optionally `headers`".to_owned(),
+            "unknown member; expected `to` and optionally `headers`, `from`, `key`".to_owned(),
         ));
     }
+    let mut optional_string = |name: &str| match members.get(name) {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            problems.push((
+                name.to_owned(),
+                format!("must be a string, not {}", json_kind(other)),
+            ));
+            None
+        }
+    };
+    let asked = Asked {
+        from: optional_string("from"),
+        key: optional_string("key"),
+    };
     let to = match members.get("to") {
         Some(Value::String(to)) => to.as_str(),
         Some(other) => {
@@ -448,7 +566,7 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
         )),
     }
     if problems.is_empty() {
-        Ok(VoiceQuery { to, headers })
+        Ok(VoiceQuery { to, headers, asked })
     } else {
         Err(ApiError::parameters(problems))
     }

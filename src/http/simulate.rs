@@ -19,12 +19,17 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
-use super::lookup::{SmsAnswerSchema, VoiceAnswerSchema, explained_voice, json, sms_answer};
+use super::lookup::{
+    Asked, SmsAnswerSchema, VoiceAnswerSchema, check_inputs, explained_voice, json, lookup_input,
+    sms_answer,
+};
 use crate::cache::Resolved;
 use crate::health::ProxyStates;
 use crate::routing::{
-    self, CompiledRouting, Decider, Destination, Health, LookupError, Source, printable,
+    self, Caller, CompiledRouting, Decider, Destination, Health, LookupError, LookupInput,
+    SelectionKey, Source, printable,
 };
+use jiff::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,26 +88,39 @@ async fn simulate_voice(
     _admin: SuperAdmin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let members = body_members(&body, &["configuration", "to", "headers"])?;
+    let members = body_members(
+        &body,
+        &[
+            "configuration",
+            "to",
+            "headers",
+            "from",
+            "key",
+            "at",
+            "samples",
+        ],
+    )?;
     let mut problems: Vec<ErrorEntry> = Vec::new();
     let compiled = configuration(&state, &members, &mut problems);
-    let to = match members
-        .get("to")
+    let mut string = |name: &str, what: &str, required: bool| match members
+        .get(name)
         .map(|raw| serde_json::from_str::<String>(raw.get()))
     {
-        Some(Ok(to)) => Some(to),
+        Some(Ok(value)) => Some(value),
         Some(Err(_)) => {
-            problems.push(parameter(
-                "to",
-                "must be a string: the call's destination".into(),
-            ));
+            problems.push(parameter(name, format!("must be a string: {what}")));
             None
         }
-        None => {
-            problems.push(parameter("to", "required: the call's destination".into()));
+        None if required => {
+            problems.push(parameter(name, format!("required: {what}")));
             None
         }
+        None => None,
     };
+    let to = string("to", "the call's destination", true);
+    let from = string("from", "the caller", false);
+    let key = string("key", "the selection key", false);
+    let at_text = string("at", "the instant, RFC 3339", false);
     let headers: BTreeMap<String, String> = match members.get("headers") {
         None => BTreeMap::new(),
         Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|_| {
@@ -113,29 +131,159 @@ async fn simulate_voice(
             BTreeMap::new()
         }),
     };
+    let at = at_text
+        .as_deref()
+        .and_then(|at| match routing::parse_at(at) {
+            Ok(at) => Some(at),
+            Err(e) => {
+                problems.push(parameter("at", e));
+                None
+            }
+        });
+    let samples =
+        members
+            .get("samples")
+            .and_then(|raw| match serde_json::from_str::<u32>(raw.get()) {
+                Ok(n) if (1..=MAX_SAMPLES).contains(&n) => Some(n),
+                _ => {
+                    problems.push(parameter(
+                        "samples",
+                        format!("must be an integer from 1 to {MAX_SAMPLES}"),
+                    ));
+                    None
+                }
+            });
     let pairs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let dest = to.as_deref().and_then(|to| {
-        Destination::parse(to)
-            .and_then(|dest| routing::check_supplied_headers(&pairs).map(|()| dest))
-            .map_err(|e: LookupError| problems.push(parameter(&e.parameter, e.message)))
+    let asked = Asked {
+        from: from.as_deref(),
+        key: key.as_deref(),
+    };
+    let inputs = to.as_deref().and_then(|to| {
+        let checked = check_inputs(to, asked).and_then(|(dest, caller)| {
+            routing::check_supplied_headers(&pairs)
+                .map(|()| (dest, caller))
+                .map_err(|e| vec![e])
+        });
+        checked
+            .map_err(|errors: Vec<LookupError>| {
+                problems.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| parameter(&e.parameter, e.message)),
+                )
+            })
             .ok()
     });
-    let (Some(compiled), Some(dest), true) = (compiled, dest, problems.is_empty()) else {
+    let (Some(compiled), Some((dest, caller)), true) = (compiled, inputs, problems.is_empty())
+    else {
         return Err(invalid(problems));
     };
     let health = live_health(&state, &compiled);
-    let body = explained_voice(
+    let at = at.unwrap_or_else(|| state.settings.clock.now());
+    let input = lookup_input(
+        &state.settings.clock,
+        Some(&compiled),
+        LookupInput::new(&dest, &pairs).with_caller(caller),
+        asked.key,
+        Some(at),
+        true,
+    );
+    let health_of = |i: usize| health.get(i).copied().unwrap_or_default();
+    let mut body = explained_voice(
         None,
         &draft(compiled.clone()),
-        &|i| health.get(i).copied().unwrap_or_default(),
-        &dest,
-        &pairs,
+        &health_of,
+        input,
         Decider::Draft,
     );
+    if let Some(samples) = samples {
+        let order: Vec<usize> = {
+            let answer = compiled.resolve(input, health_of);
+            answer
+                .route
+                .iter()
+                .chain(&answer.fallbacks)
+                .map(|r| r.proxy.index())
+                .collect()
+        };
+        let (to, headers, from) = (to.unwrap_or_default(), headers.clone(), from.clone());
+        let routes = tokio::task::spawn_blocking(move || {
+            split(
+                &compiled,
+                &to,
+                &headers,
+                from.as_deref(),
+                at,
+                &health,
+                samples,
+            )
+        })
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the simulation failed"))?;
+        body = with_split(body, &order, &routes, samples);
+    }
     Ok(json(body))
+}
+
+/// The most `samples` a simulation takes.
+pub const MAX_SAMPLES: u32 = 100_000;
+
+/// How many of `samples` random keys each proxy routes (by index), all else as asked.
+fn split(
+    compiled: &CompiledRouting,
+    to: &str,
+    headers: &BTreeMap<String, String>,
+    from: Option<&str>,
+    at: Timestamp,
+    health: &[Health],
+    samples: u32,
+) -> Vec<u32> {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut routes = vec![0u32; compiled.proxies().count()];
+    let (Ok(dest), caller) = (
+        Destination::parse(to),
+        from.and_then(|f| Caller::parse(f).ok()),
+    ) else {
+        return routes;
+    };
+    let health = |i: usize| health.get(i).copied().unwrap_or_default();
+    for _ in 0..samples {
+        let input = LookupInput::new(&dest, &pairs)
+            .with_caller(caller)
+            .with_at(at)
+            .with_key(SelectionKey::Drawn(rand::random()));
+        if let Some(route) = compiled.resolve(input, health).route {
+            routes[route.proxy.index()] += 1;
+        }
+    }
+    routes
+}
+
+/// Appends `"split": [{"proxy_index", "routes", "share"}]` to a finished answer: one entry
+/// per matching proxy, in answer order.
+fn with_split(mut body: Vec<u8>, order: &[usize], routes: &[u32], samples: u32) -> Vec<u8> {
+    let split: Vec<serde_json::Value> = order
+        .iter()
+        .map(|&i| {
+            let n = routes.get(i).copied().unwrap_or(0);
+            serde_json::json!({
+                "proxy_index": i,
+                "routes": n,
+                "share": f64::from(n) / f64::from(samples),
+            })
+        })
+        .collect();
+    body.pop();
+    body.extend_from_slice(b",\"split\":");
+    body.extend_from_slice(serde_json::Value::Array(split).to_string().as_bytes());
+    body.push(b'}');
+    body
 }
 
 /// `POST /v1/simulate/sms-route`.

@@ -474,7 +474,7 @@ proptest! {
         let body = voice_response_json(None, Source::Account, Some(1), &answer);
         let decider = Decider::Account { revision: 1, enabled: true };
         let body = with_explain(body, |out| {
-            write_voice_explain(out, decider, Some(&compiled), &dest, &answer, &health)
+            write_voice_explain(out, decider, Some(&compiled), &multiprovider::routing::LookupInput::new(&dest, &[]), &answer, &health)
         });
         let v: Value = serde_json::from_slice(&body).unwrap();
         let target = dest.target();
