@@ -565,6 +565,18 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
             ),
         )),
     }
+    if !problems.is_empty() {
+        // With the other problems, those of the values too: every problem at once.
+        let to = Some(to).filter(|_| matches!(members.get("to"), Some(Value::String(_))));
+        let checks = [
+            to.map(|to| Destination::parse(to).err()),
+            asked.from.map(|from| Caller::parse(from).err()),
+            asked.key.map(|key| routing::check_key(key).err()),
+        ];
+        for e in checks.into_iter().flatten().flatten() {
+            problems.push((e.parameter, e.message));
+        }
+    }
     if problems.is_empty() {
         Ok(VoiceQuery { to, headers, asked })
     } else {
@@ -647,6 +659,15 @@ struct VoiceParams {
     /// as `%26`); repeatable, each name once, at most 64.
     #[param(explode, style = Form)]
     header: Option<Vec<String>>,
+    /// The caller, for proxies with a `caller` rule (docs/routing.md): a `sip:`/`sips:` URI
+    /// (its user part), a `tel:` URI (its number) or a number or name with the rules of
+    /// `to`. Without it, no proxy that has a `caller` matches.
+    from: Option<String>,
+    /// The selection key for weighted proxies, normally the call's Call-ID: 1 to 256
+    /// characters from `!` to `~`. The same key gets the same order on every instance;
+    /// without one, each lookup draws a random key.
+    #[param(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    key: Option<String>,
 }
 
 /// The body of `POST …/voice-route`.
@@ -660,6 +681,14 @@ pub(super) struct VoiceQuerySchema {
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+    /// The caller (docs/routing.md): a `sip:`/`sips:` URI, a `tel:` URI or a number. Optional.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    /// The selection key, normally the Call-ID: 1 to 256 characters from `!` to `~`.
+    /// Optional: without it, a random one is drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    key: Option<String>,
 }
 
 /// Which configuration decided.
@@ -694,6 +723,15 @@ pub(super) struct VoiceExplainSchema {
     target: String,
     #[schema(pattern = "^(sip|tel|number)$")]
     target_kind: String,
+    /// The caller target (`from`'s user part or number); `null` without `from`.
+    #[schema(required = true)]
+    caller: Option<String>,
+    /// The selection key given; `null` when none was (then one was drawn at random).
+    #[schema(required = true)]
+    key: Option<String>,
+    /// The instant schedules were read at: RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    at: String,
     /// The deciding configuration.
     #[schema(pattern = "^(account|global|none|draft)$")]
     configuration: String,
@@ -727,6 +765,55 @@ struct CandidateSchema {
     chosen: Option<String>,
     #[schema(pattern = "^(up|down|probing)$")]
     health: String,
+    /// Its `priority` (0 when not configured).
+    #[schema(minimum = 0, maximum = 1000)]
+    priority: u16,
+    /// Its `weight`; `null` when not configured.
+    #[schema(required = true, minimum = 0, maximum = 10000)]
+    weight: Option<u16>,
+    /// Its weighted rendezvous score for the key (`-ln(u) / weight`, lowest first); `null`
+    /// when it did not match, has no weight or is standby.
+    #[schema(required = true, exclusive_minimum = 0)]
+    score: Option<f64>,
+    /// Its weight over the sum of the weights of the matching proxies of its priority; `0`
+    /// for standby; `null` without weights or when it did not match.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    share: Option<f64>,
+    /// Each condition: `null` where the proxy has none; `matched` is their conjunction.
+    conditions: ConditionsSchema,
+}
+
+/// How one proxy fared against its conditions.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Conditions)]
+#[allow(dead_code)]
+struct ConditionsSchema {
+    /// Its `match` covers the whole target.
+    #[serde(rename = "match")]
+    matched: bool,
+    /// Its `caller` covers the whole caller; `null` without `caller`.
+    #[schema(required = true)]
+    caller: Option<bool>,
+    /// The instant falls in one of its `schedule` windows; `null` without `schedule`.
+    #[schema(required = true)]
+    schedule: Option<bool>,
+}
+
+/// One proxy's part of a simulation's random keys.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SplitEntry)]
+#[allow(dead_code)]
+struct SplitSchema {
+    #[schema(minimum = 0, maximum = 99)]
+    proxy_index: u32,
+    /// How many of the samples it was the route of.
+    #[schema(minimum = 0)]
+    routes: u32,
+    /// `routes / samples`, observed.
+    #[schema(minimum = 0, maximum = 1)]
+    share: f64,
 }
 
 /// Why an SMS answer is what it is (SPEC §9).
@@ -765,6 +852,9 @@ pub(super) struct VoiceAnswerSchema {
     /// With `explain=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<VoiceExplainSchema>,
+    /// A simulation with `samples` only: one entry per matching proxy in answer order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<Vec<SplitSchema>>,
 }
 
 /// The route through one proxy.

@@ -51,6 +51,21 @@ struct VoiceSimulationSchema {
     /// Headers the engine is about to send: name → current value. Optional.
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// The caller, as a lookup's `from`. Optional.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    /// The selection key, as a lookup's `key`. Optional: without it, one is drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    key: Option<String>,
+    /// The instant schedules are read at, RFC 3339 (default: now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    at: Option<String>,
+    /// Also route this many random keys and answer their `split`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100000)]
+    samples: Option<u32>,
 }
 
 /// The body of `POST /v1/simulate/sms-route`.

@@ -19,6 +19,7 @@ mod log_secrets;
 mod lookup_api;
 mod openapi;
 mod ops_details;
+mod policy;
 mod postgres_tls;
 mod readme;
 mod reliability_auth;
