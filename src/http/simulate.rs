@@ -37,6 +37,135 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(simulate_sms))
 }
 
+/// A ConfigurationData document, as a JSON object or as its text.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = Draft)]
+#[allow(dead_code)]
+enum DraftSchema {
+    Document(ConfigurationDataSchema),
+    Text(String),
+}
+
+/// ConfigurationData (docs/routing.md): every member optional, no others.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ConfigurationData)]
+#[allow(dead_code)]
+struct ConfigurationDataSchema {
+    /// Exactly one object.
+    #[serde(rename = "outbound-voice", skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 1)]
+    outbound_voice: Option<Vec<VoiceSectionSchema>>,
+    /// Exactly one object.
+    #[serde(rename = "outbound-sms", skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 1)]
+    outbound_sms: Option<Vec<SmsSectionSchema>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceSection)]
+#[allow(dead_code)]
+struct VoiceSectionSchema {
+    /// 1 to 100 proxies.
+    #[schema(min_items = 1, max_items = 100)]
+    proxy: Vec<ProxyConfigSchema>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SmsSection)]
+#[allow(dead_code)]
+struct SmsSectionSchema {
+    /// 0 to 2147483647, a JSON integer or a string of decimal digits.
+    #[schema(value_type = Object)]
+    destination_network_id: serde_json::Value,
+}
+
+/// One proxy of `outbound-voice`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ProxyConfig)]
+#[allow(dead_code)]
+struct ProxyConfigSchema {
+    /// `[sip:|sips:]host[:port][;param[=value]]*`.
+    uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
+    password: Option<String>,
+    /// A regular expression covering the whole target, case-insensitive (default `.*`).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
+    pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
+    headers: Option<Vec<HeaderRuleSchema>>,
+    /// Lower goes first (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1000)]
+    priority: Option<u16>,
+    /// Within one priority all proxies have one or none does; 0: standby.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 10000)]
+    weight: Option<u16>,
+    /// A regular expression (the rules of `match`) covering the whole caller (`from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
+    caller: Option<String>,
+    /// When the proxy may be chosen, in local wall-clock time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleSchema>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = HeaderRule)]
+#[allow(dead_code)]
+struct HeaderRuleSchema {
+    #[serde(rename = "headerName")]
+    header_name: String,
+    key: String,
+    value: String,
+}
+
+/// A proxy's `schedule`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Schedule)]
+#[allow(dead_code)]
+struct ScheduleSchema {
+    /// An IANA time zone name (default `UTC`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    #[schema(min_items = 1, max_items = 20)]
+    windows: Vec<WindowSchema>,
+    /// Local dates on which no window starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 366, value_type = Option<Vec<String>>)]
+    except: Option<Vec<String>>,
+}
+
+/// `start` ≤ t < `end` on the `days`; `end` ≤ `start` runs past midnight (equal: 24 hours).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Window)]
+#[allow(dead_code)]
+struct WindowSchema {
+    /// A non-empty set of `mon` … `sun`.
+    #[schema(min_items = 1, max_items = 7)]
+    days: Vec<String>,
+    /// `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    start: String,
+    /// `HH:MM`, or `24:00`.
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+    end: String,
+}
+
 /// The body of `POST /v1/simulate/voice-route`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,8 +173,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 struct VoiceSimulationSchema {
     /// A ConfigurationData document (SPEC §4), as a JSON object or as a string.
-    #[schema(value_type = Object)]
-    configuration: serde_json::Value,
+    configuration: DraftSchema,
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
     to: String,
     /// Headers the engine is about to send: name → current value. Optional.
@@ -75,8 +203,7 @@ struct VoiceSimulationSchema {
 #[allow(dead_code)]
 struct SmsSimulationSchema {
     /// A ConfigurationData document (SPEC §4), as a JSON object or as a string.
-    #[schema(value_type = Object)]
-    configuration: serde_json::Value,
+    configuration: DraftSchema,
 }
 
 /// `POST /v1/simulate/voice-route`.

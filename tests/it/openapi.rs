@@ -84,6 +84,58 @@ async fn the_document_is_valid_openapi_3_1() {
             .get("security")
             .is_none()
     );
+    // The routing policy (docs/routing.md): the proxy members, the lookup inputs, the
+    // simulation's inputs and the explanation's fields are all described.
+    let schemas = &doc["components"]["schemas"];
+    for member in ["priority", "weight", "caller", "schedule"] {
+        assert!(
+            schemas["ProxyConfig"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["timezone", "windows", "except"] {
+        assert!(
+            schemas["Schedule"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    let names: Vec<&str> = voice["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"from") && names.contains(&"key"),
+        "{names:?}"
+    );
+    for member in ["from", "key"] {
+        assert!(
+            schemas["VoiceQuery"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["from", "key", "at", "samples"] {
+        assert!(
+            schemas["VoiceSimulation"]["properties"]
+                .get(member)
+                .is_some(),
+            "{member}"
+        );
+    }
+    for member in ["caller", "key", "at"] {
+        assert!(
+            schemas["VoiceExplain"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["priority", "weight", "score", "share", "conditions"] {
+        assert!(
+            schemas["Candidate"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    assert!(schemas["VoiceAnswer"]["properties"].get("split").is_some());
     // operationIds are unique.
     let mut ids = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
