@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::matcher::MatchSet;
 use super::model::{ProxyModel, VoiceModel};
 use super::output::{clean_prefix_len, escape_into, push_decimal, write_json_str_with};
-use super::select::{PolicyTable, ProxyPolicy};
+use super::policy::{PolicyTable, ProxyPolicy};
 use super::sip;
 
 /// A range of a compiled configuration's arena.

@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::json::{Json, Path};
-use super::validate::Problems;
+use super::problems::Problems;
 
 pub const MAX_WINDOWS: usize = 20;
 pub const MAX_EXCEPT_DATES: usize = 366;

@@ -6,32 +6,13 @@
 //! Only configurations that use a policy member come here: the others keep the first-match
 //! path of `render`, unchanged and at its cost.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use xxhash_rust::xxh3::Xxh3Default;
 
 use super::compiled::CompiledVoice;
 use super::conditions::{LookupInput, SelectionKey};
-use super::matcher::{self, MatchSet};
-use super::schedule::Schedule;
-
-/// The policy members of every proxy of a configuration that uses any.
-#[derive(Debug)]
-pub(crate) struct PolicyTable {
-    pub(crate) proxies: Box<[ProxyPolicy]>,
-    /// The `caller` expressions, as one set (`ProxyPolicy::caller` indexes it).
-    pub(crate) callers: Option<Arc<MatchSet>>,
-}
-
-#[derive(Debug)]
-pub(crate) struct ProxyPolicy {
-    pub(crate) priority: u16,
-    pub(crate) weight: Option<u16>,
-    /// Index of this proxy's expression in `PolicyTable::callers`.
-    pub(crate) caller: Option<u32>,
-    pub(crate) schedule: Option<Schedule>,
-}
+use super::matcher;
+use super::policy::PolicyTable;
 
 /// How one proxy fared against the conditions: `None` where it has no such condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

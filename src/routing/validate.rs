@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::matcher::MatchSet;
 use super::problem::Problem;
+use super::problems::Problems;
 
 use super::json::{self, Json, Path};
 use super::matcher::{self, RegexInterner};
@@ -21,92 +22,6 @@ const _: () = assert!(MAX_HEADERS <= super::sip::MAX_SETTINGS);
 pub const MAX_CREDENTIAL_BYTES: usize = 256;
 pub const MAX_MATCH_BYTES: usize = 1024;
 pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
-
-#[derive(Default)]
-pub(crate) struct Problems(Vec<Problem>);
-
-impl Problems {
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn add(&mut self, pointer: Path<'_>, message: impl Into<String>) {
-        self.0.push(Problem {
-            pointer: pointer.pointer(),
-            message: message.into(),
-        });
-    }
-
-    pub(crate) fn wrong_type(&mut self, pointer: Path<'_>, found: &Json, expected: &str) {
-        self.add(
-            pointer,
-            format!("invalid type: {}, expected {expected}", found.describe()),
-        );
-    }
-
-    /// The members of object `v` named in `allowed` (in that order); reports unknown members,
-    /// then missing required ones. `None` when `v` is not an object.
-    pub(crate) fn members<'a, 'j, const N: usize>(
-        &mut self,
-        v: &'a Json<'j>,
-        pointer: Path<'_>,
-        allowed: [&str; N],
-        required: &[&str],
-    ) -> Option<[Option<&'a Json<'j>>; N]> {
-        let Json::Obj(members) = v else {
-            self.wrong_type(pointer, v, "an object");
-            return None;
-        };
-        let mut found = [None; N];
-        for (key, value) in members {
-            match allowed.iter().position(|a| a == key) {
-                Some(i) => found[i] = Some(value),
-                None => self.add(pointer.member(key), format!("unknown field `{key}`")),
-            }
-        }
-        for name in required {
-            let i = allowed
-                .iter()
-                .position(|a| a == name)
-                .expect("required ⊆ allowed");
-            if found[i].is_none() {
-                self.add(pointer, format!("missing field `{name}`"));
-            }
-        }
-        Some(found)
-    }
-
-    pub(crate) fn string<'a>(&mut self, v: &'a Json<'_>, pointer: Path<'_>) -> Option<&'a str> {
-        match v {
-            Json::Str(s) => Some(s),
-            other => {
-                self.wrong_type(pointer, other, "a string");
-                None
-            }
-        }
-    }
-
-    /// An array of exactly one element: Restcomm's shape for both sections.
-    fn single<'a, 'j>(&mut self, v: &'a Json<'j>, pointer: Path<'_>) -> Option<&'a Json<'j>> {
-        match v {
-            Json::Arr(items) if items.len() == 1 => Some(&items[0]),
-            Json::Arr(items) => {
-                self.add(
-                    pointer,
-                    format!(
-                        "invalid length {}, expected an array of exactly one object",
-                        items.len()
-                    ),
-                );
-                None
-            }
-            other => {
-                self.wrong_type(pointer, other, "an array of exactly one object");
-                None
-            }
-        }
-    }
-}
 
 /// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of SPEC §4
 /// and §12. A stored row was valid input when it was written: rules that only exist to catch
@@ -134,11 +49,11 @@ pub(crate) fn validate_with(
         }]);
     }
     let (doc, duplicates) = json::parse(text).map_err(|p| vec![p])?;
-    let mut problems = Problems(duplicates);
+    let mut problems = Problems::from(duplicates);
     let model = check_document(&doc, &mut problems, interner, rules);
     match model {
-        Some(model) if problems.0.is_empty() => Ok(model),
-        _ => Err(problems.0),
+        Some(model) if problems.len() == 0 => Ok(model),
+        _ => Err(problems.into_vec()),
     }
 }
 
@@ -231,14 +146,14 @@ fn check_voice(
             return None;
         }
     };
-    let before = problems.0.len();
+    let before = problems.len();
     let checked: Vec<Checked> = items
         .iter()
         .enumerate()
         .map(|(i, p)| check_proxy(p, list_pointer.index(i), problems, rules))
         .collect();
     check_weights(&checked, list_pointer, problems);
-    let all_fine = problems.0.len() == before && checked.iter().all(|c| c.model.is_some());
+    let all_fine = problems.len() == before && checked.iter().all(|c| c.model.is_some());
     let patterns: Vec<&str> = checked
         .iter()
         .map(|c| c.pattern.as_deref().unwrap_or(".*"))
@@ -268,7 +183,7 @@ fn check_voice(
             }
         }
     }
-    if problems.0.len() != before || !all_fine {
+    if problems.len() != before || !all_fine {
         return None;
     }
     let set = build_set(
@@ -311,7 +226,7 @@ fn build_set(
         Ok(set) => return Some(set),
         Err(e) => e,
     };
-    let before = problems.0.len();
+    let before = problems.len();
     for (i, c) in checked.iter().enumerate() {
         let pattern = if member == "match" {
             &c.pattern
@@ -324,7 +239,7 @@ fn build_set(
             problems.add(list_pointer.index(i).member(member), e);
         }
     }
-    if problems.0.len() == before {
+    if problems.len() == before {
         problems.add(list_pointer, e);
     }
     None
