@@ -208,7 +208,7 @@ for round in $(seq "$ROUNDS"); do
 done
 kill "$NGINX_PID" 2>/dev/null || true
 
-# Proxy health (SPEC §11) on the largest size: voice lookups alone, then while outcome
+# Proxy health (docs/operations.md) on the largest size: voice lookups alone, then while outcome
 # reports arrive at ~5,000/s (a second wrk: in batches of 50, then one report per request),
 # alternately, HEALTH_ROUNDS rounds (default 3). The seeded accounts name 1,000 distinct
 # proxies.

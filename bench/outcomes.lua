@@ -1,4 +1,4 @@
--- Outcome reports (SPEC §11) for the proxies of the seeded accounts (`multiprovider seed`:
+-- Outcome reports (docs/operations.md) for the proxies of the seeded accounts (`multiprovider seed`:
 -- gw0…gw9 of carrier0…carrier99, 1,000 proxies), BATCH reports per request, each connection
 -- pausing DELAY_MS between requests so that the rate is fixed (about connections × 1000 /
 -- DELAY_MS requests a second). One carrier's first gateway in ten always fails (ten proxies

@@ -1,8 +1,8 @@
-//! Resolution cost (SPEC §5–§6): the lookup API answers every call from this path.
+//! Resolution cost (docs/routing.md, docs/api.md): the lookup API answers every call from this path.
 //!
 //! The worst case for proxy selection is a configuration where only the last proxy matches:
 //! 100 proxies (the maximum) against 10, resolving only and resolving plus the JSON answer.
-//! The `health` group measures what proxy health (SPEC §11) adds to a lookup.
+//! The `health` group measures what proxy health (docs/operations.md) adds to a lookup.
 
 use std::hint::black_box;
 
@@ -99,7 +99,7 @@ fn validation(c: &mut Criterion) {
 }
 
 /// Ten proxies of which the last three match (a route and two fallbacks), read with their
-/// health the way the lookup API does (one atomic load per matching proxy, SPEC §11).
+/// health the way the lookup API does (one atomic load per matching proxy, docs/operations.md).
 fn health(c: &mut Criterion) {
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -147,7 +147,7 @@ fn health(c: &mut Criterion) {
     group.finish();
 }
 
-/// What `explain=true` (SPEC §9) costs on top of the answer: the answer alone is untouched
+/// What `explain=true` (docs/api.md) costs on top of the answer: the answer alone is untouched
 /// (its writer is not even called with an option), and the explained one adds the candidates.
 fn explain(c: &mut Criterion) {
     let routing = compiled(10);
@@ -195,7 +195,7 @@ criterion_group!(benches, resolution, validation, health, explain);
 /// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
 /// Cases: `resolve100`, `json100`, `resolve10`, `json10`; `health100` and `health10` are
 /// `json100` and `json10` with each proxy's health read from an atomic cell, as the lookup
-/// API does (SPEC §11); `explain10` is `health10` with its `explain` (SPEC §9).
+/// API does (docs/operations.md); `explain10` is `health10` with its `explain` (docs/api.md).
 fn count_mode(spec: &str) {
     use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -29,11 +29,11 @@ struct Entry {
     applied: u64,
     enabled: bool,
     routing: Arc<CompiledRouting>,
-    /// The health cells of the configuration's proxies (SPEC §11), held while it is cached.
+    /// The health cells of the configuration's proxies (docs/operations.md), held while it is cached.
     health: ProxyStates,
 }
 
-/// What a lookup resolved to: which configuration decides, its revision (SPEC §8: `null`
+/// What a lookup resolved to: which configuration decides, its revision (docs/api.md: `null`
 /// when nothing decides), its compiled routing, and the health of its proxies (by proxy
 /// index; atomic reads, no lock).
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct RoutingCache {
     interner: RegexInterner,
     loaded: AtomicBool,
     applies: AtomicU64,
-    /// Every cached configuration registers its proxies here (SPEC §11).
+    /// Every cached configuration registers its proxies here (docs/operations.md).
     health: Arc<HealthRegistry>,
 }
 
@@ -109,7 +109,7 @@ impl RoutingCache {
         self.accounts.is_empty()
     }
 
-    /// The SPEC §1 decision: global switch, then the account's own configuration, then the
+    /// The decision of docs/routing.md: global switch, then the account's own configuration, then the
     /// global one when it is enabled and not `{}`.
     pub fn resolve(&self, account: &AccountSid) -> Resolved {
         let global = self.global.load();
@@ -141,7 +141,7 @@ impl RoutingCache {
         }
     }
 
-    /// `resolve`, and which configuration decided as `explain` tells it (SPEC §9): from the
+    /// `resolve`, and which configuration decided as `explain` tells it (docs/api.md): from the
     /// same reads, so that the two cannot disagree. Off the hot path.
     pub fn resolve_explained(&self, account: &AccountSid) -> (Resolved, Decider) {
         let global = self.global.load();

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `validate`, `resolve` (SPEC §7).
+//! The command line: `serve` (default), `migrate`, `validate`, `resolve` (docs/operations.md).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -173,7 +173,7 @@ fn read_config(path: Option<&str>) -> Result<String, ExitCode> {
     })
 }
 
-/// The SPEC §3 error body for an invalid ConfigurationData, as the API answers it.
+/// The error body of docs/api.md for an invalid ConfigurationData, as the API answers it.
 fn problems_body(problems: &[routing::Problem]) -> serde_json::Value {
     crate::http::ApiError::configuration(problems.to_vec()).json_body()
 }
@@ -208,7 +208,7 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         }
     };
     if args.sms {
-        // Offline: no stored configuration, so no revision (SPEC §8).
+        // Offline: no stored configuration, so no revision (docs/api.md).
         let answer = routing::sms_response_json(None, Source::Account, None, compiled.sms_tlvs());
         print_json(&match args.explain {
             true => routing::with_explain(answer, |out| {

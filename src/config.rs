@@ -1,6 +1,6 @@
-//! Settings from the environment and `serve` flags (SPEC §2).
+//! Settings from the environment and `serve` flags (docs/operations.md).
 //!
-//! Every variable of SPEC §2 is also a flag; a flag wins over its variable. An empty variable
+//! Every setting (docs/operations.md) is also a flag; a flag wins over its variable. An empty variable
 //! (`MULTIPROVIDER_ENGINE_TOKEN=` in a compose file) counts as unset, as shells and compose
 //! files use it that way. Secrets are never printed: clap hides their environment values in
 //! `--help`, and `Debug` of `ServeArgs` and `Settings` redacts them.
@@ -69,7 +69,7 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub tls_key: Option<String>,
-    /// Consecutive failures or timeouts that take a proxy down (SPEC §11).
+    /// Consecutive failures or timeouts that take a proxy down (docs/operations.md).
     #[arg(
         long,
         env = "MULTIPROVIDER_HEALTH_FAILURES",
@@ -78,7 +78,7 @@ pub struct ServeArgs {
         default_value = "5"
     )]
     pub health_failures: String,
-    /// Seconds a down proxy waits before probing (SPEC §11).
+    /// Seconds a down proxy waits before probing (docs/operations.md).
     #[arg(
         long,
         env = "MULTIPROVIDER_HEALTH_COOLDOWN",
@@ -222,9 +222,9 @@ pub struct Settings {
     pub secret_key: Option<KeyMaterial>,
     /// Revisions kept per configuration; `None`: all.
     pub history_limit: Option<u32>,
-    /// HTTPS (SPEC §12): the certificate and key files; `None`: plain HTTP.
+    /// HTTPS (docs/operations.md): the certificate and key files; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
-    /// Consecutive failures that take a proxy down (SPEC §11).
+    /// Consecutive failures that take a proxy down (docs/operations.md).
     pub health_failures: u32,
     /// How long a down proxy waits before probing.
     pub health_cooldown: Duration,
@@ -265,7 +265,7 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Defaults of SPEC §2 for `database_url`, with a freshly generated admin token and the
+    /// The documented defaults (docs/operations.md) for `database_url`, with a freshly generated admin token and the
     /// listen address `127.0.0.1:0` (tests and embedders change the fields they need).
     pub fn new(database_url: impl Into<String>) -> Settings {
         Settings {

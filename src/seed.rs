@@ -40,7 +40,7 @@ pub fn sample_account(i: usize) -> AccountSid {
 
 /// Sample accounts use the gateways of this many carriers (account `i` those of carrier
 /// `i % SAMPLE_CARRIERS`), ten each: 1,000 distinct proxies from 100 accounts on, as a
-/// platform with many carriers has (what proxy health tracks, SPEC §11).
+/// platform with many carriers has (what proxy health tracks, docs/operations.md).
 pub const SAMPLE_CARRIERS: usize = 100;
 
 /// Country codes of the sample proxies: proxy `j` takes `+{CODES[j]}…`, the last one the rest.

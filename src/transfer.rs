@@ -1,4 +1,4 @@
-//! `multiprovider export` and `import` (SPEC §10): every configuration as JSON Lines, one a
+//! `multiprovider export` and `import` (docs/operations.md): every configuration as JSON Lines, one a
 //! line, the global one first — a backup that restores all or nothing.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The breaker of one proxy (SPEC §11) as a pure state machine: every event takes the time
+//! The breaker of one proxy (docs/operations.md) as a pure state machine: every event takes the time
 //! (unix microseconds) as an argument, nothing here reads a clock, sleeps or does I/O.
 //!
 //! - `up` → `down` after `failures` consecutive failures or timeouts; a success resets the
@@ -260,7 +260,7 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever happens, in whatever order: the invariants of SPEC §11.
+        /// Whatever happens, in whatever order: the invariants of docs/operations.md.
         #[test]
         fn invariants(failures in 1u32..6, cooldown in 1i64..40, events in prop::collection::vec(event(), 0..200)) {
             let policy = Policy { failures, cooldown_micros: cooldown * S };

@@ -1,4 +1,4 @@
-//! Per-proxy health (SPEC §11): one breaker per proxy identity (lowercase host and port),
+//! Per-proxy health (docs/operations.md): one breaker per proxy identity (lowercase host and port),
 //! shared by every configuration that names the proxy.
 //!
 //! The lookup hot path never takes a lock here: each cached configuration holds a

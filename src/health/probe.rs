@@ -1,4 +1,4 @@
-//! Active probing (SPEC §11, off by default): every interval, a SIP `OPTIONS` over UDP to
+//! Active probing (docs/operations.md, off by default): every interval, a SIP `OPTIONS` over UDP to
 //! each distinct proxy that an enabled configuration names with `sip:` (never `sips:`); any
 //! SIP response is a success, none within 2 s a timeout. Results feed the same breakers as
 //! the engines' reports.
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::{HealthRegistry, Observation, now_micros};
 use crate::routing::ProxyKey;
 
-/// SPEC §11: no response within this is a timeout.
+/// docs/operations.md: no response within this is a timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often outstanding probes are checked for their timeout.
 const EXPIRY_CHECK: Duration = Duration::from_millis(100);

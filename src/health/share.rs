@@ -1,4 +1,4 @@
-//! Sharing transitions between instances on one PostgreSQL (SPEC §11): this instance's own
+//! Sharing transitions between instances on one PostgreSQL (docs/operations.md): this instance's own
 //! transitions are written to the store (which notifies the others), and a starting or
 //! reconnected instance takes the stored states.
 

@@ -1,4 +1,4 @@
-//! One error type for every failure the HTTP layer answers, in the SPEC §3 error body.
+//! One error type for every failure the HTTP layer answers, in the error body of docs/api.md.
 //!
 //! `ApiError::into_response` renders JSON and leaves the error in the response's extensions;
 //! the `render_errors` middleware then re-renders it as XML when the request negotiated XML,
@@ -18,7 +18,7 @@ use super::xml::{attribute, element, escape, xml_close, xml_open, xml_response};
 use crate::routing::Problem;
 use crate::store::StoreError;
 
-/// The largest request body accepted (SPEC §3: 413 above it).
+/// The largest request body accepted (docs/api.md: 413 above it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// One entry of `errors`: a problem in `ConfigurationData` at an RFC 6901 JSON pointer, or a
@@ -47,7 +47,7 @@ pub struct ApiError {
     pub errors: Vec<ErrorEntry>,
 }
 
-/// The error body of every error answer (SPEC §3), in JSON.
+/// The error body of every error answer (docs/api.md), in JSON.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Error)]
@@ -165,7 +165,7 @@ impl ApiError {
         ApiError::new(status, message)
     }
 
-    /// The SPEC §3 JSON error body (also printed by the CLI's `validate` and `resolve`).
+    /// The docs/api.md JSON error body (also printed by the CLI's `validate` and `resolve`).
     pub fn json_body(&self) -> serde_json::Value {
         serde_json::json!(self.json())
     }

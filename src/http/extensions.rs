@@ -1,11 +1,11 @@
-//! The admin resource `ExtensionsConfiguration` (SPEC §3), Restcomm compatible.
+//! The admin resource `ExtensionsConfiguration` (docs/api.md), Restcomm compatible.
 //!
-//! Every handler checks in the order SPEC §3 fixes: credentials (401/403, the `SuperAdmin`
+//! Every handler checks in the order docs/api.md fixes: credentials (401/403, the `SuperAdmin`
 //! extractor, before the body is read), body size (413), content type (415), the extension
 //! (404), then the parameters (400: every problem in one answer). The extractors of
 //! `extract` do the first four; this module validates what they hand over.
 //!
-//! Decisions where SPEC §3 is silent:
+//! Decisions written down in docs/api.md:
 //! - an unknown POST body parameter is a 400 (a typo such as `Enable=false` must not pass);
 //!   unknown query parameters are ignored, as they change nothing;
 //! - on either POST, `AccountSid` may also come in the query string; given in both places it
@@ -44,12 +44,12 @@ const ACCOUNT_P: &str = "AccountSid";
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
 
 /// Appended to the JSON syntax error of a `ConfigurationData` that came with unknown form
-/// parameters (SPEC §12).
+/// parameters (docs/operations.md).
 const SPLIT_FORM_HINT: &str = ". The form also had unknown parameters: an `&` sent unencoded \
      by `curl -d` splits ConfigurationData there (and a `+` arrives as a space); send it with \
      `curl --data-urlencode` (e.g. `--data-urlencode ConfigurationData@config.json`)";
 
-/// The routes of SPEC §3 under both prefixes and in both formats: each operation is annotated
+/// The routes of docs/api.md under both prefixes and in both formats: each operation is annotated
 /// once, for `/2012-04-24/….json`, and `variant` rewrites its path for the other three forms,
 /// so that the router and the OpenAPI document are built from the same paths.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -118,7 +118,7 @@ pub(super) fn variant(
     (schemas.clone(), rewritten, methods.clone())
 }
 
-/// The XML form answers `<RestcommResponse>` documents (SPEC §3), and JSON when asked with
+/// The XML form answers `<RestcommResponse>` documents (docs/api.md), and JSON when asked with
 /// `Accept: application/json`: every JSON answer of `operation` gains an XML twin.
 fn answer_xml_too(operation: &mut Operation) {
     let xml = ContentBuilder::new()
@@ -148,7 +148,7 @@ pub(super) async fn method_not_allowed(_admin: SuperAdmin) -> ApiError {
     ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
-/// The form of an admin POST (SPEC §3), `application/x-www-form-urlencoded`.
+/// The form of an admin POST (docs/api.md), `application/x-www-form-urlencoded`.
 #[derive(Serialize, ToSchema)]
 #[allow(non_snake_case, dead_code)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +161,7 @@ struct ConfigurationForm {
     #[schema(pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")]
     #[serde(default)]
     Enabled: String,
-    /// The ConfigurationData JSON document (SPEC §4); required when the configuration does not
+    /// The ConfigurationData JSON document (docs/routing.md); required when the configuration does not
     /// exist yet, absent: unchanged.
     #[schema(max_length = 65536)]
     #[serde(default)]
@@ -287,7 +287,7 @@ pub(super) fn log_write(written: &Written) {
     }
 }
 
-/// `If-Match` / `If-None-Match` (SPEC §10): write only at this revision, or only if absent.
+/// `If-Match` / `If-None-Match` (docs/api.md): write only at this revision, or only if absent.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
@@ -528,7 +528,7 @@ fn post_parameters(
             Ok(c) => compiled = Some(c),
             Err(config_problems) => {
                 configuration_invalid = true;
-                // SPEC §12: JSON cut short and stray parameters beside it is what an `&`
+                // docs/operations.md: JSON cut short and stray parameters beside it is what an `&`
                 // sent unencoded by `curl -d` does; say so where the JSON error is.
                 let split = unknown_in_body
                     && serde_json::from_str::<serde::de::IgnoredAny>(config).is_err();

@@ -1,5 +1,5 @@
 //! Typed extractors whose rejection is our `ApiError`, so that handlers receive checked
-//! values and every refusal leaves in the SPEC §3 error body.
+//! values and every refusal leaves in the error body of docs/api.md.
 //!
 //! Every parser here is linear in its input: names are counted in a hash map, never compared
 //! pair by pair (a 240 KB body of `a&a&a…` must cost milliseconds, not seconds).
@@ -28,7 +28,7 @@ pub const MAX_PAGE_SIZE: i64 = 1000;
 /// What an `AccountSid` must look like, wherever it is given.
 pub const ACCOUNT_SID_RULE: &str = "must be AC followed by 32 hexadecimal digits";
 
-/// Parses an `AccountSid` parameter (SPEC §3: either case, answered in lowercase).
+/// Parses an `AccountSid` parameter (docs/api.md: either case, answered in lowercase).
 pub fn account_sid(value: &str) -> Result<AccountSid, ApiError> {
     AccountSid::parse(value).ok_or_else(|| ApiError::parameter("AccountSid", ACCOUNT_SID_RULE))
 }
@@ -244,7 +244,7 @@ impl FromRequestParts<AppState> for Extension {
     }
 }
 
-/// The parameters of an admin POST, checked in SPEC §3's order: body size (413), content
+/// The parameters of an admin POST, checked in the order of docs/api.md: body size (413), content
 /// type (415), the extension of the path if the route names one (404), then decoded (400
 /// only for text that is not UTF-8: duplicates and unknown names are reported by the
 /// handler together with every other problem).
@@ -362,7 +362,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountPath {
     }
 }
 
-/// A lookup's query string under RFC 3986 (`+` is a literal plus, SPEC §5). Values are
+/// A lookup's query string under RFC 3986 (`+` is a literal plus, docs/routing.md). Values are
 /// decoded when asked for; names that are not asked for are ignored.
 #[derive(Debug, Clone)]
 pub struct StrictQuery(Uri);
@@ -392,7 +392,7 @@ impl StrictQuery {
         Ok(found)
     }
 
-    /// Every value of `name`, in order (SPEC §8's repeatable `header`); one that is not
+    /// Every value of `name`, in order (the repeatable `header` of docs/api.md); one that is not
     /// well-formed once decoded is a 400. No allocation when `name` is absent.
     pub fn all(&self, name: &str) -> Result<Vec<Cow<'_, str>>, ApiError> {
         let mut found = Vec::new();
@@ -419,7 +419,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StrictQuery {
     }
 }
 
-/// `If-Match` / `If-None-Match` of a write (SPEC §10). Entity tags are revisions, written
+/// `If-Match` / `If-None-Match` of a write (docs/api.md). Entity tags are revisions, written
 /// `"3"` (an unquoted `3` is taken too); a tag that is not one of ours never matches, and a
 /// weak tag never matches `If-Match` (RFC 9110 strong comparison).
 impl<S: Send + Sync> FromRequestParts<S> for Condition {

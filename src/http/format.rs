@@ -1,4 +1,4 @@
-//! Which format an answer takes (SPEC §3: `.json` or `Accept: application/json` gives JSON,
+//! Which format an answer takes (docs/api.md: `.json` or `Accept: application/json` gives JSON,
 //! the admin routes answer XML otherwise), and JSON responses.
 
 use std::convert::Infallible;
@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// The admin API's path prefixes (SPEC §3).
+/// The admin API's path prefixes (docs/api.md).
 pub const ADMIN_PREFIXES: [&str; 2] = ["/2012-04-24", "/restcomm/2012-04-24"];
 
-/// Response format negotiated from the path and `Accept` (SPEC §3).
+/// Response format negotiated from the path and `Accept` (docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,

@@ -1,5 +1,5 @@
-//! A configuration's history (SPEC §10): its revisions, one revision, and rollback — under
-//! both admin prefixes, JSON and XML, with the admin API's rules (SPEC §3 status order, then
+//! A configuration's history (docs/api.md): its revisions, one revision, and rollback — under
+//! both admin prefixes, JSON and XML, with the admin API's rules (the status order of docs/api.md, then
 //! 412 last).
 
 use axum::extract::{Path, State};
@@ -24,7 +24,7 @@ use super::xml::{element, xml_close, xml_open, xml_response};
 use crate::sid::AccountSid;
 use crate::store::{Condition, Origin, Revision};
 
-/// The routes of SPEC §10 under both prefixes and in both formats, as the admin API's.
+/// The routes of docs/api.md under both prefixes and in both formats, as the admin API's.
 pub fn router() -> OpenApiRouter<AppState> {
     let operations = [routes!(list), routes!(one), routes!(rollback_to)];
     let mut router = OpenApiRouter::new();
@@ -255,12 +255,12 @@ fn known_sid(extension: &Extension) -> Result<&str, ApiError> {
 }
 
 restcomm_list!(
-    /// A page of a configuration's revisions, newest first (SPEC §10).
+    /// A page of a configuration's revisions, newest first (docs/api.md).
     HistoryJson as ConfigurationHistory,
     revisions: RevisionJson<'a>
 );
 
-/// One revision as SPEC §10 lists its members, then `account_sid` and `uri`.
+/// One revision as docs/api.md lists its members, then `account_sid` and `uri`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ConfigurationRevision)]

@@ -1,4 +1,4 @@
-//! The lookup API of SPEC §6 and §8, for the call and SMS engines. Answered from the cache
+//! The lookup API of docs/api.md, for the call and SMS engines. Answered from the cache
 //! alone: no database, no regex compilation, one buffer allocated for the answer.
 
 use std::borrow::Cow;
@@ -203,7 +203,7 @@ fn plain_voice(
         None,
         false,
     );
-    // SPEC §11: each proxy's health is one atomic read.
+    // docs/operations.md: each proxy's health is one atomic read.
     routing::voice_answer(
         Some(sid),
         source,
@@ -297,7 +297,7 @@ fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8
     Some(sms_answer(Some(sid), &state.cache.resolve(&account), None))
 }
 
-/// A voice answer with its `explain` (SPEC §9): what `resolved` routes for `input`, each
+/// A voice answer with its `explain` (docs/api.md): what `resolved` routes for `input`, each
 /// proxy's health by index from `health`, and why. Off the hot path: a lookup asked to
 /// explain, and every simulation.
 pub(super) fn explained_voice(
@@ -318,7 +318,7 @@ pub(super) fn explained_voice(
     )
 }
 
-/// An SMS answer, with its `explain` when `decider` is given (SPEC §9).
+/// An SMS answer, with its `explain` when `decider` is given (docs/api.md).
 pub(super) fn sms_answer(
     account_sid: Option<&str>,
     resolved: &Resolved,
@@ -335,7 +335,7 @@ pub(super) fn sms_answer(
     }
 }
 
-/// `explain=true` (SPEC §9); `false` or absent: the plain answer.
+/// `explain=true` (docs/api.md); `false` or absent: the plain answer.
 fn explain_flag(query: &StrictQuery) -> Result<bool, ApiError> {
     // Most lookups have no `explain`: not even a pass over the pairs for them (a name
     // could only hide its letters behind a `%`).
@@ -354,7 +354,7 @@ fn explain_flag(query: &StrictQuery) -> Result<bool, ApiError> {
 pub const MAX_HEADER_PARAMETERS: usize = 64;
 
 /// `GET …/voice-route?to=…&header=Name:value…`: `+` in the query is a literal plus (RFC
-/// 3986), not a space. `header` (SPEC §8) is split at its first colon, the whitespace after
+/// 3986), not a space. `header` (docs/api.md) is split at its first colon, the whitespace after
 /// the colon trimmed; each name at most once (any case), so that which value counts is
 /// never a guess.
 #[utoipa::path(
@@ -427,7 +427,7 @@ fn header_parameters<'a>(raw: &'a [Cow<'_, str>]) -> Result<Vec<(&'a str, &'a st
 const HEADER_P: &str = "header";
 
 /// `POST …/voice-route` with `{"to": …, "headers": {"To": …}}`. The body is JSON whatever its
-/// `Content-Type` says, or if it says nothing (SPEC §8: some engines' HTTP clients cannot
+/// `Content-Type` says, or if it says nothing (docs/api.md: some engines' HTTP clients cannot
 /// choose it); every problem of its shape is named, together.
 #[utoipa::path(
     post,
@@ -704,7 +704,7 @@ enum SourceSchema {
     Draft,
 }
 
-/// `?explain=true` (SPEC §9).
+/// `?explain=true` (docs/api.md).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -713,7 +713,7 @@ pub(super) struct ExplainParam {
     explain: Option<bool>,
 }
 
-/// Why a voice answer is what it is (SPEC §9).
+/// Why a voice answer is what it is (docs/api.md).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = VoiceExplain)]
@@ -816,7 +816,7 @@ struct SplitSchema {
     share: f64,
 }
 
-/// Why an SMS answer is what it is (SPEC §9).
+/// Why an SMS answer is what it is (docs/api.md).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SmsExplain)]
@@ -832,7 +832,7 @@ pub(super) struct SmsExplainSchema {
     reason: String,
 }
 
-/// The voice answer (SPEC §6, §8).
+/// The voice answer (docs/api.md).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = VoiceAnswer)]
@@ -847,7 +847,7 @@ pub(super) struct VoiceAnswerSchema {
     /// The first matching proxy; `null` when none matches.
     #[schema(required = true)]
     route: Option<RouteSchema>,
-    /// The other matching proxies: in configured order, `down` ones last (SPEC §11).
+    /// The other matching proxies: in configured order, `down` ones last (docs/operations.md).
     fallbacks: Vec<RouteSchema>,
     /// With `explain=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -875,13 +875,13 @@ struct RouteSchema {
     request_uri: String,
     /// Headers changed or added: configured name → final value.
     headers: std::collections::BTreeMap<String, String>,
-    /// The same headers as an array, in first-configured order (SPEC §8).
+    /// The same headers as an array, in first-configured order (docs/api.md).
     header_list: Vec<HeaderSchema>,
     /// The configured instructions, in order.
     header_params: Vec<HeaderParamSchema>,
     /// `Route` headers to add, in order: `<sip:…;lr>`.
     routes: Vec<String>,
-    /// The proxy's health (SPEC §11): `down` routes come after the others.
+    /// The proxy's health (docs/operations.md): `down` routes come after the others.
     #[schema(pattern = "^(up|down|probing)$")]
     health: String,
 }
@@ -932,7 +932,7 @@ struct HeaderParamSchema {
     value: String,
 }
 
-/// The SMS answer (SPEC §5, §6, §8).
+/// The SMS answer (docs/routing.md, docs/api.md).
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SmsAnswer)]

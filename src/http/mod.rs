@@ -1,5 +1,5 @@
-//! The HTTP layer: admin API (SPEC §3, §10), lookup API (SPEC §6, §8), operations (SPEC §7),
-//! proxy health (SPEC §11), and the OpenAPI document of all of them (SPEC §8).
+//! The HTTP layer: admin API (docs/api.md), lookup API (docs/api.md), operations (docs/operations.md),
+//! proxy health (docs/operations.md), and the OpenAPI document of all of them (docs/api.md).
 //!
 //! `router(state)` takes every resource's routes (`openapi::routes`, which merges one router
 //! per resource with its description) and puts the cross-cutting layers around them; the

@@ -1,4 +1,4 @@
-//! Every route of the server and its OpenAPI 3.1 document (SPEC §8), from one description.
+//! Every route of the server and its OpenAPI 3.1 document (docs/api.md), from one description.
 //!
 //! Each handler carries a `#[utoipa::path]` annotation (path, methods, parameters, bodies,
 //! answers, security), and each resource registers its routes with `utoipa_axum::routes!`,
@@ -32,11 +32,11 @@ use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simul
     components(schemas(ErrorBody, ErrorEntry)),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "admin", description = "Restcomm's ExtensionsConfiguration resource (SPEC §3), \
+        (name = "admin", description = "Restcomm's ExtensionsConfiguration resource (docs/api.md), \
             under /2012-04-24 and /restcomm/2012-04-24, JSON (`.json`) and XML forms"),
         (name = "lookup", description = "Routing questions of the call and SMS engines \
-            (SPEC §6, §8), answered from memory"),
-        (name = "health", description = "Proxy health (SPEC §11): outcome reports and the \
+            (docs/api.md), answered from memory"),
+        (name = "health", description = "Proxy health (docs/operations.md): outcome reports and the \
             proxies' states"),
         (name = "operations", description = "Health, metrics and this document: no authentication")
     )

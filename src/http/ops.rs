@@ -1,4 +1,4 @@
-//! Health and metrics (SPEC §7): no authentication, so that orchestrators and Prometheus can
+//! Health and metrics (docs/operations.md): no authentication, so that orchestrators and Prometheus can
 //! reach them; they reveal no configuration.
 
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
-//! `POST /v1/outcomes` (SPEC §11): the engines report what happened when they used a route.
+//! `POST /v1/outcomes` (docs/operations.md): the engines report what happened when they used a route.
 //!
-//! The body is read as JSON whatever its `Content-Type` (SPEC §8): one report or an array of
+//! The body is read as JSON whatever its `Content-Type` (docs/api.md): one report or an array of
 //! at most 1,000. Every report is checked before any is counted, and every problem is
 //! answered at once with a JSON pointer into the body, so a batch with one bad entry changes
 //! nothing. A report for a proxy that no configuration uses is accepted and ignored.
@@ -77,7 +77,7 @@ struct Accepted {
     ignored: usize,
 }
 
-/// `POST /v1/outcomes`: reports of what happened when engines used routes (SPEC §11).
+/// `POST /v1/outcomes`: reports of what happened when engines used routes (docs/operations.md).
 #[utoipa::path(
     post,
     path = "/v1/outcomes",
@@ -116,7 +116,7 @@ async fn post_outcomes(
     ))
 }
 
-/// SPEC §11: a `sip_status` of 408 or 5xx is a failure whatever `outcome` says, any other
+/// docs/operations.md: a `sip_status` of 408 or 5xx is a failure whatever `outcome` says, any other
 /// final status (200–699) a success (the proxy answered); without one, or with a provisional
 /// 1xx, `outcome` decides (`timeout` counts as a failure).
 pub fn observation(outcome: &str, sip_status: Option<u16>) -> Observation {

@@ -3,7 +3,7 @@
 //! - Form rules (`application/x-www-form-urlencoded`, what `curl -d` sends, and the admin
 //!   API's query strings, as Restcomm's servlet container reads them): `+` is a space, and a
 //!   `%` not followed by two hex digits stays as it is, as browsers and the `url` crate do.
-//! - Strict RFC 3986 rules (the lookup API's query string, SPEC §5): `+` is a literal plus,
+//! - Strict RFC 3986 rules (the lookup API's query string, docs/routing.md): `+` is a literal plus,
 //!   so `?to=+15551234` works, and a malformed escape is an error rather than a guess.
 //!
 //! Both are linear in their input and borrow it when there is nothing to decode.

@@ -1,5 +1,5 @@
-//! `GET /v1/proxies?Page=&PageSize=&health=` (SPEC §11): the proxies that configurations
-//! use, with their health, in the Restcomm list shape (SPEC §3) with the items in `proxies`.
+//! `GET /v1/proxies?Page=&PageSize=&health=` (docs/operations.md): the proxies that configurations
+//! use, with their health, in the Restcomm list shape (docs/api.md) with the items in `proxies`.
 //! Ordered by `proxy`; answered from memory.
 
 use axum::extract::State;
@@ -48,7 +48,7 @@ pub struct ProxyJson<'a> {
 }
 
 restcomm_list!(
-    /// A page of the proxies that configurations use (SPEC §11).
+    /// A page of the proxies that configurations use (docs/operations.md).
     ListJson as ProxyList,
     proxies: ProxyJson<'a>
 );

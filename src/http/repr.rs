@@ -1,6 +1,6 @@
-//! JSON and XML representations of the admin resource (SPEC §3) and of error bodies.
+//! JSON and XML representations of the admin resource (docs/api.md) and of error bodies.
 //!
-//! JSON keys follow SPEC §3 (Restcomm's keys first, then ours). XML mirrors them the way
+//! JSON keys follow docs/api.md (Restcomm's keys first, then ours). XML mirrors them the way
 //! Restcomm's XStream converters do: `<RestcommResponse>` wrapping one `<ExtensionConfiguration>`
 //! (or an `<ExtensionConfigurations>` list whose paging fields are attributes named like
 //! Restcomm's: `page`, `numpages`, `pagesize`, ...), one CamelCase element per JSON key.
@@ -37,7 +37,7 @@ pub fn date(d: &chrono::DateTime<chrono::Utc>) -> String {
     d.to_rfc2822()
 }
 
-/// One configuration (SPEC §3): Restcomm's keys first, then ours.
+/// One configuration (docs/api.md): Restcomm's keys first, then ours.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Configuration)]
@@ -61,7 +61,7 @@ pub struct ConfigurationJson<'a> {
     #[schema(pattern = "^2012-04-24$")]
     api_version: &'static str,
     uri: String,
-    /// This configuration's revision (SPEC §10), also its `ETag`.
+    /// This configuration's revision (docs/api.md), also its `ETag`.
     #[schema(minimum = 1)]
     revision: i64,
 }
@@ -100,7 +100,7 @@ impl<'a> ConfigurationJson<'a> {
     }
 }
 
-/// One configuration in `format`, status 200, with its revision as `ETag` (SPEC §10).
+/// One configuration in `format`, status 200, with its revision as `ETag` (docs/api.md).
 pub fn configuration(record: &ConfigRecord, format: Format) -> Response {
     let body = ConfigurationJson::of(record);
     let mut response = match format {
@@ -220,7 +220,7 @@ impl Paging {
     }
 }
 
-/// Declares a list in Restcomm's shape (SPEC §3): the members of `Paging`, then the items
+/// Declares a list in Restcomm's shape (docs/api.md): the members of `Paging`, then the items
 /// under their own name; strict (unknown members are refused by its schema), so that the
 /// OpenAPI document says exactly what is answered. `new(paging, items)` builds one.
 macro_rules! restcomm_list {
@@ -289,7 +289,7 @@ macro_rules! restcomm_list {
 pub(crate) use restcomm_list;
 
 restcomm_list!(
-    /// A page of account configurations (SPEC §3).
+    /// A page of account configurations (docs/api.md).
     ListJson as ConfigurationList,
     extension_configurations: ConfigurationJson<'a>
 );

@@ -1,4 +1,4 @@
-//! Trying a configuration before saving it (SPEC §9): `POST /v1/simulate/voice-route` and
+//! Trying a configuration before saving it (docs/api.md): `POST /v1/simulate/voice-route` and
 //! `/v1/simulate/sms-route`, super-admin only. The draft is validated exactly as the admin API
 //! validates `ConfigurationData` and answered as a lookup would answer with it as an
 //! account's enabled configuration, always explained; nothing is stored or cached.
@@ -172,7 +172,7 @@ struct WindowSchema {
 #[schema(as = VoiceSimulation)]
 #[allow(dead_code)]
 struct VoiceSimulationSchema {
-    /// A ConfigurationData document (SPEC §4), as a JSON object or as a string.
+    /// A ConfigurationData document (docs/routing.md), as a JSON object or as a string.
     configuration: DraftSchema,
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
     to: String,
@@ -202,7 +202,7 @@ struct VoiceSimulationSchema {
 #[schema(as = SmsSimulation)]
 #[allow(dead_code)]
 struct SmsSimulationSchema {
-    /// A ConfigurationData document (SPEC §4), as a JSON object or as a string.
+    /// A ConfigurationData document (docs/routing.md), as a JSON object or as a string.
     configuration: DraftSchema,
 }
 

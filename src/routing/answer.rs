@@ -1,4 +1,4 @@
-//! The lookup answer documents of SPEC §6 and §8, written straight into a byte buffer: the
+//! The lookup answer documents of docs/api.md, written straight into a byte buffer: the
 //! head (`account_sid`, `source`, `revision`) and the voice routes or SMS TLVs.
 
 use serde::Serialize;
@@ -18,7 +18,7 @@ pub enum Source {
     Account,
     Global,
     None,
-    /// A configuration being tried, never stored (SPEC §9 simulation).
+    /// A configuration being tried, never stored (a simulation, docs/api.md).
     Draft,
 }
 
@@ -33,7 +33,7 @@ impl Source {
     }
 }
 
-/// `revision` is that of the configuration that decided (SPEC §8); it is written `null` when
+/// `revision` is that of the configuration that decided (docs/api.md); it is written `null` when
 /// nothing decided (`source` `none`), whatever the caller passed.
 fn head(out: &mut Vec<u8>, account_sid: Option<&str>, source: Source, revision: Option<i64>) {
     out.extend_from_slice(b"{\"account_sid\":");

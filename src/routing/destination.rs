@@ -1,4 +1,4 @@
-//! The call's destination (SPEC §5 step 1): what the proxies' expressions are matched
+//! The call's destination (docs/routing.md, step 1): what the proxies' expressions are matched
 //! against, and whether the call keeps its SIP URI or is a PSTN call; and the header values
 //! an engine supplies.
 
@@ -41,7 +41,7 @@ pub(super) enum Kind<'a> {
 }
 
 impl<'a> Destination<'a> {
-    /// Parses `to` as SPEC §5 step 1 says.
+    /// Parses `to` as docs/routing.md, step 1 says.
     pub fn parse(to: &'a str) -> Result<Destination<'a>, LookupError> {
         if to.is_empty() {
             return Err(to_error("`to` is empty"));

@@ -1,4 +1,4 @@
-//! Why a lookup answered what it did (SPEC §9): the deciding configuration, every proxy of
+//! Why a lookup answered what it did (docs/api.md): the deciding configuration, every proxy of
 //! it with whether its `match` covered the target and what it became, and one plain sentence.
 //!
 //! Written only when asked for (`explain=true`): the answer without it is not touched.
@@ -104,7 +104,7 @@ impl Decider {
     }
 }
 
-/// How the destination was read (SPEC §9 `target_kind`).
+/// How the destination was read (`target_kind`, docs/api.md).
 fn target_kind(dest: &Destination<'_>) -> &'static str {
     if dest.is_sip() {
         "sip"
@@ -132,7 +132,7 @@ fn head(out: &mut Vec<u8>, decider: Decider) {
 /// Appends the voice `explain` object. `routing` is the deciding configuration when it
 /// routes (enabled, not empty), `input` what the lookup was asked (its `key` written `null`
 /// when drawn), `answer` what the lookup answered with it, `health` each proxy's health by
-/// index, as the answer saw it (SPEC §11).
+/// index, as the answer saw it (docs/operations.md).
 pub fn write_voice_explain(
     out: &mut Vec<u8>,
     decider: Decider,

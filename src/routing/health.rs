@@ -1,4 +1,4 @@
-//! Proxy health as routing sees it (SPEC §11): a proxy's identity across configurations, and
+//! Proxy health as routing sees it (docs/operations.md): a proxy's identity across configurations, and
 //! the health-aware order of the matching proxies. Pure: the states are given by the caller
 //! (the service reads them from atomic cells; offline callers say "all up").
 
@@ -8,7 +8,7 @@ use std::net::Ipv6Addr;
 use super::compiled::Proxy;
 use super::sip;
 
-/// A proxy's breaker state (SPEC §11).
+/// A proxy's breaker state (docs/operations.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Health {
@@ -49,7 +49,7 @@ impl fmt::Display for Health {
     }
 }
 
-/// A proxy's identity across every configuration that names it (SPEC §11): lowercase host
+/// A proxy's identity across every configuration that names it (docs/operations.md): lowercase host
 /// (IPv6 in brackets, in its canonical form) and port, `5060` when absent (`5061` for
 /// `sips:`). URI parameters do not matter. Written `host:port`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,13 +105,13 @@ impl std::borrow::Borrow<str> for ProxyKey {
 }
 
 impl Proxy<'_> {
-    /// This proxy's identity for health (SPEC §11).
+    /// This proxy's identity for health (docs/operations.md).
     pub fn key(&self) -> ProxyKey {
         ProxyKey::new(self.host(), self.port(), self.is_sips())
     }
 }
 
-/// SPEC §11 ordering: the matching proxies in configured order, then `up` and `probing` ones
+/// The health ordering of docs/routing.md: the matching proxies in configured order, then `up` and `probing` ones
 /// before `down` ones, configured order kept within each group (a stable partition). Returns
 /// true when health changed the order (a `down` proxy came before one that is not), which is
 /// what an explanation needs to say.

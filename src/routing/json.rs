@@ -2,7 +2,7 @@
 //! syntax errors into one problem that names the line and column.
 //!
 //! `serde_json::Value` silently keeps the last of two duplicate members; a routing document
-//! whose second `match` quietly wins is exactly the kind of typo SPEC §4 wants refused.
+//! whose second `match` quietly wins is exactly the kind of typo docs/routing.md wants refused.
 //! Strings borrow from the input where they hold no escapes: loading 100,000 stored
 //! configurations at start is dominated by this parse.
 

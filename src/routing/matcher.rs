@@ -90,7 +90,7 @@ fn syntax_message(full: &str) -> String {
 ///
 /// Only whitespace written as itself counts (verbatim, or escaped as `\ `): it is what a `+`
 /// sent unencoded by `curl -d` becomes. A bracketed class counts only when all its members
-/// are such whitespace (`[ ]`, from `[+]`): `[0-9 ]` can still match a digit, and SPEC §4 puts
+/// are such whitespace (`[ ]`, from `[+]`): `[0-9 ]` can still match a digit, and docs/routing.md puts
 /// no other restriction on the characters of an expression. Not counted either: whitespace
 /// that `(?x)` mode ignores or that sits in a `(?x)` comment, negated classes (`[^ ]`), and
 /// escapes and classes that name whitespace on purpose (`\s`, `\t`, `\x20`,

@@ -1,8 +1,8 @@
 //! The routing core: pure and synchronous (no I/O, no async, nothing else of ours).
 //!
-//! `compile` validates a `ConfigurationData` document (SPEC §4), reporting every problem with
+//! `compile` validates a `ConfigurationData` document (docs/routing.md), reporting every problem with
 //! its JSON pointer, and turns it into an immutable `CompiledRouting` that resolves voice
-//! routes (SPEC §5) and SMS TLVs without allocating more than the answer needs.
+//! routes (docs/routing.md) and SMS TLVs without allocating more than the answer needs.
 //!
 //! Inside: `json` parses keeping order and duplicates, `validate` walks the document into a
 //! `model`, `matcher` compiles the `match` expressions, `compiled` holds the compact form,
@@ -69,7 +69,7 @@ pub fn compile_with(
 }
 
 /// As `compile_with`, for a configuration read back from the database: the rules that only
-/// guard input (SPEC §12's whitespace in `match`) are not applied again, so a row stored
+/// guard input (whitespace in `match`, docs/routing.md) are not applied again, so a row stored
 /// before such a rule existed still loads.
 pub fn compile_stored(
     config: &str,
@@ -113,7 +113,7 @@ impl CompiledRouting {
     }
 
     /// As `resolve_voice`, with the health of each proxy (by 0-based index) given by
-    /// `health`: SPEC §11 orders `down` proxies last.
+    /// `health`: `down` proxies go last (docs/routing.md).
     pub fn resolve_voice_with_health<'a>(
         &'a self,
         dest: &'a Destination<'a>,

@@ -1,4 +1,4 @@
-//! A validated `ConfigurationData` (SPEC §4), before compilation.
+//! A validated `ConfigurationData` (docs/routing.md), before compilation.
 
 use std::sync::Arc;
 

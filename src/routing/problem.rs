@@ -1,4 +1,4 @@
-//! A problem found in a `ConfigurationData` document (SPEC §3 error body).
+//! A problem found in a `ConfigurationData` document (the error body of docs/api.md).
 
 use serde::Serialize;
 

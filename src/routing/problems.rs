@@ -1,5 +1,5 @@
 //! Collecting a document's problems as validation walks it: each with its JSON pointer,
-//! every one reported (SPEC §4), for `validate` and the members it delegates (`schedule`).
+//! every one reported (docs/routing.md), for `validate` and the members it delegates (`schedule`).
 
 use super::json::{Json, Path};
 use super::problem::Problem;

@@ -1,4 +1,4 @@
-//! One call's answer through the compiled proxies (SPEC §5 steps 2–6): which proxies match,
+//! One call's answer through the compiled proxies (docs/routing.md, steps 2–6): which proxies match,
 //! the Request-URI, the headers and routes of each, written straight into the answer.
 
 use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
@@ -12,7 +12,7 @@ use super::validate::MAX_HEADERS;
 
 /// The route and fallbacks for `input` (docs/routing.md): the matching proxies in
 /// configured order — or, for a configuration with a routing policy, in the policy's order
-/// (`select`) —, then ordered by `health` (of each proxy index; SPEC §11).
+/// (`select`) —, then ordered by `health` (of each proxy index; docs/operations.md).
 pub(crate) fn resolve<'a>(
     voice: &'a CompiledVoice,
     input: LookupInput<'a>,
@@ -49,7 +49,7 @@ fn answer<'a>(mut routes: impl Iterator<Item = VoiceRoute<'a>>, rule: Rule) -> V
         return VoiceAnswer::none();
     };
     let mut fallbacks: Vec<VoiceRoute<'a>> = routes.collect();
-    // SPEC §11: `down` proxies after the others, the order kept within each group.
+    // docs/operations.md: `down` proxies after the others, the order kept within each group.
     // Only when one is down, so that the usual answer costs no more than before.
     let mut health_reordered = false;
     if route.health == Health::Down || fallbacks.iter().any(|r| r.health == Health::Down) {
@@ -72,12 +72,12 @@ pub struct VoiceRoute<'a> {
     pub proxy: Proxy<'a>,
     dest: &'a Destination<'a>,
     supplied: &'a [(&'a str, &'a str)],
-    /// The proxy's health when the answer was made (SPEC §11).
+    /// The proxy's health when the answer was made (docs/operations.md).
     pub health: Health,
 }
 
 impl VoiceRoute<'_> {
-    /// The final Request-URI (SPEC §5 step 3).
+    /// The final Request-URI (docs/routing.md, step 3).
     pub fn request_uri(&self) -> String {
         let mut out =
             Vec::with_capacity(self.dest.raw.len() + self.proxy.entry.uri.len as usize + 32);
@@ -138,7 +138,7 @@ impl VoiceRoute<'_> {
         }
     }
 
-    /// Appends this route's SPEC §6 JSON object to `out`.
+    /// Appends this route's docs/api.md JSON object to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let p = &self.proxy;
         out.extend_from_slice(b"{\"proxy_index\":");
@@ -154,7 +154,7 @@ impl VoiceRoute<'_> {
         out.extend_from_slice(b",\"request_uri\":");
         write_json_str_with(out, |out| self.write_request_uri(out));
         out.extend_from_slice(b",\"headers\":{");
-        // Where each header's quoted name and value were written: `header_list` (SPEC §8)
+        // Where each header's quoted name and value were written: `header_list` (docs/api.md)
         // copies those bytes rather than building the values twice. A proxy has at most
         // MAX_HEADERS instructions, so at most that many headers: no allocation.
         let mut written = [(0u32, 0u32, 0u32); MAX_HEADERS];
@@ -207,7 +207,7 @@ impl VoiceRoute<'_> {
             out.extend_from_slice(b";lr>\"");
         }
         out.push(b']');
-        // SPEC §11: the proxy's health, last member of every route object.
+        // docs/operations.md: the proxy's health, last member of every route object.
         out.extend_from_slice(b",\"health\":\"");
         out.extend_from_slice(self.health.as_str().as_bytes());
         out.extend_from_slice(b"\"}");
@@ -219,7 +219,7 @@ impl VoiceRoute<'_> {
 pub struct VoiceAnswer<'a> {
     pub route: Option<VoiceRoute<'a>>,
     pub fallbacks: Vec<VoiceRoute<'a>>,
-    /// True when proxy health changed the configured order (SPEC §9 `explain`, §11).
+    /// True when proxy health changed the configured order (`explain` in docs/api.md).
     pub health_reordered: bool,
     /// The rule that put the route first (docs/api.md, `explain`'s `reason`).
     pub rule: Rule,

@@ -197,7 +197,7 @@ pub(crate) fn has_sip_scheme(s: &str) -> bool {
 }
 
 /// Writes the parameter list `params` (`;a=b;c`) with every `(name, value)` of `set` applied
-/// in order, as SPEC §5 says: a value replaces the first parameter of that name (any case),
+/// in order, as docs/routing.md says: a value replaces the first parameter of that name (any case),
 /// otherwise the parameter is appended — so an appended name keeps its first spelling and
 /// takes its last value. Written in one pass, without collecting the list, in time
 /// proportional to `params` × `set` (the engine's URI can hold hundreds of parameters; `set`

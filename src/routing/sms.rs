@@ -52,7 +52,7 @@ impl Tlv {
 }
 
 impl Tlv {
-    /// Appends the SPEC §6 JSON object (what `Serialize` gives) without intermediate strings.
+    /// Appends the docs/api.md JSON object (what `Serialize` gives) without intermediate strings.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"tag\":");
         push_decimal(out, self.tag.into());

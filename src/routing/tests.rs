@@ -1,4 +1,4 @@
-//! The rules and examples of SPEC §4–§5, one test each.
+//! The rules and examples of docs/routing.md, one test each.
 
 use std::sync::Arc;
 
@@ -765,7 +765,7 @@ fn sms_answer_shape() {
     assert!(compile(VOICE_EXAMPLE).unwrap().sms_tlvs().is_empty());
 }
 
-// ---- SPEC §8: revision and header_list ----
+// ---- docs/api.md: revision and header_list ----
 
 #[test]
 fn revision_comes_right_after_source_and_is_null_when_nothing_decided() {

@@ -1,5 +1,5 @@
 //! Walks a parsed `ConfigurationData` and collects every problem with its JSON pointer
-//! (SPEC §4). Nothing stops at the first problem: the operator fixes everything in one go.
+//! (docs/routing.md). Nothing stops at the first problem: the operator fixes everything in one go.
 
 use std::sync::Arc;
 
@@ -23,9 +23,9 @@ pub const MAX_CREDENTIAL_BYTES: usize = 256;
 pub const MAX_MATCH_BYTES: usize = 1024;
 pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
 
-/// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of SPEC §4
+/// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of docs/routing.md
 /// and §12. A stored row was valid input when it was written: rules that only exist to catch
-/// a mistake at the door (whitespace in `match`, SPEC §12) are not applied to it again, so
+/// a mistake at the door (whitespace in `match`, docs/operations.md) are not applied to it again, so
 /// that adding such a rule never drops an account's routing when the cache loads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Rules {
@@ -284,7 +284,7 @@ struct Checked {
 }
 
 /// An expression member (`match`, `caller`): a string of at most `MAX_MATCH_BYTES`, without
-/// the whitespace that SPEC-era input mistakes leave (docs/routing.md).
+/// the whitespace that a `+` sent unencoded turns into (docs/routing.md).
 fn expression(
     v: &Json,
     pointer: Path<'_>,
@@ -559,7 +559,7 @@ fn check_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// SPEC §12: a `match` that needs whitespace in the destination never matches anything, and
+/// docs/operations.md: a `match` that needs whitespace in the destination never matches anything, and
 /// is almost always a `+` that `curl -d` sent unencoded (a form decodes `+` as a space).
 fn whitespace_message(name: &str, pattern: &str, at: usize, c: char) -> String {
     let what = match c {

@@ -119,7 +119,7 @@ async fn serve_tls(
 }
 
 /// `app` for one connection: each request carries the client's address, for the revisions'
-/// `remote_addr` (SPEC §10).
+/// `remote_addr` (docs/api.md).
 fn with_peer(
     app: App,
     peer: SocketAddr,

@@ -29,7 +29,7 @@ pub use listener::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE};
 pub use tls::{TlsError, TlsState};
 
 /// Why the server could not start (or stopped). Each displays as one line that names the
-/// cause and the fix (SPEC §12), and never a secret.
+/// cause and the fix (docs/operations.md), and never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("database {url}: {}", detail(source))]
@@ -164,7 +164,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         })?;
     store.migrate().await.map_err(ServeError::Migrate)?;
     // A key set for the first time: what was written before it is sealed now, so that
-    // nothing stays in plaintext at rest (SPEC §2, §10).
+    // nothing stays in plaintext at rest (docs/operations.md, docs/api.md).
     match store.reseal().await {
         Ok(0) => {}
         Ok(sealed) => tracing::info!(sealed, "stored plaintext sealed with the secret key"),
@@ -220,7 +220,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     })
 }
 
-/// Proxy health (SPEC §11): cool-downs, sharing with other instances on PostgreSQL (the
+/// Proxy health (docs/operations.md): cool-downs, sharing with other instances on PostgreSQL (the
 /// states they stored first), and probing when configured.
 async fn start_health(state: &AppState) -> Vec<JoinHandle<()>> {
     let registry = state.cache.health().clone();

@@ -106,7 +106,7 @@ pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<
                 Ok(())
             }
             Change::Resync => match full_load(&state).await {
-                // Transitions notified while the listener was away (SPEC §11).
+                // Transitions notified while the listener was away (docs/operations.md).
                 Ok(()) => health::share::load(state.cache.health(), &state.store)
                     .await
                     .map(|_| ()),

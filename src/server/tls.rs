@@ -1,4 +1,4 @@
-//! The HTTPS listener's certificate (SPEC §12): rustls with the ring provider, TLS 1.2 and
+//! The HTTPS listener's certificate (docs/operations.md): rustls with the ring provider, TLS 1.2 and
 //! 1.3, HTTP/2 and HTTP/1.1 offered by ALPN.
 //!
 //! The configuration in use sits behind an `ArcSwap`: every new connection takes the current

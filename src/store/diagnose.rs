@@ -1,5 +1,5 @@
 //! Why a database could not be opened at start, in one line that names the cause and the fix
-//! (SPEC §12). Only the connect functions use this: once running, `From<sqlx::Error>` is
+//! (docs/operations.md). Only the connect functions use this: once running, `From<sqlx::Error>` is
 //! enough, as the operator already knows which database it is.
 //!
 //! No message carries the password of `DATABASE_URL`: they name host, port, user, database

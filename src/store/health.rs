@@ -1,4 +1,4 @@
-//! Proxy health shared through PostgreSQL (SPEC §11): the last transition of each proxy in
+//! Proxy health shared through PostgreSQL (docs/operations.md): the last transition of each proxy in
 //! `proxy_health`, written with a NOTIFY on the configuration channel (payload
 //! `health <state> <since µs> <proxy>`, apart from the configuration payloads). A write never
 //! replaces a newer row, and notifies only when it changed the row. With SQLite the state is

@@ -78,7 +78,7 @@ impl PostgresStore {
             .application_name("multiprovider");
         // One connection on its own first: the pool retries a refused connection until its
         // acquire timeout and then reports only that it timed out; this names the cause at
-        // once (SPEC §12: refused, unknown database, authentication, TLS).
+        // once (docs/operations.md: refused, unknown database, authentication, TLS).
         let target = diagnose::PgTarget::new(url, &connect);
         match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
             .await

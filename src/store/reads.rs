@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::{Database, Executor, FromRow, IntoArguments, Pool};
+use sqlx::{Database, Executor, Pool};
 
 use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow, RevisionRow};
 use super::{ConfigRecord, HistoryPage, Revision, StoreError, StoreOptions, scope_key};
@@ -87,26 +87,7 @@ impl<DB: Database> Db<DB> {
     }
 }
 
-impl<DB> Db<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
-    (String, String): for<'r> FromRow<'r, DB::Row>,
-    ExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    AccountRow: for<'r> FromRow<'r, DB::Row>,
-    AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    RevisionRow: for<'r> FromRow<'r, DB::Row>,
-{
+impl_db!(
     /// True when the database answers a trivial query within 2 seconds.
     pub async fn ping(&self) -> bool {
         let probe = sqlx::query("SELECT 1").execute(&self.pool);
@@ -274,4 +255,4 @@ where
             .collect::<Result<Vec<_>, _>>()?;
         Ok(HistoryPage { revisions, total })
     }
-}
+);

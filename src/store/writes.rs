@@ -1,18 +1,18 @@
-//! The write paths, written once for both backends (SPEC §3 writes, SPEC §10 revisions).
+//! The write paths, written once for both backends (docs/api.md: writes and revisions).
 //!
 //! Every write runs `write_scope` inside a transaction: lock the configuration, read its head
-//! (newest revision) and current row, check the precondition, decide the new state, and if
-//! anything changes store the row, the head and the revision together. What differs between
-//! the backends is in `Dialect`: how a write transaction begins and locks, how a date is
-//! bound, and how other processes are told.
+//! (newest revision) and current row, ask `plan::plan` what to do with them (the decision is
+//! pure and unit-tested there), and if anything changes store the row, the head and the
+//! revision together. What differs between the backends is in `Dialect`: how a write
+//! transaction begins and locks, how a date is bound, and how other processes are told.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::DateTime;
-use sqlx::{Database, Executor, FromRow, IntoArguments, Transaction};
+use sqlx::{Database, Transaction};
 
-use super::reads::Db;
-use super::rows::{AccountRow, AccountWithExtensionRow, ExtensionId, ExtensionRow, RevisionRow};
+use super::plan::{self, NewRevision, Plan, Stored, StoredRow, Wanted};
+use super::rows::{AccountRow, ExtensionId};
 use super::{
     Action, Condition, ConfigRecord, EXTENSION_NAME, NOTIFY_CHANNEL, Origin, StoreError, Write,
     Written, now_micros, scope_key,
@@ -45,16 +45,38 @@ impl std::fmt::Debug for ImportLine {
     }
 }
 
-/// What a write asks of one configuration.
+/// What a write asks of one configuration, before anything is read.
 enum Target<'a> {
-    /// Create or update; `None` keeps what is stored.
+    /// Create or update; `None` keeps what is stored. `action`: see `Wanted::Set`.
     Set {
         enabled: Option<bool>,
         configuration: Option<&'a str>,
+        action: Option<Action>,
     },
     /// Take revision n's state.
     Restore(i64),
     Delete,
+}
+
+/// One changed line of an import batch: the account's Sid, the line, its new revision, and
+/// its configuration and changes as stored (sealed).
+struct BatchChange<'l> {
+    sid: &'l str,
+    line: &'l super::ImportLine,
+    revision: i64,
+    sealed: String,
+    changes: Option<String>,
+}
+
+/// One write transaction and what every configuration written in it shares: who writes,
+/// the change sequence it carries (SQLite), how it locks, and the scopes written so far
+/// (announced at commit).
+struct WriteTx<'o, DB: Database> {
+    tx: Transaction<'static, DB>,
+    seq: Option<i64>,
+    lock: Lock,
+    origin: &'o Origin,
+    written: Vec<(Option<AccountSid>, i64)>,
 }
 
 /// A configuration as it stands inside the write transaction.
@@ -98,28 +120,23 @@ enum Lock {
     Everything,
 }
 
-impl<DB> Db<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    (i64,): for<'r> FromRow<'r, DB::Row>,
-    (Option<i64>,): for<'r> FromRow<'r, DB::Row>,
-    (String, String): for<'r> FromRow<'r, DB::Row>,
-    (String, i64): for<'r> FromRow<'r, DB::Row>,
-    (String, i64, String): for<'r> FromRow<'r, DB::Row>,
-    ExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    AccountRow: for<'r> FromRow<'r, DB::Row>,
-    AccountWithExtensionRow: for<'r> FromRow<'r, DB::Row>,
-    RevisionRow: for<'r> FromRow<'r, DB::Row>,
-{
+impl_db!(
+    /// Begins a write transaction for `origin`.
+    async fn begin_write_by<'o>(
+        &self,
+        lock: Lock,
+        origin: &'o Origin,
+    ) -> Result<WriteTx<'o, DB>, StoreError> {
+        let (tx, seq) = self.begin_write(lock).await?;
+        Ok(WriteTx {
+            tx,
+            seq,
+            lock,
+            origin,
+            written: Vec::new(),
+        })
+    }
+
     /// Begins a write transaction; `Some(seq)` is the change sequence this transaction's
     /// writes carry (SQLite).
     async fn begin_write(
@@ -143,14 +160,11 @@ where
 
     /// Tells other processes about committed changes (PostgreSQL: NOTIFY, delivered if and
     /// only if the transaction commits). SQLite's followers read the change sequence.
-    async fn announce(
-        &self,
-        tx: &mut Transaction<'static, DB>,
-        changed: &[(Option<AccountSid>, i64)],
-    ) -> Result<(), StoreError> {
+    async fn announce(&self, w: &mut WriteTx<'_, DB>) -> Result<(), StoreError> {
         let Some(notify) = self.dialect.notify else {
             return Ok(());
         };
+        let (tx, changed) = (&mut w.tx, &w.written);
         if changed.len() > ANNOUNCE_ONE_BY_ONE {
             sqlx::query(notify)
                 .bind(NOTIFY_CHANNEL)
@@ -170,28 +184,18 @@ where
         Ok(())
     }
 
-    /// Creates or updates one configuration (SPEC §3), checking `write.condition`.
+    /// Creates or updates one configuration (docs/api.md), checking `write.condition`.
     pub async fn upsert(&self, write: &Write, origin: &Origin) -> Result<Written, StoreError> {
-        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
+        let mut w = self.begin_write_by(Lock::PerConfiguration, origin).await?;
         let target = Target::Set {
             enabled: write.enabled,
             configuration: write.configuration.as_deref(),
+            action: None,
         };
-        let mut written = Vec::new();
         let outcome = self
-            .write_scope(
-                &mut tx,
-                write.account_sid,
-                target,
-                &write.condition,
-                origin,
-                None,
-                seq,
-                Lock::PerConfiguration,
-                &mut written,
-            )
+            .write_scope(&mut w, write.account_sid, target, &write.condition)
             .await?;
-        self.finish(tx, outcome, &written).await
+        self.finish(w, outcome).await
     }
 
     /// Restores revision `revision` of a configuration as a new revision.
@@ -202,22 +206,11 @@ where
         condition: &Condition,
         origin: &Origin,
     ) -> Result<Written, StoreError> {
-        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
-        let mut written = Vec::new();
+        let mut w = self.begin_write_by(Lock::PerConfiguration, origin).await?;
         let outcome = self
-            .write_scope(
-                &mut tx,
-                account,
-                Target::Restore(revision),
-                condition,
-                origin,
-                None,
-                seq,
-                Lock::PerConfiguration,
-                &mut written,
-            )
+            .write_scope(&mut w, account, Target::Restore(revision), condition)
             .await?;
-        self.finish(tx, outcome, &written).await
+        self.finish(w, outcome).await
     }
 
     /// Deletes an account's configuration; `None` when it does not exist.
@@ -227,29 +220,18 @@ where
         condition: &Condition,
         origin: &Origin,
     ) -> Result<Option<i64>, StoreError> {
-        let (mut tx, seq) = self.begin_write(Lock::PerConfiguration).await?;
-        let mut written = Vec::new();
+        let mut w = self.begin_write_by(Lock::PerConfiguration, origin).await?;
         let outcome = self
-            .write_scope(
-                &mut tx,
-                Some(account),
-                Target::Delete,
-                condition,
-                origin,
-                None,
-                seq,
-                Lock::PerConfiguration,
-                &mut written,
-            )
+            .write_scope(&mut w, Some(account), Target::Delete, condition)
             .await?;
         match outcome {
             Outcome::Written { revision, .. } => {
-                self.announce(&mut tx, &written).await?;
-                tx.commit().await?;
+                self.announce(&mut w).await?;
+                w.tx.commit().await?;
                 Ok(Some(revision))
             }
             Outcome::Absent | Outcome::Unchanged(_) => {
-                tx.rollback().await?;
+                w.tx.rollback().await?;
                 Ok(None)
             }
         }
@@ -266,35 +248,23 @@ where
         origin: &Origin,
         dry_run: bool,
     ) -> Result<Vec<Option<AccountSid>>, StoreError> {
-        let (mut tx, seq) = self.begin_write(Lock::Everything).await?;
-        // Every scope written, the global one first created by an account's line included.
-        let mut written = Vec::new();
+        let mut w = self.begin_write_by(Lock::Everything, origin).await?;
         let mut changed = HashSet::new();
         for line in lines.iter().filter(|l| l.account_sid.is_none()) {
             let target = Target::Set {
                 enabled: Some(line.enabled),
                 configuration: Some(&line.configuration),
+                action: Some(Action::Import),
             };
             let outcome = self
-                .write_scope(
-                    &mut tx,
-                    None,
-                    target,
-                    &Condition::default(),
-                    origin,
-                    Some(Action::Import),
-                    seq,
-                    Lock::Everything,
-                    &mut written,
-                )
+                .write_scope(&mut w, None, target, &Condition::default())
                 .await?;
             if let Outcome::Written { .. } = outcome {
                 changed.insert(None);
             }
         }
         if lines.iter().any(|l| l.account_sid.is_some()) {
-            self.ensure_extension(&mut tx, origin, seq, Lock::Everything, &mut written)
-                .await?;
+            self.ensure_extension(&mut w).await?;
         }
         // A batch never holds one account twice: a repeated line goes to the next batch,
         // which reads what the first one wrote, as line-by-line writes would.
@@ -305,21 +275,19 @@ where
                 continue;
             };
             if batch.len() == IMPORT_BATCH || !in_batch.insert(account) {
-                self.import_batch(&mut tx, &batch, origin, seq, &mut written, &mut changed)
-                    .await?;
+                self.import_batch(&mut w, &batch, &mut changed).await?;
                 batch.clear();
                 in_batch.clear();
                 in_batch.insert(account);
             }
             batch.push((account, line));
         }
-        self.import_batch(&mut tx, &batch, origin, seq, &mut written, &mut changed)
-            .await?;
+        self.import_batch(&mut w, &batch, &mut changed).await?;
         if dry_run {
-            tx.rollback().await?;
+            w.tx.rollback().await?;
         } else {
-            self.announce(&mut tx, &written).await?;
-            tx.commit().await?;
+            self.announce(&mut w).await?;
+            w.tx.commit().await?;
         }
         let mut reported = HashSet::new();
         Ok(lines
@@ -330,21 +298,77 @@ where
     }
 
     /// Writes a batch of account lines (distinct accounts) inside an import's transaction:
-    /// reads their heads and rows in one statement each, then stores every changed one —
-    /// row, head and revision — in one multi-row statement per table.
+    /// reads their heads and rows in one statement each, plans each line as a single write
+    /// would be planned, then stores every changed one — row, head and revision — in one
+    /// multi-row statement per table.
     async fn import_batch(
         &self,
-        tx: &mut Transaction<'static, DB>,
+        w: &mut WriteTx<'_, DB>,
         batch: &[(AccountSid, &super::ImportLine)],
-        origin: &Origin,
-        seq: Option<i64>,
-        written: &mut Vec<(Option<AccountSid>, i64)>,
         changed: &mut HashSet<Option<AccountSid>>,
     ) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let sids: Vec<String> = batch.iter().map(|(a, _)| a.to_string()).collect();
+        let (heads, mut rows) = self.batch_current(&mut w.tx, &sids).await?;
+        // What changes, decided as for a single write.
+        let mut changes = Vec::new();
+        for ((account, line), sid) in batch.iter().zip(&sids) {
+            let configuration = match rows.remove(sid) {
+                Some(row) => Some((
+                    secret::open(self.secret.as_ref(), &row.config.configuration)
+                        .map_err(|e| StoreError::Corrupt(format!("configuration of {sid}: {e}")))?,
+                    row.config.enabled,
+                    row.config.revision,
+                )),
+                None => None,
+            };
+            let current = Stored {
+                head: heads.get(sid).copied(),
+                row: configuration
+                    .as_ref()
+                    .map(|(configuration, enabled, revision)| StoredRow {
+                        configuration,
+                        enabled: *enabled,
+                        revision: *revision,
+                    }),
+            };
+            let wanted = Wanted::Set {
+                enabled: Some(line.enabled),
+                configuration: Some(&line.configuration),
+                action: Some(Action::Import),
+            };
+            let Plan::Write(new) = plan::plan(wanted, &current, &Condition::default())? else {
+                continue;
+            };
+            changes.push(BatchChange {
+                sid,
+                line,
+                revision: new.revision,
+                sealed: secret::seal(self.secret.as_ref(), &line.configuration),
+                changes: new.changes.map(|p| secret::seal(self.secret.as_ref(), &p)),
+            });
+            w.written.push((Some(*account), new.revision));
+            changed.insert(Some(*account));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        self.insert_batch_rows(&mut w.tx, &changes, now).await?;
+        self.insert_batch_heads(&mut w.tx, &changes, w.seq).await?;
+        self.insert_batch_revisions(&mut w.tx, &changes, now, w.origin)
+            .await?;
+        self.prune_batch(&mut w.tx, &changes).await
+    }
+
+    /// The heads and current rows of a batch's accounts, by Sid.
+    async fn batch_current(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        sids: &[String],
+    ) -> Result<(HashMap<String, i64>, HashMap<String, AccountRow>), StoreError> {
         let list = |first: usize| {
             (first..first + sids.len())
                 .map(|n| format!("${n}"))
@@ -356,7 +380,7 @@ where
             list(1)
         );
         let mut query = sqlx::query_as::<_, (String, i64)>(&heads_query);
-        for sid in &sids {
+        for sid in sids {
             query = query.bind(sid.as_str());
         }
         let heads: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
@@ -366,60 +390,27 @@ where
             list(1)
         );
         let mut query = sqlx::query_as::<_, AccountRow>(&rows_query);
-        for sid in &sids {
+        for sid in sids {
             query = query.bind(sid.as_str());
         }
-        let mut rows: HashMap<String, AccountRow> = query
+        let rows: HashMap<String, AccountRow> = query
             .fetch_all(&mut **tx)
             .await?
             .into_iter()
             .map(|row| (row.account_sid.clone(), row))
             .collect();
 
-        // What changes: (sid, line, revision, sealed configuration, sealed changes).
-        struct Change<'l> {
-            sid: &'l str,
-            line: &'l super::ImportLine,
-            revision: i64,
-            sealed: String,
-            changes: Option<String>,
-        }
-        let mut changes = Vec::new();
-        for ((account, line), sid) in batch.iter().zip(&sids) {
-            let current = match rows.remove(sid) {
-                Some(row) => Some((
-                    secret::open(self.secret.as_ref(), &row.config.configuration)
-                        .map_err(|e| StoreError::Corrupt(format!("configuration of {sid}: {e}")))?,
-                    row.config.enabled,
-                )),
-                None => None,
-            };
-            if let Some((configuration, enabled)) = &current
-                && *configuration == line.configuration
-                && *enabled == line.enabled
-            {
-                continue;
-            }
-            let revision = heads.get(sid).copied().unwrap_or(0) + 1;
-            let patch = current
-                .as_ref()
-                .and_then(|(from, _)| json_patch_text(from, &line.configuration));
-            changes.push(Change {
-                sid,
-                line,
-                revision,
-                sealed: secret::seal(self.secret.as_ref(), &line.configuration),
-                changes: patch.map(|p| secret::seal(self.secret.as_ref(), &p)),
-            });
-            written.push((Some(*account), revision));
-            changed.insert(Some(*account));
-        }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let now = now_micros();
-        let ts = self.dialect.timestamp;
+        Ok((heads, rows))
+    }
 
+    /// The rows of a batch's changes, in one statement.
+    async fn insert_batch_rows(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let ts = self.dialect.timestamp;
         // The rows: `$1` the date, then 4 parameters a row.
         let values: Vec<String> = (0..changes.len())
             .map(|i| {
@@ -442,7 +433,7 @@ where
             values.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(now);
-        for c in &changes {
+        for c in changes {
             query = query
                 .bind(c.sid)
                 .bind(c.sealed.as_str())
@@ -450,7 +441,17 @@ where
                 .bind(c.revision);
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// The heads of a batch's changes, in one statement (with the change sequence where it
+    /// is kept).
+    async fn insert_batch_heads(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        seq: Option<i64>,
+    ) -> Result<(), StoreError> {
         // The heads: 2 parameters a row, and the change sequence (`$1`) where it is kept.
         let sql = match seq {
             Some(_) => format!(
@@ -475,11 +476,22 @@ where
         if let Some(seq) = seq {
             query = query.bind(seq);
         }
-        for c in &changes {
+        for c in changes {
             query = query.bind(c.sid).bind(c.revision);
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// The revisions of a batch's changes, in one statement.
+    async fn insert_batch_revisions(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+        now: i64,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let ts = self.dialect.timestamp;
         // The revisions: `$1`–`$4` shared (action, date, actor, address), 5 parameters a row.
         let values: Vec<String> = (0..changes.len())
             .map(|i| {
@@ -504,7 +516,7 @@ where
             .bind(now)
             .bind(origin.actor.as_str())
             .bind(origin.remote_addr.as_deref());
-        for c in &changes {
+        for c in changes {
             query = query
                 .bind(c.sid)
                 .bind(c.revision)
@@ -513,13 +525,20 @@ where
                 .bind(c.changes.as_deref());
         }
         query.execute(&mut **tx).await?;
+        Ok(())
+    }
 
+    /// Prunes, for a batch's changes, the revisions beyond the history limit.
+    async fn prune_batch(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        changes: &[BatchChange<'_>],
+    ) -> Result<(), StoreError> {
         // Pruning beyond the history limit.
-        if let Some(limit) = self.history_limit {
+        {
             let pruned: Vec<(&str, i64)> = changes
                 .iter()
-                .map(|c| (c.sid, c.revision - i64::from(limit) + 1))
-                .filter(|(_, oldest_kept)| *oldest_kept > 1)
+                .filter_map(|c| Some((c.sid, plan::oldest_kept(c.revision, self.history_limit)?)))
                 .collect();
             if !pruned.is_empty() {
                 let sql = format!(
@@ -543,17 +562,16 @@ where
     /// unchanged one.
     async fn finish(
         &self,
-        mut tx: Transaction<'static, DB>,
+        mut w: WriteTx<'_, DB>,
         outcome: Outcome,
-        written: &[(Option<AccountSid>, i64)],
     ) -> Result<Written, StoreError> {
         match outcome {
             Outcome::Written {
                 record: Some(record),
                 ..
             } => {
-                self.announce(&mut tx, written).await?;
-                tx.commit().await?;
+                self.announce(&mut w).await?;
+                w.tx.commit().await?;
                 // Committed: the extension record exists for good.
                 if !record.extension_sid.is_empty() {
                     self.remember_extension(ExtensionId {
@@ -567,14 +585,14 @@ where
                 })
             }
             Outcome::Unchanged(record) => {
-                tx.rollback().await?;
+                w.tx.rollback().await?;
                 Ok(Written {
                     record,
                     changed: false,
                 })
             }
             Outcome::Written { record: None, .. } | Outcome::Absent => {
-                tx.rollback().await?;
+                w.tx.rollback().await?;
                 Err(StoreError::Corrupt(
                     "a write left no configuration behind".into(),
                 ))
@@ -644,38 +662,21 @@ where
 
     /// The extension's identity, creating the extension record (global configuration `{}`,
     /// enabled, as its revision 1) when an account is written before it exists.
-    async fn ensure_extension(
-        &self,
-        tx: &mut Transaction<'static, DB>,
-        origin: &Origin,
-        seq: Option<i64>,
-        lock: Lock,
-        written: &mut Vec<(Option<AccountSid>, i64)>,
-    ) -> Result<ExtensionId, StoreError> {
+    async fn ensure_extension(&self, w: &mut WriteTx<'_, DB>) -> Result<ExtensionId, StoreError> {
         if let Some(id) = self.known_extension() {
             return Ok(id);
         }
         // Not remembered here: this transaction may have created it and may yet roll back
         // (a dry run, a lost connection). `finish` remembers it once committed.
-        if let Some(row) = self.extension(&mut **tx).await? {
+        if let Some(row) = self.extension(&mut *w.tx).await? {
             return Ok(row.id());
         }
         let target = Target::Set {
             enabled: Some(true),
             configuration: Some("{}"),
+            action: None,
         };
-        let outcome = Box::pin(self.write_scope(
-            tx,
-            None,
-            target,
-            &Condition::default(),
-            origin,
-            None,
-            seq,
-            lock,
-            written,
-        ))
-        .await?;
+        let outcome = Box::pin(self.write_scope(w, None, target, &Condition::default())).await?;
         match outcome {
             Outcome::Written {
                 record: Some(record),
@@ -750,110 +751,97 @@ where
         Ok(sealed)
     }
 
-    /// The heart of every write: one configuration, inside `tx`.
-    #[allow(clippy::too_many_arguments)]
+    /// The heart of every write: one configuration, inside `w`. Reads what is stored, lets
+    /// `plan::plan` decide, then writes what it decided.
     async fn write_scope(
         &self,
-        tx: &mut Transaction<'static, DB>,
+        w: &mut WriteTx<'_, DB>,
         account: Option<AccountSid>,
         target: Target<'_>,
         condition: &Condition,
-        origin: &Origin,
-        action: Option<Action>,
-        seq: Option<i64>,
-        lock: Lock,
-        written: &mut Vec<(Option<AccountSid>, i64)>,
     ) -> Result<Outcome, StoreError> {
         let scope = scope_key(account.as_ref());
-        if let (Lock::PerConfiguration, Some(lock_sql)) = (lock, self.dialect.lock_scope) {
+        if let (Lock::PerConfiguration, Some(lock_sql)) = (w.lock, self.dialect.lock_scope) {
             sqlx::query(lock_sql)
                 .bind(&scope)
-                .execute(&mut **tx)
+                .execute(&mut *w.tx)
                 .await?;
         }
-        let current = self.current(tx, account).await?;
-        let existing = current.row.as_ref().map(|r| r.revision);
-
-        // 404 before 412 (SPEC §10): absence is decided before the precondition.
-        match target {
-            Target::Delete if current.row.is_none() => return Ok(Outcome::Absent),
-            Target::Restore(_) if current.head.is_none() => {
-                return Err(StoreError::NeverExisted);
-            }
-            _ => {}
-        }
-        if !condition.holds(existing) {
-            return Err(StoreError::PreconditionFailed { current: existing });
-        }
-
-        let now = now_micros();
-        // The new state: `None` configuration for a delete.
-        let (configuration, enabled, action, rollback_of) = match target {
+        let current = self.current(&mut w.tx, account).await?;
+        let wanted = match target {
             Target::Set {
                 enabled,
                 configuration,
-            } => {
-                let configuration = match (configuration, &current.row) {
-                    (Some(c), _) => c.to_owned(),
-                    (None, Some(row)) => row.configuration.clone(),
-                    (None, None) => return Err(StoreError::MissingConfiguration),
-                };
-                let enabled = enabled
-                    .or(current.row.as_ref().map(|r| r.enabled))
-                    .unwrap_or(true);
-                let action = action.unwrap_or(if current.row.is_some() {
-                    Action::Update
-                } else {
-                    Action::Create
-                });
-                (Some(configuration), enabled, action, None)
-            }
-            Target::Restore(n) => {
-                let restored = self
-                    .revision_in(&mut **tx, account, n)
-                    .await?
-                    .ok_or(StoreError::NoSuchRevision(n))?;
-                let configuration = restored
-                    .configuration
-                    .ok_or(StoreError::RevisionIsDelete(n))?;
-                (
-                    Some(configuration),
-                    restored.enabled,
-                    Action::Rollback,
-                    Some(n),
-                )
-            }
-            Target::Delete => (None, false, Action::Delete, None),
-        };
-
-        if let (Some(row), Some(new)) = (&current.row, &configuration)
-            && row.configuration == *new
-            && row.enabled == enabled
-        {
-            let extension = match account {
-                None => current.extension.clone(),
-                Some(_) => Some(
-                    self.ensure_extension(tx, origin, seq, lock, written)
-                        .await?,
-                ),
-            }
-            .unwrap_or_else(ExtensionId::orphan);
-            return Ok(Outcome::Unchanged(record(
-                &extension,
-                account,
-                new.clone(),
+                action,
+            } => Wanted::Set {
                 enabled,
-                row.date_created,
-                row.date_updated,
-                row.revision,
-            )?));
-        }
-
-        let revision = current.head.unwrap_or(0) + 1;
-        let changes = match (&current.row, &configuration) {
-            (Some(row), Some(new)) => json_patch_text(&row.configuration, new),
-            _ => None,
+                configuration,
+                action,
+            },
+            Target::Restore(revision) => {
+                // Read only when there is history to read; `plan` words every case.
+                let found = match current.head {
+                    Some(_) => self
+                        .revision_in(&mut *w.tx, account, revision)
+                        .await?
+                        .map(|r| (r.configuration, r.enabled)),
+                    None => None,
+                };
+                Wanted::Restore { revision, found }
+            }
+            Target::Delete => Wanted::Delete,
         };
+        let stored = Stored {
+            head: current.head,
+            row: current.row.as_ref().map(|r| StoredRow {
+                configuration: &r.configuration,
+                enabled: r.enabled,
+                revision: r.revision,
+            }),
+        };
+        let new = match plan::plan(wanted, &stored, condition)? {
+            Plan::Absent => return Ok(Outcome::Absent),
+            Plan::Unchanged => {
+                let row = current.row.expect("unchanged: there is a current row");
+                let extension = match account {
+                    None => current.extension.clone(),
+                    Some(_) => Some(self.ensure_extension(w).await?),
+                }
+                .unwrap_or_else(ExtensionId::orphan);
+                return Ok(Outcome::Unchanged(record(
+                    &extension,
+                    account,
+                    row.configuration,
+                    row.enabled,
+                    row.date_created,
+                    row.date_updated,
+                    row.revision,
+                )?));
+            }
+            Plan::Write(new) => new,
+        };
+        self.apply(w, account, &scope, &current, new).await
+    }
+
+    /// Writes a planned revision of one configuration: its row (or the row's removal), its
+    /// head, the revision, and the pruning of revisions beyond the history limit.
+    async fn apply(
+        &self,
+        w: &mut WriteTx<'_, DB>,
+        account: Option<AccountSid>,
+        scope: &str,
+        current: &Current,
+        new: NewRevision,
+    ) -> Result<Outcome, StoreError> {
+        let NewRevision {
+            revision,
+            action,
+            configuration,
+            enabled,
+            rollback_of,
+            changes,
+        } = new;
+        let now = now_micros();
         let sealed = configuration
             .as_deref()
             .map(|c| secret::seal(self.secret.as_ref(), c));
@@ -877,14 +865,12 @@ where
                 .bind(enabled)
                 .bind(now)
                 .bind(revision)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *w.tx)
                 .await?;
                 Some(ExtensionId { sid, name })
             }
             (Some(account), Some(sealed)) => {
-                let extension = self
-                    .ensure_extension(tx, origin, seq, lock, written)
-                    .await?;
+                let extension = self.ensure_extension(w).await?;
                 sqlx::query(&format!(
                     "INSERT INTO account_configurations (account_sid, configuration, enabled, \
                      date_created, date_updated, revision) \
@@ -899,14 +885,14 @@ where
                 .bind(enabled)
                 .bind(now)
                 .bind(revision)
-                .execute(&mut **tx)
+                .execute(&mut *w.tx)
                 .await?;
                 Some(extension)
             }
             (Some(account), None) => {
                 sqlx::query("DELETE FROM account_configurations WHERE account_sid = $1")
                     .bind(account.to_string())
-                    .execute(&mut **tx)
+                    .execute(&mut *w.tx)
                     .await?;
                 None
             }
@@ -918,17 +904,17 @@ where
         };
 
         // Its head and its revision.
-        match seq {
+        match w.seq {
             Some(seq) => {
                 sqlx::query(
                     "INSERT INTO configuration_heads (scope, revision, seq) VALUES ($1, $2, $3) \
                      ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision, \
                      seq = excluded.seq",
                 )
-                .bind(&scope)
+                .bind(scope)
                 .bind(revision)
                 .bind(seq)
-                .execute(&mut **tx)
+                .execute(&mut *w.tx)
                 .await?
             }
             None => {
@@ -936,9 +922,9 @@ where
                     "INSERT INTO configuration_heads (scope, revision) VALUES ($1, $2) \
                      ON CONFLICT (scope) DO UPDATE SET revision = excluded.revision",
                 )
-                .bind(&scope)
+                .bind(scope)
                 .bind(revision)
-                .execute(&mut **tx)
+                .execute(&mut *w.tx)
                 .await?
             }
         };
@@ -951,32 +937,27 @@ where
              VALUES ($1, $2, $3, {t4}, $5, $6, $7, $8, $9, $10)",
             t4 = ts(4)
         ))
-        .bind(&scope)
+        .bind(scope)
         .bind(revision)
         .bind(action.as_str())
         .bind(now)
-        .bind(origin.actor.as_str())
-        .bind(origin.remote_addr.as_deref())
+        .bind(w.origin.actor.as_str())
+        .bind(w.origin.remote_addr.as_deref())
         .bind(enabled)
         .bind(sealed.as_deref())
         .bind(rollback_of)
         .bind(sealed_changes)
-        .execute(&mut **tx)
+        .execute(&mut *w.tx)
         .await?;
-        if let Some(limit) = self.history_limit {
-            let oldest_kept = revision - i64::from(limit) + 1;
-            if oldest_kept > 1 {
-                sqlx::query(
-                    "DELETE FROM configuration_revisions WHERE scope = $1 AND revision < $2",
-                )
-                .bind(&scope)
+        if let Some(oldest_kept) = plan::oldest_kept(revision, self.history_limit) {
+            sqlx::query("DELETE FROM configuration_revisions WHERE scope = $1 AND revision < $2")
+                .bind(scope)
                 .bind(oldest_kept)
-                .execute(&mut **tx)
+                .execute(&mut *w.tx)
                 .await?;
-            }
         }
 
-        written.push((account, revision));
+        w.written.push((account, revision));
         let record = match (extension, configuration) {
             (Some(extension), Some(configuration)) => {
                 let created = current.row.as_ref().map_or(now, |r| r.date_created);
@@ -994,7 +975,7 @@ where
         };
         Ok(Outcome::Written { revision, record })
     }
-}
+);
 
 /// The record of a configuration, from what the write knows (dates in unix microseconds).
 fn record(
@@ -1020,11 +1001,4 @@ fn record(
         date_updated: date(updated)?,
         revision,
     })
-}
-
-/// The RFC 6902 patch from one stored `ConfigurationData` to another, as JSON text.
-fn json_patch_text(from: &str, to: &str) -> Option<String> {
-    let from: serde_json::Value = serde_json::from_str(from).ok()?;
-    let to: serde_json::Value = serde_json::from_str(to).ok()?;
-    serde_json::to_string(&json_patch::diff(&from, &to)).ok()
 }

@@ -1,4 +1,4 @@
-//! The admin API of SPEC §3 over real HTTP, each test on SQLite and on PostgreSQL.
+//! The admin API of docs/api.md over real HTTP, each test on SQLite and on PostgreSQL.
 
 use multiprovider::routing::Source;
 use multiprovider::sid::AccountSid;
@@ -1434,24 +1434,49 @@ on_every_db!(shutdown_lets_an_in_flight_request_finish, |app, db| {
     let body = form(&[EXT, ("AccountSid", A1), ("ConfigurationData", SMS)]);
     let (first, rest) = body.split_at(body.len() / 2);
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // `Expect: 100-continue`: the server answers `100 Continue` when the handler starts
+    // reading the body, so the test knows the request is in flight without guessing a delay.
     let head = format!(
-        "POST {J} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {J} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n",
         app.admin_authorization(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_exact(&mut byte),
+        )
+        .await
+        .expect("100 Continue within 10 s")
+        .unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     stream.write_all(first.as_bytes()).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // Stop while the request is half received.
     let addr = app.addr;
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // New connections are no longer accepted: poll until the listener is closed.
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still accepting 10 s after the stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Shutting down, and not finished: the request is still in flight.
     assert!(
         !stopping.is_finished(),
         "shutdown must wait for the in-flight request"
     );
-    // New connections are no longer accepted.
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     stream.write_all(rest.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();

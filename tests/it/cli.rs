@@ -1,4 +1,4 @@
-//! The command line of SPEC §7, run as the built binary: `validate` and `resolve`.
+//! The command line of docs/operations.md, run as the built binary: `validate` and `resolve`.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -47,7 +47,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The SPEC §3 example: `value` misspelt `value7` in the third proxy's third header.
+/// The example of docs/api.md: `value` misspelt `value7` in the third proxy's third header.
 fn value7_config() -> String {
     let config = VOICE_EXAMPLE.replace(
         r#"{"headerName": "To", "key": "newkey7", "value": "newvalue7"}"#,

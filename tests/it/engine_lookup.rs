@@ -1,4 +1,4 @@
-//! SPEC §8 over real HTTP: the POST body read as JSON whatever its `Content-Type`, `header=`
+//! docs/api.md over real HTTP: the POST body read as JSON whatever its `Content-Type`, `header=`
 //! on GET, `header_list` on every route object, `revision` on every answer; and every new
 //! input refused with the usual error body, never a 500 or a malformed answer.
 
@@ -55,7 +55,7 @@ fn answer_json(r: &Outcome) -> Value {
     serde_json::from_str(&r.body_text()).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
-/// The SPEC §3 error body, status 400, and the name of the first parameter at fault.
+/// The error body of docs/api.md, status 400, and the name of the first parameter at fault.
 fn bad_request(r: &Outcome) -> Value {
     assert_eq!(r.status(), Some(400), "{r:?}");
     assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");

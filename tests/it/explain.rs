@@ -1,4 +1,4 @@
-//! Explain and simulate (SPEC §9) over real HTTP on every backend, and offline: every
+//! Explain and simulate (docs/api.md) over real HTTP on every backend, and offline: every
 //! `reason`, candidates that agree with the answer, simulations that validate like the admin
 //! API and leave nothing behind.
 

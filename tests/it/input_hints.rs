@@ -1,4 +1,4 @@
-//! SPEC §12's input hints: the two ways `curl -d` mangles a ConfigurationData (`+` arrives as
+//! Input hints (docs/routing.md): the two ways `curl -d` mangles a ConfigurationData (`+` arrives as
 //! a space, `&` splits the form) answer a 400 that says so and suggests `--data-urlencode`,
 //! and store nothing. The bodies below are byte for byte what `curl -d` sends.
 

@@ -711,7 +711,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
         "INVITE sip:erin@silent.test;fallback=e SIP/2.0"
     );
 
-    //    Each attempt's outcome reached POST /v1/outcomes (SPEC §11): the 503 and the
+    //    Each attempt's outcome reached POST /v1/outcomes (docs/operations.md): the 503 and the
     //    silence as one failure each of their proxies, the answers as successes.
     let reported = |carrier: &Carrier, failures: u64| {
         let (app, key) = (&app, proxy_key(carrier));
@@ -798,7 +798,7 @@ async fn kamailio_routes_real_calls_through_the_lookup_api() {
     app.stop().await;
 }
 
-/// Outcome reporting (SPEC §11) end to end: the failure route reports a 503 as a failure of
+/// Outcome reporting (docs/operations.md) end to end: the failure route reports a 503 as a failure of
 /// the proxy that answered it, the reply route a 200 as a success (which resets the count);
 /// after `MULTIPROVIDER_HEALTH_FAILURES` consecutive failures the proxy is down, the lookup
 /// answers it last, and Kamailio's next call goes straight to the healthy proxy.
@@ -887,10 +887,23 @@ async fn kamailio_reports_outcomes_and_steers_calls_around_a_failing_proxy() {
         ]
     );
 
-    // 4. The next call goes straight to the healthy proxy.
+    // 4. The next call goes straight to the healthy proxy. Its state (up, no failure) holds
+    //    already: what shows the report is a newer `last_outcome_at`.
+    let before = app.proxy(&good_key).await.expect("tracked")["last_outcome_at"].clone();
+    assert!(!before.is_null(), "{before}");
     assert_eq!(call(&mut caller).await, 200, "{}", log());
     assert_eq!((flaky.invites().len(), good.invites().len()), (4, 4));
-    within(reports, "its success reported", state(&good_key, "up", 0)).await;
+    within(reports, "its success reported", || {
+        let (good_key, before) = (good_key.clone(), before.clone());
+        async move {
+            state(&good_key, "up", 0)().await
+                && server
+                    .proxy(&good_key)
+                    .await
+                    .is_some_and(|p| p["last_outcome_at"] != before)
+        }
+    })
+    .await;
 
     assert_clean_log(&log());
     drop(kamailio);

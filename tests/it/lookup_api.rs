@@ -1,4 +1,4 @@
-//! SPEC §6 over real HTTP, on SQLite and on PostgreSQL.
+//! docs/api.md over real HTTP, on SQLite and on PostgreSQL.
 
 use serde_json::{Value, json};
 

@@ -10,6 +10,7 @@ mod cli;
 mod cli_help;
 mod coherence;
 mod deploy_files;
+mod docs;
 mod engine_lookup;
 mod explain;
 mod health;

@@ -1,4 +1,4 @@
-//! `GET /openapi.json` (SPEC §8): the document validates as OpenAPI 3.1 (against the OpenAPI
+//! `GET /openapi.json` (docs/api.md): the document validates as OpenAPI 3.1 (against the OpenAPI
 //! Initiative's JSON Schema, vendored in `fixtures/`), it documents every route the server
 //! serves and nothing else, and the server's answers conform to it.
 
@@ -193,9 +193,9 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     let doc = document(&app).await;
     let ops = operations(&doc);
 
-    // SPEC §3, §6–§7, §10 and §11 as they exist now: admin under both prefixes in both forms
-    // (with the history and rollback of SPEC §10), the lookups, the outcome reports and the
-    // proxy list of SPEC §11, health, metrics, and this document.
+    // docs/api.md, docs/operations.md as they exist now: admin under both prefixes in both forms
+    // (with the history and rollback of docs/api.md), the lookups, the outcome reports and the
+    // proxy list of docs/operations.md, health, metrics, and this document.
     let mut expected = BTreeMap::new();
     let mut expect = |method: &str, path: String, id: String| {
         expected.insert((method.to_owned(), path), id);
@@ -566,7 +566,7 @@ async fn the_answers_of_the_server_conform_to_the_document() {
                 Call::get(&list, format!("{id}/{accounts}?Page=0&PageSize=1")),
             ),
             (400, Call::get(&list, format!("{id}/{accounts}?PageSize=0"))),
-            // SPEC §10: the history, one revision, a rollback.
+            // docs/api.md: the history, one revision, a rollback.
             (
                 200,
                 Call::get(
@@ -686,7 +686,7 @@ async fn the_answers_of_the_server_conform_to_the_document() {
         // A2 has no configuration of its own for the lookups below.
         let r = app.delete(&format!("{id}?AccountSid={A2}")).await;
         assert_eq!(r.status(), 204);
-        // Every operation of SPEC §10 was answered, and validated, with success.
+        // Every operation of docs/api.md was answered, and validated, with success.
         for (method, template) in [
             ("GET", &history_t),
             ("GET", &revision_t),
@@ -798,7 +798,7 @@ async fn the_answers_of_the_server_conform_to_the_document() {
                 Auth::None,
             ),
         ),
-        // SPEC §9: explained answers, and simulations.
+        // docs/api.md: explained answers, and simulations.
         (
             200,
             Call::new(
@@ -959,7 +959,7 @@ async fn the_answers_of_the_server_conform_to_the_document() {
         seen.insert((call.method.to_owned(), call.template.to_owned(), status));
     }
 
-    // SPEC §11: reports and the proxy list. Five failures of 192.168.0.1 (A1's voice
+    // docs/operations.md: reports and the proxy list. Five failures of 192.168.0.1 (A1's voice
     // configuration uses it) take it down, the default threshold: the list then has an item
     // with `since` and `last_outcome_at`, and the voice answer a `down` fallback.
     let outcomes = "/v1/outcomes";

@@ -1,4 +1,4 @@
-//! PostgreSQL over TLS (SPEC §12): `sslmode` and `sslrootcert` of `DATABASE_URL`, with rustls.
+//! PostgreSQL over TLS (docs/operations.md): `sslmode` and `sslrootcert` of `DATABASE_URL`, with rustls.
 //!
 //! Against the real PostgreSQL of `TEST_DATABASE_URL`, which must have `ssl = on` (`.ci/run`
 //! makes sure of it): which connections are encrypted is read from `pg_stat_ssl`. The

@@ -86,7 +86,7 @@ async fn write(app: &TestApp, ext: &str, p: &Planned) -> u16 {
     if let Some(a) = &p.account {
         pairs.push(("AccountSid", a));
     }
-    // Both write routes of SPEC §3, and both prefixes.
+    // Both write routes of docs/api.md, and both prefixes.
     let path = match p.seq % 3 {
         0 => format!("{J}/{ext}"),
         1 => RJ.to_owned(),

@@ -530,7 +530,7 @@ async fn parameter_floods_in_an_admin_query_are_refused_at_once() {
     let db = fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     app.configure(None, SMS).await;
-    // Unknown query parameters are ignored (SPEC §3), given twice they are refused; an
+    // Unknown query parameters are ignored (docs/api.md), given twice they are refused; an
     // AccountSid that is none ends each query, so that the distinct names are a 400 too.
     let requests = query_floods(
         &format!("{J}/multi_provider"),

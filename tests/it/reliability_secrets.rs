@@ -220,7 +220,7 @@ on_every_db!(
                 );
             }
             // Revisions (their configuration and their changes) are sealed like the current
-            // configurations (SPEC §10).
+            // configurations (docs/api.md).
             let holds_configuration =
                 column.ends_with(".configuration") || column.ends_with(".changes");
             if holds_configuration && !value.is_empty() {

@@ -1,4 +1,4 @@
-//! Revisions, audit and safe change (SPEC §10) over real HTTP, on every backend.
+//! Revisions, audit and safe change (docs/api.md) over real HTTP, on every backend.
 
 use std::time::{Duration, Instant};
 
@@ -674,16 +674,37 @@ on_every_db!(
     revisions_agree_with_the_rows_after_a_mixed_workload,
     |app, db| {
         for n in 0..4 {
-            app.configure(Some(A1), &sms(n)).await;
-            app.write(
-                Some(A2),
-                Some(&sms(n)),
-                Some(if n % 2 == 0 { "true" } else { "false" }),
-            )
-            .await;
+            let a1 = app.configure(Some(A1), &sms(n)).await;
+            assert_eq!(a1["revision"], n + 1, "A1, write {n}: {a1}");
+            let enabled = if n % 2 == 0 { "true" } else { "false" };
+            let (status, a2) =
+                json_of(app.write(Some(A2), Some(&sms(n)), Some(enabled)).await).await;
+            assert_eq!(status, 200, "A2, write {n}: {a2}");
+            assert_eq!(
+                (&a2["revision"], &a2["enabled"], &a2["configuration"]),
+                (&json!(n + 1), &json!(n % 2 == 0), &json!(sms(n))),
+                "A2, write {n}"
+            );
         }
-        delete_with(&app, A1, &[]).await;
-        rollback(&app, Some(A2), "1").await;
+        let deleted = delete_with(&app, A1, &[]).await;
+        assert_eq!(deleted.status(), 204, "{}", deleted.text().await.unwrap());
+        let (status, back) = rollback(&app, Some(A2), "1").await;
+        assert_eq!(status, 200, "{back}");
+        assert_eq!(
+            (&back["revision"], &back["enabled"], &back["configuration"]),
+            (&json!(5), &json!(true), &json!(sms(0))),
+            "A2 rolled back to revision 1, as revision 5"
+        );
+        // The delete is A1's revision 5, and the rollback A2's.
+        for (account, action) in [(A1, "delete"), (A2, "rollback")] {
+            let url = format!("{J}/multi_provider/History/5.json?AccountSid={account}");
+            let (status, body) = json_of(app.get(&url).await).await;
+            assert_eq!(
+                (status.as_u16(), &body["action"]),
+                (200, &json!(action)),
+                "{account}: {body}"
+            );
+        }
         assert_revisions_consistent(&db).await;
     }
 );

@@ -1,4 +1,4 @@
-//! Property tests of the routing core (SPEC §4–§5): validation never panics and always points
+//! Property tests of the routing core (docs/routing.md): validation never panics and always points
 //! into the document; any valid configuration resolves any accepted destination into valid JSON
 //! that only carries what the configuration says, without CR or LF.
 

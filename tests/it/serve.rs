@@ -172,8 +172,21 @@ async fn invalid_settings_exit_2_naming_the_variable() {
             "short",
             "MULTIPROVIDER_SECRET_KEY",
         ),
+        // Keys that look like real ones (and could be one mistyped): long enough that an echo
+        // of them in the message would be seen.
+        (
+            "MULTIPROVIDER_SECRET_KEY",
+            "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d1",
+            "MULTIPROVIDER_SECRET_KEY",
+        ),
+        (
+            "MULTIPROVIDER_SECRET_KEY",
+            "c2VjcmV0LWtleS10aGF0LWlzLXRoaXJ0eS1ieXRl",
+            "MULTIPROVIDER_SECRET_KEY",
+        ),
         ("DATABASE_URL", "mysql://localhost/x", "DATABASE_URL"),
     ];
+    let mut keys_checked = 0;
     for (name, value, mentioned) in cases {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_multiprovider"))
             .arg("serve")
@@ -189,7 +202,15 @@ async fn invalid_settings_exit_2_naming_the_variable() {
             name != "MULTIPROVIDER_SECRET_KEY" || !stderr.contains(value) || value.len() < 6,
             "{stderr}"
         );
+        if name == "MULTIPROVIDER_SECRET_KEY" && value.len() >= 32 {
+            // Not even a part of it: the first and last 12 characters.
+            for part in [&value[..12], &value[value.len() - 12..]] {
+                assert!(!stderr.contains(part), "the key is echoed: {stderr}");
+            }
+            keys_checked += 1;
+        }
     }
+    assert_eq!(keys_checked, 2, "the key-echo check ran on real keys");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! `multiprovider export` and `import` (SPEC §10), run as the built binary against real
+//! `multiprovider export` and `import` (docs/operations.md), run as the built binary against real
 //! databases: a backup restores every configuration (sealed ones too), `--dry-run` writes
 //! nothing, a running server sees an import like any write, and 100,000 lines are validated
 //! and written in one transaction within the memory goal — or, with one bad line, not at all.

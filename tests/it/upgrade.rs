@@ -1,4 +1,4 @@
-//! Upgrade in place (SPEC §10): a database made by the first release (migration 0001 only)
+//! Upgrade in place (docs/api.md): a database made by the first release (migration 0001 only)
 //! with configurations in it is migrated — by `multiprovider migrate`, or by a server
 //! starting on it — and its configurations become revision 1, action `create`, actor
 //! `migration`: the history shows them, lookups answer revision 1, and writes go on from there.

@@ -253,7 +253,7 @@ impl TestApp {
             .expect("DELETE")
     }
 
-    /// The collection POST of SPEC §3: `ExtensionName=multi_provider`, and `AccountSid`
+    /// The collection POST of docs/api.md: `ExtensionName=multi_provider`, and `AccountSid`
     /// (`None`: the global configuration), `ConfigurationData` and `Enabled` when given.
     pub async fn write(
         &self,

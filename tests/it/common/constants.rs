@@ -1,6 +1,6 @@
 //! The values every test shares: routes, credentials, account Sids, configurations.
 
-// ---- admin API routes (SPEC §3): JSON and XML, with and without the Restcomm prefix
+// ---- admin API routes (docs/api.md): JSON and XML, with and without the Restcomm prefix
 
 pub const J: &str = "/2012-04-24/ExtensionsConfiguration.json";
 pub const RJ: &str = "/restcomm/2012-04-24/ExtensionsConfiguration.json";
@@ -9,7 +9,7 @@ pub const RX: &str = "/restcomm/2012-04-24/ExtensionsConfiguration";
 /// An extension Sid that is never created.
 pub const UNKNOWN_EXTENSION: &str = "EXffffffffffffffffffffffffffffffff";
 pub const FORM: &str = "application/x-www-form-urlencoded";
-/// The largest request body either API reads (SPEC §3: 413 beyond).
+/// The largest request body either API reads (docs/api.md: 413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
 // ---- credentials of the test servers
@@ -30,7 +30,7 @@ pub const A_NONE: &str = "ACffffffffffffffffffffffffffffffff";
 
 // ---- configurations
 
-/// The SMS example of SPEC §3.
+/// The SMS example of docs/api.md.
 pub const SMS: &str = r#"{"outbound-sms": [{"destination_network_id": "1000"}]}"#;
 pub const SMS2: &str = r#"{"outbound-sms": [{"destination_network_id": "2000"}]}"#;
 /// An SMS configuration with a numeric id, the global one of several scenarios.

@@ -136,7 +136,7 @@ pub fn sms_id(configuration: &str) -> Option<String> {
     }
 }
 
-/// What the cache must answer for `account` given what the store holds (SPEC §1).
+/// What the cache must answer for `account` given what the store holds (README.md).
 fn expected_resolution(stored: &Stored, account: &str) -> (Source, Option<CompiledRouting>) {
     let compile = |c: &str| routing::compile(c).expect("stored configurations are valid");
     if stored.global.as_ref().is_some_and(|g| !g.enabled) {

@@ -1,5 +1,5 @@
 //! What goes over the wire: form encoding, basic credentials, and reading answers (JSON, XML,
-//! the error body of SPEC §3).
+//! the error body of docs/api.md).
 
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
@@ -54,7 +54,7 @@ pub async fn text_of(response: Response) -> (StatusCode, String, String) {
     (status, content_type, response.text().await.expect("body"))
 }
 
-/// `body` is the JSON error body of SPEC §3 for `status`.
+/// `body` is the JSON error body of docs/api.md for `status`.
 pub fn assert_error(body: &Value, status: u16) {
     assert_eq!(body["status"], status, "{body}");
     assert!(

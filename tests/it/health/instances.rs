@@ -1,10 +1,10 @@
-//! Several instances on one PostgreSQL agree on proxy health within a second (SPEC §11).
+//! Several instances on one PostgreSQL agree on proxy health within a second (docs/operations.md).
 //! PostgreSQL only: listed as ignored unless built with TEST_DATABASE_URL set.
 
 use std::time::Duration;
 
 use super::support::{HealthApi, health, spawn, voice_config, within};
-use crate::common::constants::A1;
+use crate::common::constants::{A1, A2, A3, SMS_1};
 use crate::common::on_postgres;
 use crate::common::tcp_proxy::TcpProxy;
 
@@ -24,8 +24,27 @@ on_postgres!(
         // Each instance counts the reports it receives: one failure on each is not two.
         a.report(P1, "failure", 1).await;
         b.report(P1, "failure", 1).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        for app in [&a, &b] {
+            let p1 = app.proxy("127.0.0.21:5060").await.unwrap();
+            assert_eq!(
+                (&p1["health"], &p1["consecutive_failures"]),
+                (&"up".into(), &1.into()),
+                "{p1}"
+            );
+        }
+        // Whatever each instance told the other about P1 was sent before a write that each
+        // makes now, on the same channel: once each has seen the other's write, it has seen
+        // everything the other said about P1 — and P1 is still up everywhere.
+        a.configure(Some(A2), SMS_1).await;
+        b.configure(Some(A3), SMS_1).await;
+        for (app, account) in [(&b, A2), (&a, A3)] {
+            within(Duration::from_secs(5), "the other's write", || async {
+                app.sms_summary(account).await.1 == "account"
+            })
+            .await;
+        }
         assert_eq!(b.uris(A1).await, [P1, P2]);
+        assert_eq!(a.uris(A1).await, [P1, P2]);
         a.report(P1, "failure", 1).await;
         assert_eq!(a.uris(A1).await, [P2, P1]);
         let took = within(Duration::from_secs(1), "down on b", || async {

@@ -1,4 +1,4 @@
-//! SIP OPTIONS probing (SPEC §11) against UDP endpoints this test starts on 127.0.0.1: one
+//! SIP OPTIONS probing (docs/operations.md) against UDP endpoints this test starts on 127.0.0.1: one
 //! that answers, one that never answers, one that answers too late. No other address is
 //! ever used.
 

@@ -1,4 +1,4 @@
-//! A server with chosen health settings, and the requests of SPEC §11 these tests make.
+//! A server with chosen health settings, and the requests of docs/operations.md these tests make.
 
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ where
     }
 }
 
-/// The requests of SPEC §11, and the voice answer seen as an order of proxies, made with
+/// The requests of docs/operations.md, and the voice answer seen as an order of proxies, made with
 /// the engine token.
 pub trait HealthApi {
     /// The raw voice answer for `sip:bob@example.com`, which must be a 200.
