@@ -566,10 +566,9 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
         )),
     }
     if !problems.is_empty() {
-        // With the other problems, those of the values too: every problem at once.
-        let to = Some(to).filter(|_| matches!(members.get("to"), Some(Value::String(_))));
+        // With the other problems, those of the new inputs' values too (the destination is
+        // checked after the body's shape, as before).
         let checks = [
-            to.map(|to| Destination::parse(to).err()),
             asked.from.map(|from| Caller::parse(from).err()),
             asked.key.map(|key| routing::check_key(key).err()),
         ];
