@@ -9,6 +9,18 @@ use crate::routing::{
     self, Caller, Decider, Destination, Health, LookupInput, SelectionKey, Source,
 };
 
+const TOP_HELP: &str = "\
+Without a command, `multiprovider [OPTIONS]` runs `serve` with those options.
+
+Exit codes:
+  0  success
+  1  the environment failed at start-up (database unreachable, port taken, unreadable
+     certificate…); `validate` and `import`: the input is invalid
+  2  an invalid setting or usage error (message on stderr)
+
+Example:
+  multiprovider --listen 127.0.0.1:8080 --database-url sqlite://multiprovider.db";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "multiprovider",
@@ -17,36 +29,58 @@ use crate::routing::{
     // `serve` is the default command: `multiprovider --listen …` means `multiprovider serve
     // --listen …`, and the flags of a named command are that command's own.
     args_conflicts_with_subcommands = true,
-    after_help = "Without a command, `multiprovider [OPTIONS]` runs `serve` with those options."
+    after_help = TOP_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// The options of `serve`, for the default command.
+    // The options of `serve`, for the default command.
     #[command(flatten)]
     pub serve: crate::config::ServeArgs,
 }
 
+// Each command's help is its `about` (one line) and an example; developer notes are plain
+// comments, which clap does not show.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (the default). Boxed: its options are most of the enum's size.
+    // Boxed: its options are most of the enum's size.
+    #[command(
+        about = "Run the HTTP server (the default command)",
+        after_help = "Example:\n  MULTIPROVIDER_ADMIN_TOKEN=change-me MULTIPROVIDER_ENGINE_TOKEN=change-me-too \\\n    multiprovider serve --listen 127.0.0.1:8080 --database-url sqlite://multiprovider.db"
+    )]
     Serve(Box<crate::config::ServeArgs>),
-    /// Apply the database migrations and exit.
+    #[command(
+        about = "Apply the database migrations and exit",
+        after_help = "Example:\n  multiprovider migrate --database-url postgres://multiprovider@db.example.com/multiprovider"
+    )]
     Migrate(crate::config::MigrateArgs),
-    /// Validate a ConfigurationData file (`-` or nothing: standard input).
-    #[command(after_help = VALIDATE_HELP)]
+    #[command(
+        about = "Validate a ConfigurationData file (`-` or nothing: standard input)",
+        after_help = VALIDATE_HELP
+    )]
     Validate {
         /// The file to read; `-` or absent for standard input.
         file: Option<String>,
     },
-    /// Resolve a route offline from a ConfigurationData file.
-    #[command(after_help = RESOLVE_HELP)]
+    #[command(
+        about = "Resolve a route offline from a ConfigurationData file",
+        after_help = RESOLVE_HELP
+    )]
     Resolve(ResolveArgs),
-    /// Write every configuration as JSON Lines (a backup), the global one first.
+    #[command(
+        about = "Write every configuration as JSON Lines (a backup), the global one first",
+        after_help = "Example:\n  multiprovider export --database-url sqlite://multiprovider.db -o backup.jsonl"
+    )]
     Export(crate::transfer::ExportArgs),
-    /// Restore configurations from JSON Lines, all or nothing (exit 1 lists every problem).
+    #[command(
+        about = "Restore configurations from JSON Lines, all or nothing (exit 1 lists every problem)",
+        after_help = "Example:\n  multiprovider import --dry-run backup.jsonl && multiprovider import backup.jsonl"
+    )]
     Import(crate::transfer::ImportArgs),
-    /// Development: write N sample accounts (benchmarks, trials).
+    #[command(
+        about = "Write N sample accounts (development: benchmarks, trials)",
+        after_help = "Example:\n  multiprovider seed --database-url sqlite://trial.db --accounts 1000"
+    )]
     Seed(crate::seed::SeedArgs),
 }
 

@@ -18,11 +18,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://multiprovider.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_SID: &str = "ACae6e420f425248d6a26948c17a9e2acf";
 
-/// The flags of `multiprovider serve` (each also read from its environment variable).
-///
-/// Every argument hides its environment value in `--help`: clap would otherwise print
-/// `[env: MULTIPROVIDER_LISTEN=]` for an unset variable (and the value of a set one, which
-/// for the secrets must never be shown).
+// The flags of `multiprovider serve` (each also read from its environment variable). Plain
+// comments, not doc comments: clap would show a struct's doc comment in `--help`.
+//
+// Every argument hides its environment value in `--help`: clap would otherwise print
+// `[env: MULTIPROVIDER_LISTEN=]` for an unset variable (and the value of a set one, which
+// for the secrets must never be shown).
 #[derive(Clone, clap::Args)]
 pub struct ServeArgs {
     /// Database: `sqlite://FILE` (created if missing) or `postgres://USER:PASS@HOST:PORT/DB`
@@ -135,7 +136,7 @@ impl fmt::Debug for Clock {
     }
 }
 
-/// The flags of `multiprovider migrate`.
+// The flags of `multiprovider migrate`.
 #[derive(Clone, clap::Args)]
 pub struct MigrateArgs {
     /// Database: `sqlite://FILE` (created if missing) or `postgres://…`.

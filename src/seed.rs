@@ -16,7 +16,7 @@ pub struct SeedArgs {
     /// Database: `sqlite://FILE` or `postgres://…` (migrated first).
     #[arg(long, env = "DATABASE_URL", default_value = crate::config::DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
-    /// How many accounts to write (`sample_account(0)` … `sample_account(N-1)`).
+    /// How many sample accounts to write.
     #[arg(long, default_value_t = 1000)]
     pub accounts: usize,
     /// Concurrent writers (each batch is one transaction; validation overlaps the writes).

@@ -13,7 +13,7 @@ use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 use crate::store::{ImportLine, Origin, Store, StoreOptions};
 
-/// The database flags of both commands.
+// The database flags of both commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Database: `sqlite://FILE` or `postgres://…` (migrated first).
@@ -23,7 +23,12 @@ pub struct DatabaseArgs {
     #[arg(long, env = "MULTIPROVIDER_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
     /// Keep only the newest N revisions of each configuration, as the server does.
-    #[arg(long, env = "MULTIPROVIDER_HISTORY_LIMIT", value_name = "N")]
+    #[arg(
+        long,
+        env = "MULTIPROVIDER_HISTORY_LIMIT",
+        value_name = "N",
+        hide_env_values = true
+    )]
     pub history_limit: Option<String>,
 }
 

@@ -20,7 +20,8 @@ pub struct SuperAdmin;
 /// Who called a lookup endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineOrAdmin {
-    /// `Authorization: Bearer $MULTIPROVIDER_ENGINE_TOKEN`.
+    /// `Authorization: Bearer $MULTIPROVIDER_ENGINE_TOKEN`, or HTTP Basic with the user
+    /// `engine` and the engine token as password.
     Engine,
     /// The super-admin's basic auth.
     Admin,
@@ -84,10 +85,33 @@ fn is_admin(state: &AppState, user: &str, password: &str) -> bool {
     ok.into()
 }
 
-/// True when `headers` carry the engine token as a bearer token (the lookups' fast path;
-/// anything else goes through `EngineOrAdmin`).
+/// The user name under which HTTP Basic credentials carry the engine token (docs/security.md:
+/// clients whose pooled connections cannot send a Bearer header, such as Kamailio 5.6's
+/// named `http_client` connections).
+pub const ENGINE_USER: &str = "engine";
+
+/// True when `headers` carry the engine token, as a bearer token or as Basic credentials
+/// of the user `engine` (the lookups' fast path; anything else goes through
+/// `EngineOrAdmin`).
 pub fn bears_engine_token(state: &AppState, headers: &HeaderMap) -> bool {
-    matches!(credentials(headers), Credentials::Bearer(token) if is_engine(state, token))
+    is_engine_credentials(state, &credentials(headers))
+}
+
+/// The engine token, in either of its two forms; both parts of Basic credentials are
+/// compared before deciding.
+fn is_engine_credentials(state: &AppState, credentials: &Credentials<'_>) -> bool {
+    match credentials {
+        Credentials::Bearer(token) => is_engine(state, token),
+        Credentials::Basic { user, password } => {
+            let user_ok = ct_eq(user.as_bytes(), ENGINE_USER.as_bytes());
+            let token_ok = match &state.settings.engine_token {
+                Some(expected) => ct_eq(password.as_bytes(), expected.as_bytes()),
+                None => Choice::from(0),
+            };
+            (user_ok & token_ok).into()
+        }
+        _ => false,
+    }
 }
 
 fn is_engine(state: &AppState, token: &str) -> bool {
@@ -104,11 +128,12 @@ impl FromRequestParts<AppState> for SuperAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<SuperAdmin, ApiError> {
-        match credentials(&parts.headers) {
-            Credentials::Basic { user, password } if is_admin(state, &user, &password) => {
+        let given = credentials(&parts.headers);
+        match &given {
+            Credentials::Basic { user, password } if is_admin(state, user, password) => {
                 Ok(SuperAdmin)
             }
-            Credentials::Bearer(token) if is_engine(state, token) => Err(ApiError::forbidden(
+            _ if is_engine_credentials(state, &given) => Err(ApiError::forbidden(
                 "the engine token only grants the lookup API; the admin API needs the super-admin's credentials",
             )),
             _ => Err(ApiError::unauthorized()),
@@ -123,12 +148,13 @@ impl FromRequestParts<AppState> for EngineOrAdmin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<EngineOrAdmin, ApiError> {
-        match credentials(&parts.headers) {
-            Credentials::Basic { user, password } if is_admin(state, &user, &password) => {
+        let given = credentials(&parts.headers);
+        match &given {
+            Credentials::Basic { user, password } if is_admin(state, user, password) => {
                 Ok(EngineOrAdmin::Admin)
             }
-            Credentials::Bearer(token) if is_engine(state, token) => Ok(EngineOrAdmin::Engine),
-            _ => Err(ApiError::unauthorized()),
+            _ if is_engine_credentials(state, &given) => Ok(EngineOrAdmin::Engine),
+            _ => Err(ApiError::unauthorized_engine()),
         }
     }
 }

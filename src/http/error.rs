@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{ToResponse, ToSchema};
 
 use super::format::{Format, json_response};
 use super::xml::{attribute, element, escape, xml_close, xml_open, xml_response};
@@ -60,6 +60,99 @@ pub struct ErrorBody<'a> {
     errors: &'a [ErrorEntry],
 }
 
+// The answers many routes share, defined once for the OpenAPI document
+// (`components/responses`), each the error body above.
+
+/// Missing or wrong credentials: the message names the credentials the route takes, never
+/// which part of those given was wrong.
+#[derive(ToResponse)]
+#[response(
+    description = "Missing or wrong credentials (the message names those the route takes)",
+    content_type = "application/json",
+    headers(("WWW-Authenticate" = String, description = "`Basic realm=\"Restcomm realm\"`"))
+)]
+#[allow(dead_code)]
+pub struct Unauthorized(ErrorBody<'static>);
+
+/// The engine token (Bearer, or Basic with the user `engine`) on a super-admin route.
+#[derive(ToResponse)]
+#[response(
+    description = "The engine token on a route of the super-admin",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct EngineTokenForbidden(ErrorBody<'static>);
+
+/// A request body over `MAX_BODY_BYTES`.
+#[derive(ToResponse)]
+#[response(description = "Body over 256 KiB", content_type = "application/json")]
+#[allow(dead_code)]
+pub struct PayloadTooLarge(ErrorBody<'static>);
+
+/// An admin POST whose body is not form-encoded.
+#[derive(ToResponse)]
+#[response(
+    description = "Body not application/x-www-form-urlencoded",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct UnsupportedMediaType(ErrorBody<'static>);
+
+/// `If-Match` / `If-None-Match` that do not hold.
+#[derive(ToResponse)]
+#[response(
+    description = "If-Match / If-None-Match did not hold: nothing was written",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct PreconditionFailed(ErrorBody<'static>);
+
+/// The database cannot answer (nothing was written).
+#[derive(ToResponse)]
+#[response(
+    description = "The database is unavailable: nothing was written",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct DatabaseUnavailable(ErrorBody<'static>);
+
+/// A lookup before the routing cache was first filled.
+#[derive(ToResponse)]
+#[response(
+    description = "The routing cache is not loaded yet; retry shortly",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct CacheLoading(ErrorBody<'static>);
+
+/// A query parameter on a route that takes none (docs/api.md).
+#[derive(ToResponse)]
+#[response(
+    description = "A query parameter: this route takes none",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub struct NoParameters(ErrorBody<'static>);
+
+/// The shared responses by name, as `components/responses` holds them (the admin API's XML
+/// forms inline them, with an XML twin of the body).
+pub fn shared_responses() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Response>)> {
+    fn one<'a, R: ToResponse<'a>>() -> (String, utoipa::openapi::RefOr<utoipa::openapi::Response>) {
+        let (name, response) = R::response();
+        (name.to_string(), response)
+    }
+    vec![
+        one::<Unauthorized>(),
+        one::<EngineTokenForbidden>(),
+        one::<PayloadTooLarge>(),
+        one::<UnsupportedMediaType>(),
+        one::<PreconditionFailed>(),
+        one::<DatabaseUnavailable>(),
+        one::<CacheLoading>(),
+        one::<NoParameters>(),
+    ]
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -73,7 +166,19 @@ impl ApiError {
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "authentication required: HTTP Basic with the super-admin Sid and auth token",
+            "authentication required: the super-admin's HTTP Basic credentials (the admin Sid \
+             and auth token)",
+        )
+    }
+
+    /// 401 of the routes the engines call (lookups, outcomes, proxies): says which
+    /// credentials they take, never which part of the given ones was wrong.
+    pub fn unauthorized_engine() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: the engine token (Authorization: Bearer <token>, or \
+             HTTP Basic with the user `engine` and the token as password) or the \
+             super-admin's HTTP Basic credentials",
         )
     }
 
@@ -217,7 +322,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
-                super::ops::database_error();
+                // `ops::database_error`, which imports this module: counted here directly.
+                metrics::counter!("multiprovider_database_errors_total").increment(1);
                 ApiError::unavailable()
             }
             StoreError::MissingConfiguration => ApiError::parameter(
@@ -264,6 +370,14 @@ pub fn error_xml(error: &ApiError) -> String {
 /// Marks a response whose body an `ApiError` rendered (kept for re-rendering).
 #[derive(Clone)]
 struct Rendered(Arc<ApiError>);
+
+/// The error a response carries, when an `ApiError` rendered it (for the refusal log).
+pub fn rendered_error(response: &Response) -> Option<Arc<ApiError>> {
+    response
+        .extensions()
+        .get::<Rendered>()
+        .map(|Rendered(error)| error.clone())
+}
 
 /// Every error response of the router leaves in the request's `format` (applied by the
 /// middleware around every route, `http::finish`).

@@ -5,9 +5,9 @@
 //! (404), then the parameters (400: every problem in one answer). The extractors of
 //! `extract` do the first four; this module validates what they hand over.
 //!
-//! Decisions written down in docs/api.md:
-//! - an unknown POST body parameter is a 400 (a typo such as `Enable=false` must not pass);
-//!   unknown query parameters are ignored, as they change nothing;
+//! Decisions where docs/api.md is silent:
+//! - a parameter a route does not take, in the form or the query string, is a 400 naming it
+//!   (a typo such as `Enable=false` or `?AccountSID=` must not pass: docs/strictness.md);
 //! - on either POST, `AccountSid` may also come in the query string; given in both places it
 //!   must be the same account;
 //! - `ExtensionId` matches the stored `EX…` Sid case-insensitively, or the name exactly;
@@ -30,6 +30,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{
+    DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::extract::{AdminForm, AdminQuery, Extension};
 use super::format::{ADMIN_PREFIXES, Format};
 use super::repr::{self, ConfigurationJson, ListJson, PageInfo};
@@ -41,7 +45,18 @@ const EXTENSION_NAME_P: &str = "ExtensionName";
 const ENABLED_P: &str = "Enabled";
 const CONFIGURATION_P: &str = "ConfigurationData";
 const ACCOUNT_P: &str = "AccountSid";
+
+// The names each route takes (docs/strictness.md); any other is a 400 naming it. Adding a
+// parameter to a route is one name here.
+/// The form of either POST.
 const POST_PARAMETERS: [&str; 4] = [EXTENSION_NAME_P, ENABLED_P, CONFIGURATION_P, ACCOUNT_P];
+/// The query string of either POST.
+const POST_QUERY: &[&str] = &[ACCOUNT_P];
+/// The query string of a GET or DELETE of one configuration.
+const READ_QUERY: &[&str] = &[ACCOUNT_P];
+const DELETE_QUERY: &[&str] = &[ACCOUNT_P];
+/// The query string of the account list.
+const LIST_QUERY: &[&str] = &["Page", "PageSize"];
 
 /// Appended to the JSON syntax error of a `ConfigurationData` that came with unknown form
 /// parameters (docs/operations.md).
@@ -130,7 +145,16 @@ fn answer_xml_too(operation: &mut Operation) {
                 )),
         ))
         .build();
+    let shared = super::error::shared_responses();
     for response in operation.responses.responses.values_mut() {
+        // A shared response (`components/responses`) is JSON only: inlined here with its twin.
+        if let RefOr::Ref(reference) = response
+            && let Some((_, RefOr::T(inlined))) = shared
+                .iter()
+                .find(|(name, _)| reference.ref_location.ends_with(&format!("/{name}")))
+        {
+            *response = RefOr::T(inlined.clone());
+        }
         if let RefOr::T(response) = response
             && response.content.contains_key(JSON)
         {
@@ -163,7 +187,7 @@ struct ConfigurationForm {
     Enabled: String,
     /// The ConfigurationData JSON document (docs/routing.md); required when the configuration does not
     /// exist yet, absent: unchanged.
-    #[schema(max_length = 65536)]
+    #[schema(min_length = 1)]
     #[serde(default)]
     ConfigurationData: String,
     /// The account whose configuration this is (absent: the global one); also accepted in the
@@ -184,12 +208,12 @@ struct ConfigurationForm {
     responses(
         (status = 200, description = "Stored (also on create, as Restcomm answers); a write that changes nothing stores nothing and answers the current state", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters or ConfigurationData: every problem, with its JSON pointer", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -211,17 +235,17 @@ async fn create(
     tag = "admin",
     operation_id = "update_configuration",
     params(ExtensionId, AccountQuery, Preconditions),
-    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = ConfigurationForm, content_type = "application/x-www-form-urlencoded", description = "Optional (required: false in the document): an empty POST stores nothing new"),
     responses(
         (status = 200, description = "Stored (or unchanged: the current state)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters or ConfigurationData", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write: nothing was written", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -320,6 +344,17 @@ pub(super) struct AccountQuery {
     AccountSid: Option<String>,
 }
 
+/// `?AccountSid=` of a DELETE: required (the global configuration is switched off, never
+/// deleted).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case, dead_code)]
+pub(super) struct RequiredAccountQuery {
+    /// `AC` + 32 hex digits, either case.
+    #[param(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
+    AccountSid: String,
+}
+
 /// `?Page=&PageSize=`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -343,10 +378,10 @@ pub(super) struct PageQuery {
     responses(
         (status = 200, description = "The configuration", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid AccountSid, or a parameter given twice", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -357,6 +392,7 @@ async fn read(
     extension: Extension,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(READ_QUERY)?;
     let record = match query.account()? {
         None => extension.global.ok_or_else(|| {
             ApiError::not_found("the global configuration has not been created yet")
@@ -377,15 +413,15 @@ async fn read(
     path = "/2012-04-24/ExtensionsConfiguration.json/{extension_id}",
     tag = "admin",
     operation_id = "delete_configuration",
-    params(ExtensionId, AccountQuery, Preconditions),
+    params(ExtensionId, RequiredAccountQuery, Preconditions),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "AccountSid missing or invalid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such configuration", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+        (status = 412, response = PreconditionFailed),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -397,6 +433,7 @@ async fn remove(
     origin: Origin,
     condition: Condition,
 ) -> Result<Response, ApiError> {
+    query.only(DELETE_QUERY)?;
     let Some(account) = query.account()? else {
         return Err(ApiError::parameter(
             ACCOUNT_P,
@@ -425,10 +462,10 @@ async fn remove(
     responses(
         (status = 200, description = "One page of account configurations", body = ListJson),
         (status = 400, description = "Page or PageSize out of range", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or not created yet", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -444,7 +481,7 @@ async fn list(
             "the extension has not been created yet",
         ));
     };
-    let mut problems = Vec::new();
+    let mut problems = query.unknown(LIST_QUERY);
     let (page, page_size) = query.paging(&mut problems);
     if !problems.is_empty() {
         return Err(ApiError::parameters(problems));
@@ -484,7 +521,7 @@ fn post_parameters(
     let unknown_in_body = problems
         .iter()
         .any(|(name, _)| !POST_PARAMETERS.contains(&name.as_str()));
-    problems.extend(query.problems(&[]));
+    problems.extend(query.problems(POST_QUERY));
 
     match (body.get(EXTENSION_NAME_P), stored_name) {
         (None, None) => problems.push((

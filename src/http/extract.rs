@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use super::AppState;
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::percent;
+use crate::routing::printable;
 use crate::sid::AccountSid;
 use crate::store::{Condition, ConfigRecord, EXTENSION_NAME, Origin, Tags};
 
@@ -71,30 +72,39 @@ impl Params {
         self.first.get(name).map(|&i| self.pairs[i].1.as_str())
     }
 
-    /// Names given more than once (reported once each, at their second occurrence) and, when
-    /// `known` is not empty, names outside it; in the order they appear.
+    /// Names given more than once (reported once each, at their second occurrence) and
+    /// names outside `known` (the route's accepted names: anything else is a 400, with a
+    /// suggestion when close, docs/api.md); in the order they appear.
     ///
     /// A form of tens of thousands of stray names (a script gone wrong) would make an error
     /// body of megabytes: the first `MAX_LISTED` are listed, and one more entry counts the
     /// rest.
     pub fn problems(&self, known: &[&str]) -> Vec<(String, String)> {
+        self.problems_among(Some(known))
+    }
+
+    /// Names given more than once only.
+    pub fn duplicates(&self) -> Vec<(String, String)> {
+        self.problems_among(None)
+    }
+
+    fn problems_among(&self, known: Option<&[&str]>) -> Vec<(String, String)> {
         const MAX_LISTED: usize = 100;
-        let unknown = format!("unknown parameter; expected {}", known.join(", "));
         let mut seen: HashMap<&str, u32> = HashMap::with_capacity(self.first.len());
         let mut problems = Vec::new();
         let mut unlisted: Option<(&str, usize)> = None;
         for (name, _) in &self.pairs {
             let count = seen.entry(name.as_str()).or_insert(0);
             *count += 1;
-            let problem = if *count == 2 {
-                "given more than once"
-            } else if *count == 1 && !known.is_empty() && !known.contains(&name.as_str()) {
-                unknown.as_str()
-            } else {
-                continue;
+            let problem = match known {
+                _ if *count == 2 => ("given more than once").to_owned(),
+                Some(known) if *count == 1 && !known.contains(&name.as_str()) => {
+                    unknown_parameter(name, known).1
+                }
+                _ => continue,
             };
             if problems.len() < MAX_LISTED {
-                problems.push((name.clone(), problem.to_owned()));
+                problems.push((printable(name), problem));
             } else {
                 unlisted.get_or_insert((name.as_str(), 0)).1 += 1;
             }
@@ -113,14 +123,84 @@ impl Params {
     }
 }
 
-/// The query string of an admin GET or DELETE (form rules): every name at most once (400).
-/// Unknown names are ignored: they change nothing.
+/// A parameter the route does not take (docs/api.md): its name, and a message with a
+/// suggestion when a known name differs only in case or by one edit ("`AccountSID`: did you
+/// mean `AccountSid`?"), else the names the route takes.
+pub fn unknown_parameter(name: &str, known: &[&str]) -> (String, String) {
+    let shown = printable(name);
+    let close = known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .or_else(|| known.iter().find(|k| within_one_edit(k, name)));
+    let message = match (close, known) {
+        (Some(k), _) => format!("`{shown}`: unknown parameter; did you mean `{k}`?"),
+        (None, []) => format!("`{shown}`: unknown parameter; this route takes no parameters"),
+        (None, _) => format!(
+            "`{shown}`: unknown parameter; this route takes {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    (shown, message)
+}
+
+/// Whether `a` and `b` are at most one insertion, deletion, substitution or swap of
+/// neighbours apart, ignoring ASCII case. Linear in the shorter name.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let same = |x: &u8, y: &u8| x.eq_ignore_ascii_case(y);
+    let prefix = short
+        .iter()
+        .zip(long)
+        .take_while(|(x, y)| same(x, y))
+        .count();
+    if prefix == short.len() {
+        return true;
+    }
+    let rest_same = |a: &[u8], b: &[u8]| a.iter().zip(b).all(|(x, y)| same(x, y));
+    if short.len() < long.len() {
+        // An insertion into `short`.
+        return rest_same(&short[prefix..], &long[prefix + 1..]);
+    }
+    // A substitution, or two neighbours swapped (`explian`).
+    rest_same(&short[prefix + 1..], &long[prefix + 1..])
+        || (prefix + 1 < short.len()
+            && same(&short[prefix], &long[prefix + 1])
+            && same(&short[prefix + 1], &long[prefix])
+            && rest_same(&short[prefix + 2..], &long[prefix + 2..]))
+}
+
+/// The query string of an admin GET or DELETE (form rules): every name at most once (400,
+/// by the extractor); names the route does not take are a 400 too (`unknown`, which each
+/// handler calls with its route's list of names).
 #[derive(Debug)]
 pub struct AdminQuery(Params);
 
 impl AdminQuery {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name)
+    }
+
+    /// The names outside `known`, as problems (empty when every name is known).
+    pub fn unknown(&self, known: &[&str]) -> Vec<(String, String)> {
+        self.0.problems(known)
+    }
+
+    /// 400 for every name outside `known`.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        let problems = self.unknown(known);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::parameters(problems))
+        }
     }
 
     /// `AccountSid`, when given.
@@ -172,7 +252,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminQuery {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<AdminQuery, ApiError> {
         let params = Params::parse(parts.uri.query().unwrap_or("").as_bytes())?;
-        let problems = params.problems(&[]);
+        let problems = params.duplicates();
         if problems.is_empty() {
             Ok(AdminQuery(params))
         } else {
@@ -411,6 +491,47 @@ impl StrictQuery {
     }
 }
 
+impl StrictQuery {
+    /// The names outside `known`, each once, as problems; a name that does not decode is
+    /// one too. Allocates nothing when every name is known and plain.
+    pub fn unknown(&self, known: &[&str]) -> Vec<(String, String)> {
+        const MAX_LISTED: usize = 100;
+        let mut problems: Vec<(String, String)> = Vec::new();
+        for pair in self.raw().split('&').filter(|p| !p.is_empty()) {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            let problem = match percent::strict_component(key) {
+                Some(name) if known.contains(&name.as_ref()) => continue,
+                Some(name) => unknown_parameter(&name, known),
+                None => (
+                    printable(key),
+                    "a parameter name that is not valid percent-encoded UTF-8".to_owned(),
+                ),
+            };
+            if problems.len() == MAX_LISTED {
+                break;
+            }
+            if !problems.iter().any(|(name, _)| *name == problem.0) {
+                problems.push(problem);
+            }
+        }
+        problems
+    }
+}
+
+/// 400 naming every parameter of `query` (a raw query string, form rules) outside `known`,
+/// and every one given twice: for the routes that take no admin query extractor.
+pub fn only_parameters(query: Option<&str>, known: &[&str]) -> Result<(), ApiError> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(());
+    };
+    let problems = Params::parse(query.as_bytes())?.problems(known);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::parameters(problems))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for StrictQuery {
     type Rejection = ApiError;
 
@@ -498,6 +619,31 @@ mod tests {
     }
 
     #[test]
+    fn close_names_are_one_edit_apart() {
+        for (a, b) in [
+            ("AccountSid", "AccountSID"),
+            ("header", "headers"),
+            ("Enabled", "Enable"),
+            ("explain", "explian"),
+            ("PageSize", "PageSise"),
+            ("to", "t"),
+        ] {
+            assert!(within_one_edit(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("header", "head"),
+            ("to", "at"),
+            ("explain", "xeplian"),
+            ("a", "bcd"),
+        ] {
+            assert!(!within_one_edit(a, b), "{a} {b}");
+        }
+        let (name, message) = unknown_parameter("AccountSID", &["AccountSid"]);
+        assert_eq!(name, "AccountSID");
+        assert!(message.contains("did you mean `AccountSid`?"), "{message}");
+    }
+
+    #[test]
     fn form_values_keep_their_bytes() {
         let p = Params::parse(b"ConfigurationData={\"a\": [1, 2]}\n&x").unwrap();
         assert_eq!(p.get("ConfigurationData"), Some("{\"a\": [1, 2]}\n"));
@@ -527,7 +673,7 @@ mod tests {
         assert_eq!(p.problems(&["b"]).len(), 2);
         let distinct: String = (0..120_000).map(|i| format!("a{i}&")).collect();
         let q = Params::parse(distinct.as_bytes()).unwrap();
-        assert_eq!(q.problems(&[]).len(), 0);
+        assert_eq!(q.duplicates().len(), 0);
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 

@@ -1,5 +1,5 @@
 //! A configuration's history (docs/api.md): its revisions, one revision, and rollback — under
-//! both admin prefixes, JSON and XML, with the admin API's rules (the status order of docs/api.md, then
+//! both admin prefixes, JSON and XML, with the admin API's rules (docs/api.md status order, then
 //! 412 last).
 
 use axum::extract::{Path, State};
@@ -14,6 +14,10 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody};
+use super::error::{
+    DatabaseUnavailable, EngineTokenForbidden, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::extensions::{
     AccountQuery, ExtensionId, PageQuery, Preconditions, log_write, method_not_allowed, variant,
 };
@@ -23,6 +27,12 @@ use super::repr::{self, API_VERSION, ConfigurationJson, PageInfo, Paging, restco
 use super::xml::{element, xml_close, xml_open, xml_response};
 use crate::sid::AccountSid;
 use crate::store::{Condition, Origin, Revision};
+
+// The names each route takes (docs/strictness.md); any other is a 400 naming it.
+const HISTORY_QUERY: &[&str] = &["AccountSid", "Page", "PageSize"];
+const REVISION_QUERY: &[&str] = &["AccountSid"];
+const ROLLBACK_PARAMETERS: &[&str] = &["AccountSid", "Revision"];
+const ROLLBACK_QUERY: &[&str] = &["AccountSid"];
 
 /// The routes of docs/api.md under both prefixes and in both formats, as the admin API's.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,7 +67,7 @@ struct RevisionPath {
 #[serde(deny_unknown_fields)]
 struct RollbackForm {
     /// The revision to restore (not a delete).
-    #[schema(pattern = "^[0-9]+$")]
+    #[schema(pattern = "^[1-9][0-9]{0,17}$")]
     Revision: String,
     /// Whose configuration (absent: the global one); also accepted in the query string.
     #[schema(pattern = "^[Aa][Cc][0-9a-fA-F]{32}$")]
@@ -75,10 +85,10 @@ struct RollbackForm {
     responses(
         (status = 200, description = "The configuration's revisions, newest first", body = HistoryJson),
         (status = 400, description = "Invalid AccountSid, Page or PageSize", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -89,6 +99,7 @@ async fn list(
     extension: Extension,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(HISTORY_QUERY)?;
     let account = query.account()?;
     let mut problems = Vec::new();
     let (page, page_size) = query.paging(&mut problems);
@@ -139,10 +150,10 @@ async fn list(
     responses(
         (status = 200, description = "One revision", body = RevisionJson),
         (status = 400, description = "Invalid AccountSid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or no such revision (never written, or pruned)", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -154,6 +165,7 @@ async fn one(
     Path((_, revision)): Path<(String, String)>,
     query: AdminQuery,
 ) -> Result<Response, ApiError> {
+    query.only(REVISION_QUERY)?;
     let account = query.account()?;
     let extension_sid = known_sid(&extension)?;
     let number = revision.strip_suffix(".json").unwrap_or(&revision);
@@ -187,13 +199,13 @@ async fn one(
     responses(
         (status = 200, description = "Rolled back (or already in that state: unchanged)", body = ConfigurationJson, headers(("ETag" = String, description = "The revision, quoted"))),
         (status = 400, description = "Invalid parameters, or a revision that does not exist or is a delete", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 403, description = "The engine token on an admin route", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = EngineTokenForbidden),
         (status = 404, description = "Unknown extension, or a configuration that never existed", body = ErrorBody),
-        (status = 412, description = "If-Match / If-None-Match did not hold: nothing was written", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 415, description = "Body not form-encoded", body = ErrorBody),
-        (status = 503, description = "The database cannot take the write", body = ErrorBody),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = DatabaseUnavailable),
     ),
     security(("admin" = []))
 )]
@@ -219,8 +231,8 @@ async fn rollback_to(
 
 /// `AccountSid` (body or query, as on the other POSTs) and `Revision`, every problem at once.
 fn rollback_parameters(form: &AdminForm) -> Result<(Option<AccountSid>, i64), ApiError> {
-    let mut problems = form.body.problems(&["AccountSid", "Revision"]);
-    problems.extend(form.query.problems(&[]));
+    let mut problems = form.body.problems(ROLLBACK_PARAMETERS);
+    problems.extend(form.query.problems(ROLLBACK_QUERY));
     let account = form.account(&mut problems);
     let revision = match form.body.get("Revision").map(str::parse::<i64>) {
         Some(Ok(n)) if n >= 1 => Some(n),

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::auth::{self, EngineOrAdmin};
 use super::error::{ApiError, ErrorBody};
+use super::error::{CacheLoading, PayloadTooLarge, Unauthorized};
 use super::extract::{AccountPath, StrictQuery};
 use super::{AppState, ops, percent};
 use crate::cache::Resolved;
@@ -81,10 +82,6 @@ fn observe(kind: Kind, started: Instant) {
     handles[kind as usize].record(started.elapsed().as_secs_f64());
 }
 
-/// The parameters a voice lookup knows (GET query; the POST body's members are the same
-/// less `header`, plus `headers`). Adding a lookup input starts here.
-pub const VOICE_PARAMETERS: [&str; 5] = ["to", "header", "from", "key", "explain"];
-
 /// The routing policy inputs of a voice lookup (docs/api.md): the caller and the key, as
 /// given (unchecked until `check_inputs`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -141,6 +138,61 @@ pub(super) fn lookup_input<'a>(
         })
 }
 
+/// The names each lookup takes (docs/strictness.md); any other is a 400 naming it, with a
+/// suggestion when close. Adding a parameter to a route is one name here (and its handling).
+pub const VOICE_GET_PARAMETERS: &[&str] = &["to", "header", "from", "key", "explain", "view"];
+/// The query string of `POST …/voice-route` (the body has `to` and `headers`).
+pub const VOICE_POST_PARAMETERS: &[&str] = &["explain", "view"];
+pub const SMS_GET_PARAMETERS: &[&str] = &["explain"];
+
+/// `view` of a voice lookup: the full answer (absent) or the compact one for engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Full,
+    /// `view=engine` (docs/api.md): only what an engine applies.
+    Engine,
+}
+
+fn view_param(query: &StrictQuery) -> Result<View, ApiError> {
+    let raw = query.raw();
+    if !raw.contains("view") && !raw.contains('%') {
+        return Ok(View::Full);
+    }
+    match query.one("view")?.as_deref() {
+        None => Ok(View::Full),
+        Some("engine") => Ok(View::Engine),
+        Some(_) => Err(ApiError::parameter(
+            "view",
+            "must be engine (or absent for the full answer)",
+        )),
+    }
+}
+
+/// Every problem of a lookup's parameters in one 400 (at least one is given): the unknown
+/// names first, then each parameter's own; a problem of the whole body is named `body`.
+fn gather(unknown: Vec<(String, String)>, errors: Vec<ApiError>) -> ApiError {
+    if unknown.is_empty() && errors.len() == 1 {
+        return errors.into_iter().next().expect("one error");
+    }
+    let mut problems = unknown;
+    for error in errors {
+        if error.errors.is_empty() {
+            problems.push(("body".to_owned(), error.message));
+        }
+        for entry in error.errors {
+            match entry {
+                super::error::ErrorEntry::Parameter { parameter, message } => {
+                    problems.push((parameter, message))
+                }
+                super::error::ErrorEntry::Pointer { pointer, message } => {
+                    problems.push((pointer, message))
+                }
+            }
+        }
+    }
+    ApiError::parameters(problems)
+}
+
 fn answer_voice(
     state: &AppState,
     account: AccountSid,
@@ -148,10 +200,22 @@ fn answer_voice(
     headers: &[(&str, &str)],
     asked: Asked<'_>,
     explain: bool,
+    view: View,
 ) -> Result<Response, ApiError> {
     let (dest, caller) = check_inputs(to, asked).map_err(lookup_errors)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
+    if explain && view == View::Engine {
+        return Err(ApiError::parameter(
+            "view",
+            "engine cannot be combined with explain=true: the explanation is part of the full answer",
+        ));
+    }
     ready(state)?;
+    if view == View::Engine {
+        return Ok(json(engine_voice(
+            state, account, &dest, headers, caller, asked.key,
+        )));
+    }
     if explain {
         let mut sid_buf = [0; 34];
         let (resolved, decider) = state.cache.resolve_explained(&account);
@@ -215,6 +279,38 @@ fn plain_voice(
     )
 }
 
+/// The compact voice answer of `view=engine` (docs/api.md).
+fn engine_voice(
+    state: &AppState,
+    account: AccountSid,
+    dest: &Destination<'_>,
+    headers: &[(&str, &str)],
+    caller: Option<Caller<'_>>,
+    key: Option<&str>,
+) -> Vec<u8> {
+    let Resolved {
+        source,
+        revision,
+        routing,
+        health,
+    } = state.cache.resolve(&account);
+    match routing.as_deref() {
+        Some(r) => {
+            let input = lookup_input(
+                &state.settings.clock,
+                Some(r),
+                LookupInput::new(dest, headers).with_caller(caller),
+                key,
+                None,
+                false,
+            );
+            let answer = r.resolve(input, |i| health.get(i));
+            routing::voice_engine_json(source, revision, &answer)
+        }
+        None => routing::voice_engine_json(source, revision, &routing::VoiceAnswer::none()),
+    }
+}
+
 /// The lookups engines send all day — a GET with the engine token, well-formed, nothing to
 /// explain, the cache loaded — answered without axum's routing, extractors and layers
 /// (about a third of a lookup's cost, BENCHMARKS.md), with the same answer, latency sample
@@ -258,9 +354,12 @@ pub(super) fn fast(
     Some(json(body))
 }
 
-/// `voice_get` for a query the fast path takes: `to` once, `header`s, nothing to explain.
+/// `voice_get` for a query the fast path takes: `to` once, `header`s, `view=engine` at most
+/// once, nothing to explain. Any other name (unknown, `explain`, or one that hides its
+/// letters behind a `%`) is the router's: it refuses unknown names.
 fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
     let (mut to, mut from, mut key) = (None, None, None);
+    let mut view = None;
     let mut raw_headers = Vec::new();
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -269,10 +368,10 @@ fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<
             "from" if from.is_none() => from = Some(percent::strict_component(value)?),
             "key" if key.is_none() => key = Some(percent::strict_component(value)?),
             "header" => raw_headers.push(percent::strict_component(value)?),
-            // A second `to`, `from` or `key`, `explain`, or a name that may decode to one.
-            "to" | "from" | "key" | "explain" => return None,
-            _ if name.contains('%') => return None,
-            _ => {}
+            "from" if from.is_none() => from = Some(percent::strict_component(value)?),
+            "key" if key.is_none() => key = Some(percent::strict_component(value)?),
+            "view" if view.is_none() && value == "engine" => view = Some(View::Engine),
+            _ => return None,
         }
     }
     let to = to?;
@@ -282,14 +381,15 @@ fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<
         key: key.as_deref(),
     };
     let (dest, caller) = check_inputs(&to, asked).ok()?;
-    Some(plain_voice(
-        state, account, &dest, &headers, caller, asked.key,
-    ))
+    Some(match view {
+        Some(View::Engine) => engine_voice(state, account, &dest, &headers, caller, asked.key),
+        _ => plain_voice(state, account, &dest, &headers, caller, asked.key),
+    })
 }
 
-/// `sms_get` for a query without `explain`.
+/// `sms_get` without parameters (anything else is the router's).
 fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
-    if query.contains("explain") || query.contains('%') {
+    if !query.is_empty() {
         return None;
     }
     let mut sid_buf = [0; 34];
@@ -362,12 +462,12 @@ pub const MAX_HEADER_PARAMETERS: usize = 64;
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route",
-    params(AccountSidPath, VoiceParams, ExplainParam),
+    params(AccountSidPath, VoiceParams, ExplainParam, ViewParam),
     responses(
-        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, `to` or `header`", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -378,18 +478,39 @@ async fn voice_get(
     query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let to = query
-        .one("to")?
-        .ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))?;
-    let raw_headers = query.all("header")?;
-    let headers = header_parameters(&raw_headers)?;
-    let explain = explain_flag(&query)?;
-    let (from, key) = (query.one("from")?, query.one("key")?);
+    let unknown = query.unknown(VOICE_GET_PARAMETERS);
+    let to = query.one("to").and_then(|to| {
+        to.ok_or_else(|| ApiError::parameter("to", "required: the call's destination"))
+    });
+    let raw_headers = query.all("header");
+    let headers = match &raw_headers {
+        Ok(raw) => header_parameters(raw),
+        Err(e) => Err(e.clone()),
+    };
+    let explain = explain_flag(&query);
+    let view = view_param(&query);
+    let (from, key) = (query.one("from"), query.one("key"));
+    let (to, headers, explain, view, from, key) = match (to, headers, explain, view, from, key) {
+        (Ok(to), Ok(headers), Ok(explain), Ok(view), Ok(from), Ok(key)) if unknown.is_empty() => {
+            (to, headers, explain, view, from, key)
+        }
+        (to, headers, explain, view, from, key) => {
+            let errors = [
+                to.err(),
+                headers.err(),
+                explain.err(),
+                view.err(),
+                from.err(),
+                key.err(),
+            ];
+            return Err(gather(unknown, errors.into_iter().flatten().collect()));
+        }
+    };
     let asked = Asked {
         from: from.as_deref(),
         key: key.as_deref(),
     };
-    let response = answer_voice(&state, account, &to, &headers, asked, explain);
+    let response = answer_voice(&state, account, &to, &headers, asked, explain, view);
     observe(Kind::Voice, started);
     response
 }
@@ -434,7 +555,7 @@ const HEADER_P: &str = "header";
     path = "/v1/accounts/{account_sid}/voice-route",
     tag = "lookup",
     operation_id = "voice_route_with_headers",
-    params(AccountSidPath, ExplainParam),
+    params(AccountSidPath, ExplainParam, ViewParam),
     request_body(
         description = "Read as JSON whatever its Content-Type (absent, text/plain, form…)",
         content(
@@ -443,11 +564,11 @@ const HEADER_P: &str = "header";
         )
     ),
     responses(
-        (status = 200, description = "The route, its fallbacks, and which configuration decided", body = VoiceAnswerSchema),
+        (status = 200, description = "The route, its fallbacks, and which configuration decided (with `view=engine`: the compact answer)", body = VoiceLookupSchema),
         (status = 400, description = "Malformed AccountSid, or a body that is not a JSON object of this shape", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -459,10 +580,26 @@ async fn voice_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let explain = explain_flag(&query)?;
-    let value = json_body(&body)?;
-    let body = voice_query(&value)?;
-    let response = answer_voice(&state, account, body.to, &body.headers, body.asked, explain);
+    let unknown = query.unknown(VOICE_POST_PARAMETERS);
+    let (explain, view) = (explain_flag(&query), view_param(&query));
+    let value = json_body(&body);
+    let checked = value.as_ref().map_err(Clone::clone).and_then(voice_query);
+    let (explain, view, body) = match (explain, view, checked) {
+        (Ok(explain), Ok(view), Ok(body)) if unknown.is_empty() => (explain, view, body),
+        (explain, view, body) => {
+            let errors = [explain.err(), view.err(), body.err()];
+            return Err(gather(unknown, errors.into_iter().flatten().collect()));
+        }
+    };
+    let response = answer_voice(
+        &state,
+        account,
+        body.to,
+        &body.headers,
+        body.asked,
+        explain,
+        view,
+    );
     observe(Kind::Voice, started);
     response
 }
@@ -606,8 +743,8 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     responses(
         (status = 200, description = "The TLVs, and which configuration decided", body = SmsAnswerSchema),
         (status = 400, description = "Malformed AccountSid", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 503, description = "The routing cache is not loaded yet", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = CacheLoading),
     ),
     security(("engine" = []), ("admin" = []))
 )]
@@ -618,7 +755,11 @@ async fn sms_get(
     query: StrictQuery,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let explain = explain_flag(&query)?;
+    let unknown = query.unknown(SMS_GET_PARAMETERS);
+    let explain = match explain_flag(&query) {
+        Ok(explain) if unknown.is_empty() => explain,
+        explain => return Err(gather(unknown, explain.err().into_iter().collect())),
+    };
     ready(&state)?;
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
@@ -653,10 +794,11 @@ struct AccountSidPath {
 struct VoiceParams {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number, percent-encoded
     /// (RFC 3986: `+` is a literal plus).
+    #[param(min_length = 1, max_length = 2048)]
     to: String,
     /// A header the engine is about to send, `Name:value` percent-encoded (a `&` in the value
     /// as `%26`); repeatable, each name once, at most 64.
-    #[param(explode, style = Form)]
+    #[param(explode, style = Form, max_items = 64, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\\r\\n]*$")]
     header: Option<Vec<String>>,
     /// The caller, for proxies with a `caller` rule (docs/routing.md): a `sip:`/`sips:` URI
     /// (its user part), a `tel:` URI (its number) or a number or name with the rules of
@@ -676,6 +818,7 @@ struct VoiceParams {
 #[allow(dead_code)]
 pub(super) struct VoiceQuerySchema {
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
     #[serde(default)]
@@ -701,6 +844,71 @@ enum SourceSchema {
     None,
     /// A simulation (`POST /v1/simulate/…`).
     Draft,
+}
+
+/// `?view=engine` of a voice lookup (docs/api.md).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ViewParam {
+    /// `engine`: the compact answer (`VoiceEngineAnswer`), only what an engine applies, at
+    /// most half the bytes of the full answer; absent: the full answer. Not with
+    /// `explain=true`.
+    #[param(inline)]
+    view: Option<ViewSchema>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ViewSchema {
+    Engine,
+}
+
+/// A voice answer: the full one, or the compact one of `view=engine`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = VoiceLookupAnswer)]
+#[allow(dead_code)]
+pub(super) enum VoiceLookupSchema {
+    Full(Box<VoiceAnswerSchema>),
+    Engine(VoiceEngineAnswerSchema),
+}
+
+/// The compact voice answer of `view=engine` (docs/api.md).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = VoiceEngineAnswer)]
+#[allow(dead_code)]
+pub(super) struct VoiceEngineAnswerSchema {
+    /// The route first, then the fallbacks, in the order of the full answer.
+    routes: Vec<EngineRouteSchema>,
+    /// The revision of the configuration that decided; absent when nothing decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    revision: Option<i64>,
+}
+
+/// One route of `view=engine`: what the engine applies, nothing more.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = EngineRoute)]
+#[allow(dead_code)]
+struct EngineRouteSchema {
+    /// The next hop (`sip_uri` of the full answer).
+    hop: String,
+    /// The final Request-URI.
+    ruri: String,
+    /// The proxy's user name, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    /// The proxy's password, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<String>,
+    /// The headers to set, in first-configured order (`header_list` of the full answer).
+    headers: Vec<HeaderSchema>,
+    /// `Route` headers to add, in order.
+    route: Vec<String>,
 }
 
 /// `?explain=true` (docs/api.md).

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod outcomes;
 mod percent;
 pub mod proxies;
+pub mod refusals;
 pub mod repr;
 pub mod simulate;
 mod xml;
@@ -107,6 +108,7 @@ where
 pub fn router(state: AppState) -> Router {
     // Counter handles are kept once taken: the recorder must exist before the first request.
     ops::metrics_handle();
+    let refusals = Arc::new(refusals::RefusalLog::default());
     let (routes, _document) = openapi::routes().split_for_parts();
     routes
         .fallback(fallback)
@@ -138,7 +140,11 @@ pub fn router(state: AppState) -> Router {
                         })
                         .on_failure(()),
                 )
-                .layer(axum::middleware::from_fn(finish))
+                .layer(axum::middleware::from_fn(
+                    move |request: axum::extract::Request, next: Next| {
+                        finish(refusals.clone(), request, next)
+                    },
+                ))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     REQUEST_TIMEOUT,
@@ -159,18 +165,33 @@ fn request_logged() -> bool {
 
 /// Around every route, inside the trace span: errors (including those of the timeout, the
 /// panic catcher and axum's rejections) leave in the request's format, every answer is
-/// counted, and server errors are logged.
-async fn finish(request: axum::extract::Request, next: Next) -> Response {
+/// counted, and every refusal is logged (`refusals`: rate-limited per route and status).
+async fn finish(
+    refusals: Arc<refusals::RefusalLog>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
     let format = Format::of(request.uri().path(), request.headers());
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let remote = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
     let method = request.method().clone();
     let response = error::render_errors(format, next.run(request).await).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = response.status();
     ops::count_request(route, &method, status);
-    if status.is_server_error() {
+    if status.is_client_error() || status.is_server_error() {
         // Named here: at the default level lookups have no request span to say which.
-        tracing::warn!(%method, route, status = status.as_u16(), "answered");
+        let error = error::rendered_error(&response);
+        refusals.record(&refusals::Refusal {
+            route,
+            method: &method,
+            status,
+            error: error.as_deref(),
+            remote,
+        });
     }
     response
 }

@@ -10,14 +10,17 @@
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ErrorBody, ErrorEntry};
+use super::error::{
+    CacheLoading, DatabaseUnavailable, EngineTokenForbidden, ErrorBody, ErrorEntry, NoParameters,
+    PayloadTooLarge, PreconditionFailed, Unauthorized, UnsupportedMediaType,
+};
 use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simulate};
 
 #[derive(OpenApi)]
@@ -29,7 +32,19 @@ use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simul
             call and SMS engines, and operations.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
     ),
-    components(schemas(ErrorBody, ErrorEntry)),
+    components(
+        schemas(ErrorBody, ErrorEntry),
+        responses(
+            Unauthorized,
+            EngineTokenForbidden,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            PreconditionFailed,
+            DatabaseUnavailable,
+            CacheLoading,
+            NoParameters
+        )
+    ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "admin", description = "Restcomm's ExtensionsConfiguration resource (docs/api.md), \
@@ -66,7 +81,12 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("MULTIPROVIDER_ENGINE_TOKEN: the lookup API only"))
+                    .description(Some(
+                        "MULTIPROVIDER_ENGINE_TOKEN: the lookup API, outcome reports and the \
+                         proxy list only. The same token is also accepted as HTTP Basic \
+                         credentials of the user `engine` (the `admin` scheme's form), for \
+                         clients whose pooled connections cannot send a Bearer header",
+                    ))
                     .build(),
             ),
         );
@@ -91,8 +111,42 @@ pub fn document() -> &'static Bytes {
     static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         let api = routes().into_openapi();
-        Bytes::from(serde_json::to_vec(&api).expect("the document serialises"))
+        let mut value = serde_json::to_value(&api).expect("the document serialises");
+        exact(&mut value);
+        Bytes::from(serde_json::to_vec(&value).expect("the document serialises"))
     })
+}
+
+/// A header name (RFC 9110 token), as the lookups check it.
+const HEADER_NAME: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/// Constraints the server enforces that the derive macros cannot state: an optional form body,
+/// the names of a `headers` object (JSON Schema `propertyNames`) and its values (no CR or LF).
+fn exact(document: &mut serde_json::Value) {
+    // `POST …/{ExtensionId}` takes an empty body (`curl -X POST` alone): the form is optional.
+    if let Some(serde_json::Value::Object(paths)) = document.get_mut("paths") {
+        for (path, item) in paths.iter_mut() {
+            if path.ends_with("/{extension_id}")
+                && let Some(body) = item.pointer_mut("/post/requestBody")
+                && let Some(body) = body.as_object_mut()
+            {
+                body.insert("required".into(), serde_json::Value::Bool(false));
+            }
+        }
+    }
+    for schema in ["VoiceQuery", "VoiceSimulation"] {
+        let pointer = format!("/components/schemas/{schema}/properties/headers");
+        if let Some(serde_json::Value::Object(headers)) = document.pointer_mut(&pointer) {
+            headers.insert(
+                "propertyNames".into(),
+                serde_json::json!({"type": "string", "pattern": HEADER_NAME}),
+            );
+            headers.insert(
+                "additionalProperties".into(),
+                serde_json::json!({"type": "string", "pattern": "^[^\\r\\n]*$"}),
+            );
+        }
+    }
 }
 
 /// `GET /openapi.json`: this document.
@@ -106,9 +160,13 @@ pub fn document() -> &'static Bytes {
         description = "The OpenAPI 3.1 document of every route",
         body = Object,
         content_type = "application/json"
-    ))
+    ), (status = 400, response = NoParameters))
 )]
-async fn openapi_json() -> Response {
+async fn openapi_json(uri: Uri) -> Response {
+    // No parameters (docs/strictness.md).
+    if let Err(e) = super::extract::only_parameters(uri.query(), &[]) {
+        return e.into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use metrics::Counter;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -18,6 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::error::NoParameters;
+use super::extract::only_parameters;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -160,6 +162,10 @@ pub fn database_error() {
     metrics::counter!("multiprovider_database_errors_total").increment(1);
 }
 
+/// The query parameters `/health/ready` and `/metrics` take: none (docs/strictness.md); any
+/// name is a 400 naming it. `/health/live` is the exception: it always answers 200.
+const NO_PARAMETERS: &[&str] = &[];
+
 /// `GET /health/live`: the process answers.
 #[utoipa::path(
     get,
@@ -198,9 +204,13 @@ struct Readiness {
     responses(
         (status = 200, description = "Ready: the routing cache is loaded", body = Readiness),
         (status = 503, description = "Not yet: the routing cache is loading", body = Readiness),
+        (status = 400, response = NoParameters),
     ),
 )]
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready(State(state): State<AppState>, uri: Uri) -> Response {
+    if let Err(e) = only_parameters(uri.query(), NO_PARAMETERS) {
+        return e.into_response();
+    }
     let loaded = state.cache.is_loaded();
     let started = Instant::now();
     let reachable = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
@@ -238,9 +248,12 @@ async fn ready(State(state): State<AppState>) -> Response {
         description = "Prometheus text exposition format 0.0.4: requests by route and status, lookup latency, cache size, database errors",
         body = String,
         content_type = "text/plain"
-    )),
+    ), (status = 400, response = NoParameters)),
 )]
-async fn render_metrics(State(state): State<AppState>) -> Response {
+async fn render_metrics(State(state): State<AppState>, uri: Uri) -> Response {
+    if let Err(e) = only_parameters(uri.query(), NO_PARAMETERS) {
+        return e.into_response();
+    }
     let handle = metrics_handle();
     metrics::gauge!("multiprovider_cache_accounts").set(state.cache.len() as f64);
     metrics::gauge!("multiprovider_cache_loaded").set(if state.cache.is_loaded() {

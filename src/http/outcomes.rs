@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -18,6 +18,8 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::EngineOrAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{PayloadTooLarge, Unauthorized};
+use super::extract::only_parameters;
 use super::format::json_response;
 use crate::health::{Observation, now_micros};
 use crate::routing::ProxyKey;
@@ -33,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 struct ReportSchema {
     /// `host[:port]`, or a `sip_uri` from an answer (parameters do not matter).
+    #[schema(min_length = 1)]
     proxy: String,
     #[schema(pattern = "^(success|failure|timeout)$")]
     outcome: String,
@@ -90,16 +93,19 @@ struct Accepted {
     responses(
         (status = 202, description = "Counted (reports for proxies no configuration uses are ignored)", body = Accepted),
         (status = 400, description = "A bad body: nothing of it is counted; pointers name the bad entries", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("engine" = []), ("admin" = []))
 )]
 async fn post_outcomes(
     _auth: EngineOrAdmin,
     State(state): State<AppState>,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No query parameters (docs/strictness.md): one name here would add one.
+    only_parameters(uri.query(), &[])?;
     let reports = parse_reports(&body)?;
     let registry = state.cache.health();
     let now = now_micros();

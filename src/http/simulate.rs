@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -19,6 +19,8 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::SuperAdmin;
 use super::error::{ApiError, ErrorBody, ErrorEntry};
+use super::error::{PayloadTooLarge, Unauthorized};
+use super::extract::only_parameters;
 use super::lookup::{
     Asked, SmsAnswerSchema, VoiceAnswerSchema, check_inputs, explained_voice, json, lookup_input,
     sms_answer,
@@ -30,6 +32,10 @@ use crate::routing::{
     SelectionKey, Source, printable,
 };
 use jiff::Timestamp;
+
+/// The query parameters a simulation takes (docs/strictness.md): none; the body carries
+/// everything. Any name is a 400 naming it.
+const QUERY: &[&str] = &[];
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,7 +85,7 @@ struct VoiceSectionSchema {
 #[allow(dead_code)]
 struct SmsSectionSchema {
     /// 0 to 2147483647, a JSON integer or a string of decimal digits.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     destination_network_id: serde_json::Value,
 }
 
@@ -175,6 +181,7 @@ struct VoiceSimulationSchema {
     /// A ConfigurationData document (docs/routing.md), as a JSON object or as a string.
     configuration: DraftSchema,
     /// The destination: a `sip:`/`sips:` URI, a `tel:` URI or a number.
+    #[schema(min_length = 1, max_length = 2048)]
     to: String,
     /// Headers the engine is about to send: name → current value. Optional.
     #[serde(default)]
@@ -219,17 +226,19 @@ struct SmsSimulationSchema {
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = VoiceAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body, pointers into it), destination or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_voice(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(
         &body,
         &[
@@ -441,17 +450,19 @@ fn with_split(mut body: Vec<u8>, order: &[usize], routes: &[u32], samples: u32) 
     responses(
         (status = 200, description = "The answer a lookup would give with this configuration (source `draft`), explained", body = SmsAnswerSchema),
         (status = 400, description = "An invalid configuration (the admin API's error body) or body", body = ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 401, response = Unauthorized),
         (status = 403, description = "The engine token: simulation is for the super-admin", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
     ),
     security(("admin" = []))
 )]
 async fn simulate_sms(
     State(state): State<AppState>,
     _admin: SuperAdmin,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    only_parameters(uri.query(), QUERY)?;
     let members = body_members(&body, &["configuration"])?;
     let mut problems = Vec::new();
     match configuration(&state, &members, &mut problems) {

@@ -112,6 +112,34 @@ pub fn voice_answer(
     }
 }
 
+/// The compact voice answer of `view=engine` (docs/api.md): `{"routes": [route, fallbacks…],
+/// "revision": n}` — the route first, then the fallbacks in the full answer's order; each
+/// route holds only what an engine applies (`VoiceRoute::write_engine_json`). `revision` is
+/// left out when nothing decided.
+pub fn voice_engine_json(
+    source: Source,
+    revision: Option<i64>,
+    answer: &VoiceAnswer<'_>,
+) -> Vec<u8> {
+    let routes = usize::from(answer.route.is_some()) + answer.fallbacks.len();
+    let mut out = Vec::with_capacity(32 + 256 * routes);
+    out.extend_from_slice(b"{\"routes\":[");
+    for (i, route) in answer.route.iter().chain(&answer.fallbacks).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        route.write_engine_json(&mut out);
+    }
+    out.push(b']');
+    if let Some(n) = revision.filter(|_| source != Source::None) {
+        out.extend_from_slice(b",\"revision\":");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+    // `unavailable` (a later addition) is written here, after `revision`, when present.
+    out.push(b'}');
+    out
+}
+
 /// `{"account_sid": …, "source": …, "revision": …, "tlvs": […]}`
 pub fn sms_response_json(
     account_sid: Option<&str>,

@@ -29,7 +29,9 @@ mod sip;
 mod sms;
 mod validate;
 
-pub use answer::{Source, sms_response_json, voice_answer, voice_response_json, with_explain};
+pub use answer::{
+    Source, sms_response_json, voice_answer, voice_engine_json, voice_response_json, with_explain,
+};
 pub use compiled::{CompiledVoice, Proxy};
 pub use conditions::{Caller, LookupInput, MAX_KEY_CHARS, SelectionKey, check_key, parse_at};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};

@@ -214,6 +214,49 @@ impl VoiceRoute<'_> {
     }
 }
 
+impl VoiceRoute<'_> {
+    /// Appends this route's compact object of `view=engine` (docs/api.md): only what an
+    /// engine applies — `hop` (the next hop), `ruri` (the final Request-URI), `user` and
+    /// `pass` when configured, `headers` as an ordered `[{"name", "value"}]` list and `route`
+    /// (the `Route` headers to add, in order).
+    pub fn write_engine_json(&self, out: &mut Vec<u8>) {
+        let p = &self.proxy;
+        out.extend_from_slice(b"{\"hop\":");
+        write_json_str_with(out, |out| p.write_sip_uri(out));
+        out.extend_from_slice(b",\"ruri\":");
+        write_json_str_with(out, |out| self.write_request_uri(out));
+        if let Some(user) = p.username() {
+            out.extend_from_slice(b",\"user\":");
+            p.put_quoted(out, user);
+        }
+        if let Some(password) = p.password() {
+            out.extend_from_slice(b",\"pass\":");
+            p.put_quoted(out, password);
+        }
+        out.extend_from_slice(b",\"headers\":[");
+        for (i, (first, name)) in p.header_groups().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            p.put_quoted(out, name);
+            out.extend_from_slice(b",\"value\":");
+            write_json_str_with(out, |out| p.write_header_value(out, first, self.supplied));
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"route\":[");
+        for (i, r) in p.rules_of(RuleKind::Route).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"<sip:");
+            p.put(out, p.text(r.value));
+            out.extend_from_slice(b";lr>\"");
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
 /// The first matching proxy and the other matching ones, in configured order.
 #[derive(Debug)]
 pub struct VoiceAnswer<'a> {

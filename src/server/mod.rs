@@ -209,7 +209,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::accept_loop(listener, app, tls.clone(), stopped));
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, scheme = %scheme, backend = state.store.backend_name(), "listening");
+    tracing::info!(
+        %addr,
+        scheme = %scheme,
+        backend = state.store.backend_name(),
+        pid = std::process::id(),
+        "listening; stop with SIGTERM (kill PID) or Ctrl-C"
+    );
     Ok(RunningServer {
         addr,
         state,
@@ -286,8 +292,16 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
 
 fn init_logging(filter: &str) {
     // Logs go to stdout; stderr is kept for the generated token and fatal errors.
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    let mut env_filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // PostgreSQL's notices (`relation "_sqlx_migrations" already exists, skipping` on every
+    // start) are not news: shown from `warn` unless the filter names sqlx itself.
+    if !filter.contains("sqlx")
+        && let Ok(quiet) = "sqlx::postgres::notice=warn".parse()
+    {
+        env_filter = env_filter.add_directive(quiet);
+    }
+    let filter = env_filter;
     // Colour codes only on a terminal: piped logs (containers, collectors) stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let _ = tracing_subscriber::fmt()

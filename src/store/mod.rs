@@ -381,11 +381,23 @@ impl Store {
 
     /// Runs the embedded versioned migrations (idempotent; safe to run from several
     /// instances at once on PostgreSQL, which takes an advisory lock).
+    /// One line says which migrations were applied, or that the schema was current.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.0 {
-            Backend::Sqlite(s) => s.migrate().await,
-            Backend::Postgres(s) => s.migrate().await,
+        let applied = match &self.0 {
+            Backend::Sqlite(s) => s.migrate().await?,
+            Backend::Postgres(s) => s.migrate().await?,
+        };
+        if applied.is_empty() {
+            tracing::info!(backend = self.backend_name(), "database schema is current");
+        } else {
+            let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+            tracing::info!(
+                backend = self.backend_name(),
+                applied = %versions.join(", "),
+                "database migrations applied"
+            );
         }
+        Ok(())
     }
 
     /// With a secret key: seals every value written before the key was set (current

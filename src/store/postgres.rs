@@ -106,8 +106,19 @@ impl PostgresStore {
         })
     }
 
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(MIGRATOR.run(&self.db.pool).await?)
+    /// Runs the migrations; the versions this run applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        // Before the run: the table does not exist on a fresh database.
+        let before: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap_or_default();
+        MIGRATOR.run(&self.db.pool).await?;
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !before.contains(v))
+            .collect())
     }
 
     fn secret(&self) -> Option<&SecretKey> {

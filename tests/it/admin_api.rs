@@ -567,9 +567,10 @@ on_every_db!(query_parameter_rules, |app, db| {
         let (status, _) = json_of(app.delete(&format!("{J}/{sid}?{query}")).await).await;
         assert_eq!(status, 400, "{query}");
     }
-    // Unknown query parameters change nothing and are ignored.
+    // An unknown query parameter is a 400 naming it (docs/strictness.md).
     let (status, body) = get(&app, &format!("{J}/{sid}?AccountSid={A1}&foo=bar")).await;
-    assert_eq!((status, &body["account_sid"]), (StatusCode::OK, &json!(A1)));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_parameters(&body), ["foo"]);
 });
 
 // ---------------------------------------------------------------- 401 / 403

@@ -120,3 +120,58 @@ fn serve_is_the_default_command_with_its_options() {
     let o = run(&["--listen", "127.0.0.1:0", "validate"], &[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Every help text, as an operator reads it, compared with its snapshot in
+/// `tests/it/snapshots/cli_help/` (`UPDATE_SNAPSHOTS=1` rewrites them after a deliberate
+/// change): no source comments, and each command says what it is for and shows an example.
+#[test]
+fn help_texts_match_their_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots/cli_help");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    for command in [
+        "", "serve", "migrate", "validate", "resolve", "export", "import", "seed",
+    ] {
+        let mut args: Vec<&str> = command.split_whitespace().collect();
+        args.push("--help");
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let help = stdout(&o);
+        // What source comments and developer notes look like.
+        for leak in [
+            "SPEC",
+            "Boxed",
+            "enum",
+            "clap",
+            "sample_account",
+            "///",
+            "TODO",
+            "=]",
+        ] {
+            assert!(!help.contains(leak), "{args:?} shows {leak:?}:\n{help}");
+        }
+        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
+        let purpose = help.lines().next().unwrap_or("");
+        assert!(
+            !purpose.is_empty() && purpose.len() <= 100,
+            "{args:?}: the first line is the purpose: {purpose:?}"
+        );
+        let name = if command.is_empty() {
+            "multiprovider"
+        } else {
+            command
+        };
+        let path = dir.join(format!("{name}.txt"));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &help).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(help.as_str()) {
+            mismatches.push(format!("{}:\n{help}", path.display()));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "help differs from its snapshot (UPDATE_SNAPSHOTS=1 after a deliberate change):\n{}",
+        mismatches.join("\n")
+    );
+}

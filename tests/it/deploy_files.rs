@@ -1,4 +1,5 @@
-//! The Dockerfile and docker-compose.yml, checked without a container engine: what they set
+//! The Dockerfile, docker-compose.yml and the systemd unit, checked without a container engine
+//! or a running systemd (the unit with `systemd-analyze verify`): what they set
 //! are real settings, their ports and paths agree with each other and with the defaults and
 //! the README, the dependency layer stands in for every target of Cargo.toml, and the health
 //! check's command, run by `sh` as Docker runs it, passes against a real server (HTTP and
@@ -125,18 +126,135 @@ fn every_variable_set_is_a_setting_and_documented() {
             "{name} missing from the README's table"
         );
     }
-    // The compose file's comment names the secrets it passes through.
+    // The compose file passes the optional secret through, and its comment names it.
     let compose = read("docker-compose.yml");
-    for secret in [
-        "MULTIPROVIDER_ADMIN_TOKEN",
-        "MULTIPROVIDER_ENGINE_TOKEN",
-        "MULTIPROVIDER_SECRET_KEY",
-    ] {
+    let secret = "MULTIPROVIDER_SECRET_KEY";
+    assert!(
+        compose.contains(&format!("{secret}: ${{{secret}:-}}")),
+        "{secret}"
+    );
+}
+
+/// `${NAME:?message}`: compose refuses to start while `NAME` is unset or empty.
+fn required(name: &str) -> String {
+    format!("${{{name}:?set {name} ")
+}
+
+#[test]
+fn compose_refuses_to_start_without_the_tokens_and_the_database_password() {
+    let compose = read("docker-compose.yml");
+    let env: std::collections::HashMap<_, _> = compose_env().into_iter().collect();
+    for name in ["MULTIPROVIDER_ADMIN_TOKEN", "MULTIPROVIDER_ENGINE_TOKEN"] {
         assert!(
-            compose.contains(&format!("{secret}: ${{{secret}:-}}")),
-            "{secret}"
+            env[name].starts_with(&required(name)),
+            "{name}: {}",
+            env[name]
+        );
+        assert!(
+            compose.contains(&format!("#   {name} ")),
+            "{name} not explained"
         );
     }
+    // The password, in the database URL and in the database service alike.
+    let password = required("POSTGRES_PASSWORD");
+    assert!(
+        env["DATABASE_URL"].contains(&password),
+        "{}",
+        env["DATABASE_URL"]
+    );
+    assert!(
+        compose.contains(&format!("POSTGRES_PASSWORD: {password}")),
+        "the postgres service"
+    );
+    // No default password anywhere.
+    assert!(!compose.contains(":multiprovider@"), "a default password");
+    // Publishing the port beyond the loopback, and TLS then.
+    for needed in [
+        "Engines on other hosts",
+        "TLS is required",
+        "MULTIPROVIDER_TLS_CERT",
+    ] {
+        assert!(compose.contains(needed), "{needed}");
+    }
+}
+
+/// The systemd unit of `integrations/systemd/`, its `ExecStart` pointing at `binary`.
+fn unit_with(binary: &str) -> String {
+    read("integrations/systemd/multiprovider.service")
+        .replace("/usr/local/bin/multiprovider", binary)
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_verified() {
+    let unit = read("integrations/systemd/multiprovider.service");
+    for line in [
+        "ExecStart=/usr/local/bin/multiprovider serve",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "EnvironmentFile=/etc/multiprovider/multiprovider.env",
+        "DynamicUser=yes",
+        "StateDirectory=multiprovider",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(unit.contains(line), "{line:?} missing from the unit");
+    }
+    // The example environment file sets only settings, and the database in the state
+    // directory.
+    let settings = settings();
+    let example = read("integrations/systemd/multiprovider.env.example");
+    for line in example.lines().map(str::trim) {
+        let line = line.trim_start_matches('#');
+        if let Some((name, _)) = line.split_once('=')
+            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        {
+            assert!(settings.contains(name), "{name} is no setting");
+        }
+    }
+    assert!(example.contains("DATABASE_URL=sqlite:///var/lib/multiprovider/"));
+
+    // `systemd-analyze verify`, with the built binary as ExecStart (it checks that it
+    // exists). Required in CI (`MULTIPROVIDER_REQUIRE_SYSTEMD=1`).
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    if analyze.is_err() {
+        assert!(
+            std::env::var("MULTIPROVIDER_REQUIRE_SYSTEMD").as_deref() != Ok("1"),
+            "MULTIPROVIDER_REQUIRE_SYSTEMD=1 but systemd-analyze is missing (apt-get install systemd)"
+        );
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |text: &str| {
+        let path = dir.path().join("multiprovider.service");
+        std::fs::write(&path, text).unwrap();
+        let o = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let binary = std::fs::canonicalize(BIN).unwrap();
+    let (ok, complaints) = verify(&unit_with(binary.to_str().unwrap()));
+    assert!(
+        ok && complaints.trim().is_empty(),
+        "systemd-analyze verify:\n{complaints}"
+    );
+    // The check sees mistakes: an unknown key is a complaint, a missing binary a failure.
+    let (_, complaints) = verify(
+        &unit_with(binary.to_str().unwrap())
+            .replace("DynamicUser=yes", "DynamicUser=yes\nDynamicUsr=yes"),
+    );
+    assert!(complaints.contains("DynamicUsr"), "{complaints}");
+    let (ok, _) = verify(&unit_with("/nonexistent/multiprovider"));
+    assert!(!ok);
 }
 
 #[test]
@@ -207,13 +325,13 @@ fn ports_and_paths_agree() {
         port(&compose_env["MULTIPROVIDER_LISTEN"])
     );
     let url = &compose_env["DATABASE_URL"];
-    assert_eq!(
-        url, "postgres://multiprovider:multiprovider@postgres:5432/multiprovider",
-        "user, password and database of the postgres service"
+    assert!(
+        url.starts_with("postgres://multiprovider:${POSTGRES_PASSWORD:?")
+            && url.ends_with("}@postgres:5432/multiprovider"),
+        "user, password and database of the postgres service: {url}"
     );
     for line in [
         "POSTGRES_USER: multiprovider",
-        "POSTGRES_PASSWORD: multiprovider",
         "POSTGRES_DB: multiprovider",
         "condition: service_healthy",
     ] {

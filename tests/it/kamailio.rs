@@ -1049,3 +1049,43 @@ fn the_generated_cfg_differs_from_the_shipped_one_in_three_values_only() {
     assert!(SHIPPED_CFG.contains("header_list[$var(i)].name"));
     assert!(SHIPPED_CFG.starts_with("#!KAMAILIO\n"));
 }
+
+/// The guide's check (`kamailio -c -f …`, integrations/kamailio/README.md) passes on the
+/// shipped configuration, and fails on a broken one.
+#[test]
+fn the_guide_s_configuration_check_passes() {
+    let Some(kamailio) = required_kamailio() else {
+        return;
+    };
+    let cfg = crate::common::repo::read("integrations/kamailio/kamailio.cfg");
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("kamailio.cfg");
+        std::fs::write(&path, text).unwrap();
+        let o = Command::new(&kamailio)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let (ok, text) = check(&cfg);
+    assert!(ok && text.contains("config file ok"), "{text}");
+    let (ok, _) = check(&cfg.replace("request_route {", "request_route {\n\tno_such_function();"));
+    assert!(!ok, "a broken configuration passed the check");
+    let guide = crate::common::repo::read("integrations/kamailio/README.md");
+    for needed in [
+        "kamailio -c -f",
+        "connection_timeout",
+        "workers",
+        "https://",
+    ] {
+        assert!(guide.contains(needed), "the guide lacks {needed}");
+    }
+}

@@ -347,7 +347,14 @@ impl Contract {
         let content_type = header("content-type").unwrap_or_default();
         let media = content_type.split(';').next().unwrap().trim();
         let responses = &self.doc["paths"][path][method.to_lowercase()]["responses"];
-        let response = &responses[status.to_string()];
+        let mut response = &responses[status.to_string()];
+        // A shared response: `{"$ref": "#/components/responses/…"}`.
+        if let Some(reference) = response["$ref"].as_str() {
+            response = self
+                .doc
+                .pointer(reference.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("{method} {path} {status}: {reference} is not defined"));
+        }
         assert!(
             response.is_object(),
             "{method} {path}: status {status} is not documented ({body})"
@@ -1121,4 +1128,71 @@ async fn tour(
     assert_eq!(status, want, "{} {}: {body}", call.method, call.path);
     seen.insert((call.method.to_owned(), call.template.to_owned(), status));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The answers many routes share are defined once (`components/responses`) and referenced;
+/// the admin API's XML forms inline them with their XML twin. Every route that reads a body
+/// documents 413, and the constraints the server enforces are stated.
+#[tokio::test]
+async fn shared_answers_are_defined_once_and_constraints_are_stated() {
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let doc = document(&app).await;
+    let shared = doc["components"]["responses"].as_object().unwrap();
+    for name in [
+        "Unauthorized",
+        "PayloadTooLarge",
+        "DatabaseUnavailable",
+        "CacheLoading",
+    ] {
+        assert!(
+            shared.contains_key(name),
+            "{name} not in components/responses"
+        );
+    }
+    let mut referenced = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            if operation.get("requestBody").is_some() {
+                assert!(responses["413"].is_object(), "{method} {path}: no 413");
+            }
+            let unauthorized = &responses["401"];
+            if unauthorized.is_null() {
+                continue;
+            }
+            let xml_form = !path.contains(".json") && path.contains("ExtensionsConfiguration");
+            if xml_form {
+                assert!(
+                    unauthorized["content"]["application/xml"].is_object(),
+                    "{path}"
+                );
+            } else {
+                assert_eq!(
+                    unauthorized,
+                    &json!({"$ref": "#/components/responses/Unauthorized"}),
+                    "{method} {path}"
+                );
+                referenced += 1;
+            }
+        }
+    }
+    assert!(referenced >= 15, "{referenced} references");
+    // Constraints found by the contract fuzzer (Schemathesis, .ci/schemathesis).
+    let voice = &doc["paths"]["/v1/accounts/{account_sid}/voice-route"];
+    let to = voice["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "to")
+        .unwrap();
+    assert_eq!(to["schema"]["minLength"], 1, "{to}");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["VoiceQuery"]["properties"]["to"]["minLength"], 1);
+    assert!(schemas["VoiceQuery"]["properties"]["headers"]["propertyNames"]["pattern"].is_string());
+    assert_eq!(
+        schemas["OutcomeReport"]["properties"]["proxy"]["minLength"],
+        1
+    );
+    app.stop().await;
 }

@@ -492,7 +492,9 @@ fn predict(case: &FormCase, ext: &str, before: &Stored) -> (u16, Option<AccountS
         .iter()
         .any(|(n, _)| !POST_PARAMETERS.contains(&n.as_str()))
         || has_duplicates(pairs)
-        || has_duplicates(&case.query);
+        || has_duplicates(&case.query)
+        // The query string of a POST takes `AccountSid` only (docs/strictness.md).
+        || case.query.iter().any(|(n, _)| n != "AccountSid");
     match (first(pairs, "ExtensionName"), &case.target) {
         (None, Target::Collection) => bad = true,
         (Some(n), _) if n != "multi_provider" => bad = true,

@@ -208,9 +208,16 @@ on_every_db!(migrate_upgrades_a_first_release_database_in_place, |db| {
     let (code, _, stderr) = outcome(&o);
     assert_eq!(code, 0, "{}: {stderr}", db.kind);
     assert!(stderr.contains("migrations applied"), "{stderr}");
-    // Running it again changes nothing.
+    let (_, stdout, _) = outcome(&o);
+    assert!(stdout.contains("database migrations applied"), "{stdout}");
+    // Running it again changes nothing, and says so in one line, without PostgreSQL's
+    // notices ("relation … already exists, skipping").
     let o = run_cli(&["migrate"], &[("DATABASE_URL", db.url.as_str())]).await;
-    assert_eq!(outcome(&o).0, 0, "{}", outcome(&o).2);
+    let (code, stdout, stderr) = outcome(&o);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("database schema is current"), "{stdout}");
+    assert!(!stdout.contains("already exists"), "{stdout}");
+    assert!(!stdout.contains("notice"), "{stdout}");
     let app = spawn_app(&db.url, AppOptions::default()).await;
     upgraded(&app, &db).await;
     app.stop().await;
