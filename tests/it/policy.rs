@@ -490,6 +490,24 @@ on_every_db!(lookups_take_from_and_key, |app, db| {
         assert_eq!(indexes(&again), order);
     }
     eprintln!("first choice over 200 keys: {firsts:?}");
+    // `view=engine` follows the same order: each route's next hop is that of the full answer.
+    for k in 0..20 {
+        let path = q("+15551234", None, &format!("call-{k}@host"));
+        let (_, full) = app.engine_get(&path).await;
+        let (status, engine) = app.engine_get(&format!("{path}&view=engine")).await;
+        assert_eq!(status, 200, "{engine}");
+        let hops: Vec<&Value> = engine["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["hop"])
+            .collect();
+        let full_hops: Vec<&Value> = std::iter::once(&full["route"])
+            .chain(full["fallbacks"].as_array().unwrap())
+            .map(|r| &r["proxy"]["sip_uri"])
+            .collect();
+        assert_eq!(hops, full_hops, "{path}");
+    }
     assert!(firsts[&1] > firsts[&2], "{firsts:?}");
     // Without a key, lookups are spread at random over both.
     let mut seen = std::collections::BTreeSet::new();
