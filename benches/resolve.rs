@@ -177,7 +177,14 @@ fn explained(routing: &CompiledRouting, dest: &Destination<'_>, sid: Option<&str
         enabled: true,
     };
     routing::with_explain(body, |out| {
-        routing::write_voice_explain(out, decider, Some(routing), dest, &answer, &up)
+        routing::write_voice_explain(
+            out,
+            decider,
+            Some(routing),
+            &routing::LookupInput::new(dest, &[]),
+            &answer,
+            &up,
+        )
     })
 }
 

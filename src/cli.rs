@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::routing::{self, Decider, Destination, Health, Source};
+use crate::routing::{
+    self, Caller, Decider, Destination, Health, LookupInput, SelectionKey, Source,
+};
 
 const TOP_HELP: &str = "\
 Without a command, `multiprovider [OPTIONS]` runs `serve` with those options.
@@ -103,11 +105,14 @@ no server, no database.
 Exit codes:
   0  resolved (also when no proxy matches: `route` is then null)
   1  the configuration is invalid: prints the validate error body on stdout
-  2  usage error, unreadable file, invalid --to or --header (message on stderr)
+  2  usage error, unreadable file, invalid --to, --header, --from, --key or --at (message
+     on stderr)
 
 Examples:
   multiprovider resolve --config voice.json --to sip:bob@uri1.com
   multiprovider resolve --config voice.json --to +15551234 --header 'To: <sip:bob@uri1.com>'
+  multiprovider resolve --config policy.json --to +4930123 --from +4940555 --key call-1@host \\
+      --at 2026-12-24T17:30:00+01:00 --explain
   multiprovider resolve --config sms.json --sms";
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +132,16 @@ pub struct ResolveArgs {
         conflicts_with = "sms"
     )]
     pub headers: Vec<String>,
+    /// The caller (routing policy `caller` rules): a sip:/sips: URI, a tel: URI or a number.
+    #[arg(long, requires = "to", conflicts_with = "sms")]
+    pub from: Option<String>,
+    /// The selection key for weighted proxies (normally the Call-ID); without it, one is
+    /// drawn at random.
+    #[arg(long, requires = "to", conflicts_with = "sms")]
+    pub key: Option<String>,
+    /// The instant schedules are read at, RFC 3339 (default: now).
+    #[arg(long, requires = "to", conflicts_with = "sms")]
+    pub at: Option<String>,
     /// Print the SMS TLVs instead of a voice route.
     #[arg(long, conflicts_with = "to")]
     pub sms: bool,
@@ -253,26 +268,46 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
             }
         }
     }
-    let dest = match Destination::parse(to).and_then(|d| {
-        routing::check_supplied_headers(&headers)?;
-        Ok(d)
-    }) {
-        Ok(dest) => dest,
-        Err(e) => {
-            eprintln!("multiprovider: {}: {}", e.parameter, e.message);
+    let caller = args.from.as_deref().map(Caller::parse).transpose();
+    let key = args.key.as_deref().map(routing::check_key).transpose();
+    let at = args.at.as_deref().map(routing::parse_at).transpose();
+    let (dest, caller) = match (Destination::parse(to), caller, key, at.as_ref()) {
+        (Ok(dest), Ok(caller), Ok(_), Ok(_)) => match routing::check_supplied_headers(&headers) {
+            Ok(()) => (dest, caller),
+            Err(e) => {
+                eprintln!("multiprovider: {}: {}", e.parameter, e.message);
+                return ExitCode::from(2);
+            }
+        },
+        (dest, caller, key, at) => {
+            for e in [dest.err(), caller.err(), key.err()].into_iter().flatten() {
+                eprintln!("multiprovider: {}: {}", e.parameter, e.message);
+            }
+            if let Err(e) = at {
+                eprintln!("multiprovider: at: {e}");
+            }
             return ExitCode::from(2);
         }
     };
-    let answer = compiled.resolve_voice(&dest, &headers);
-    let body = routing::voice_response_json(None, Source::Account, None, &answer);
-    print_json(&match args.explain {
-        // Offline, every proxy is up.
-        true => routing::with_explain(body, |out| {
-            let up = |_| Health::Up;
-            routing::write_voice_explain(out, Decider::File, Some(&compiled), &dest, &answer, &up)
-        }),
-        false => body,
-    });
+    let at = at.ok().flatten().unwrap_or_else(jiff::Timestamp::now);
+    let input = LookupInput::new(&dest, &headers)
+        .with_caller(caller)
+        .with_at(at)
+        .with_key(match args.key.as_deref() {
+            Some(key) => SelectionKey::Given(key),
+            None => SelectionKey::Drawn(rand::random()),
+        });
+    // Offline, every proxy is up.
+    let body = routing::voice_answer(
+        None,
+        Source::Account,
+        None,
+        Some(&compiled),
+        input,
+        |_| Health::Up,
+        args.explain.then_some(Decider::File),
+    );
+    print_json(&body);
     ExitCode::SUCCESS
 }
 

@@ -107,6 +107,35 @@ pub struct ServeArgs {
     pub log: String,
 }
 
+/// The server's clock (docs/routing.md: lookups read schedules at the server's time). The
+/// system clock by default; a test sets another (`Clock::from_fn`).
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>>);
+
+impl Clock {
+    /// A clock that answers `now`.
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Some(std::sync::Arc::new(now)))
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        match &self.0 {
+            Some(now) => now(),
+            None => jiff::Timestamp::now(),
+        }
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(set)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
+
 // The flags of `multiprovider migrate`.
 #[derive(Clone, clap::Args)]
 pub struct MigrateArgs {
@@ -203,6 +232,8 @@ pub struct Settings {
     /// SIP OPTIONS probing interval; `None`: off.
     pub probe_interval: Option<Duration>,
     pub log: String,
+    /// The instant lookups read schedules at: the system clock, or a test's.
+    pub clock: Clock,
 }
 
 /// The PEM files of the HTTPS listener (read at start and again on every SIGHUP).
@@ -252,6 +283,7 @@ impl Settings {
             health_cooldown: DEFAULT_HEALTH_COOLDOWN,
             probe_interval: None,
             log: "info".to_owned(),
+            clock: Clock::default(),
         }
     }
 
@@ -337,6 +369,7 @@ impl Settings {
             health_cooldown,
             probe_interval,
             log: args.log,
+            clock: Clock::default(),
         })
     }
 }

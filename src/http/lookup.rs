@@ -19,8 +19,13 @@ use super::error::{CacheLoading, PayloadTooLarge, Unauthorized};
 use super::extract::{AccountPath, StrictQuery};
 use super::{AppState, ops, percent};
 use crate::cache::Resolved;
-use crate::routing::{self, Decider, Destination, Health, LookupError, VoiceAnswer, printable};
+use crate::config::Clock;
+use crate::routing::{
+    self, Caller, CompiledRouting, Decider, Destination, Health, LookupError, LookupInput,
+    SelectionKey, printable,
+};
 use crate::sid::AccountSid;
+use jiff::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -77,9 +82,65 @@ fn observe(kind: Kind, started: Instant) {
     handles[kind as usize].record(started.elapsed().as_secs_f64());
 }
 
+/// The routing policy inputs of a voice lookup (docs/api.md): the caller and the key, as
+/// given (unchecked until `check_inputs`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Asked<'q> {
+    pub from: Option<&'q str>,
+    pub key: Option<&'q str>,
+}
+
+/// The checked inputs of a voice lookup: every problem of `to`, `from` and `key` at once.
+pub(super) fn check_inputs<'q>(
+    to: &'q str,
+    asked: Asked<'q>,
+) -> Result<(Destination<'q>, Option<Caller<'q>>), Vec<LookupError>> {
+    let dest = Destination::parse(to);
+    let caller = asked.from.map(Caller::parse).transpose();
+    let key = asked.key.map(routing::check_key).transpose();
+    match (dest, caller, key) {
+        (Ok(dest), Ok(caller), Ok(_)) => Ok((dest, caller)),
+        (dest, caller, key) => Err([dest.err(), caller.err(), key.err()]
+            .into_iter()
+            .flatten()
+            .collect()),
+    }
+}
+
+fn lookup_errors(errors: Vec<LookupError>) -> ApiError {
+    ApiError::parameters(
+        errors
+            .into_iter()
+            .map(|e| (e.parameter, e.message))
+            .collect(),
+    )
+}
+
+/// The input of one voice lookup through `routing`. The instant (`at`, else the server's
+/// clock) and, without a `key`, a random one are only taken when the configuration has a
+/// routing policy or the answer is explained: a plain lookup reads neither.
+pub(super) fn lookup_input<'a>(
+    clock: &Clock,
+    routing: Option<&CompiledRouting>,
+    input: LookupInput<'a>,
+    key: Option<&'a str>,
+    at: Option<Timestamp>,
+    explain: bool,
+) -> LookupInput<'a> {
+    if !explain && !routing.is_some_and(|r| r.has_policy()) {
+        return input;
+    }
+    input
+        .with_at(at.unwrap_or_else(|| clock.now()))
+        .with_key(match key {
+            Some(key) => SelectionKey::Given(key),
+            None => SelectionKey::Drawn(rand::random()),
+        })
+}
+
 /// The names each lookup takes (docs/strictness.md); any other is a 400 naming it, with a
 /// suggestion when close. Adding a parameter to a route is one name here (and its handling).
-pub const VOICE_GET_PARAMETERS: &[&str] = &["to", "header", "explain", "view"];
+pub const VOICE_GET_PARAMETERS: &[&str] = &["to", "header", "from", "key", "explain", "view"];
 /// The query string of `POST …/voice-route` (the body has `to` and `headers`).
 pub const VOICE_POST_PARAMETERS: &[&str] = &["explain", "view"];
 pub const SMS_GET_PARAMETERS: &[&str] = &["explain"];
@@ -137,10 +198,11 @@ fn answer_voice(
     account: AccountSid,
     to: &str,
     headers: &[(&str, &str)],
+    asked: Asked<'_>,
     explain: bool,
     view: View,
 ) -> Result<Response, ApiError> {
-    let dest = Destination::parse(to).map_err(lookup_error)?;
+    let (dest, caller) = check_inputs(to, asked).map_err(lookup_errors)?;
     routing::check_supplied_headers(headers).map_err(lookup_error)?;
     if explain && view == View::Engine {
         return Err(ApiError::parameter(
@@ -150,22 +212,33 @@ fn answer_voice(
     }
     ready(state)?;
     if view == View::Engine {
-        return Ok(json(engine_voice(state, account, &dest, headers)));
+        return Ok(json(engine_voice(
+            state, account, &dest, headers, caller, asked.key,
+        )));
     }
     if explain {
         let mut sid_buf = [0; 34];
         let (resolved, decider) = state.cache.resolve_explained(&account);
         let sid = account.encode(&mut sid_buf);
+        let input = lookup_input(
+            &state.settings.clock,
+            resolved.routing.as_deref(),
+            LookupInput::new(&dest, headers).with_caller(caller),
+            asked.key,
+            None,
+            true,
+        );
         return Ok(json(explained_voice(
             Some(sid),
             &resolved,
             &|i| resolved.health.get(i),
-            &dest,
-            headers,
+            input,
             decider,
         )));
     }
-    Ok(json(plain_voice(state, account, &dest, headers)))
+    Ok(json(plain_voice(
+        state, account, &dest, headers, caller, asked.key,
+    )))
 }
 
 /// The voice answer without `explain`: what every engine asks, all day.
@@ -174,6 +247,8 @@ fn plain_voice(
     account: AccountSid,
     dest: &Destination<'_>,
     headers: &[(&str, &str)],
+    caller: Option<Caller<'_>>,
+    key: Option<&str>,
 ) -> Vec<u8> {
     let mut sid_buf = [0; 34];
     let Resolved {
@@ -183,14 +258,25 @@ fn plain_voice(
         health,
     } = state.cache.resolve(&account);
     let sid = account.encode(&mut sid_buf);
-    match &routing {
-        Some(r) => {
-            // docs/operations.md: each proxy's health is one atomic read.
-            let answer = r.resolve_voice_with_health(dest, headers, |i| health.get(i));
-            routing::voice_response_json(Some(sid), source, revision, &answer)
-        }
-        None => routing::voice_response_json(Some(sid), source, revision, &VoiceAnswer::none()),
-    }
+    let routing = routing.as_deref();
+    let input = lookup_input(
+        &state.settings.clock,
+        routing,
+        LookupInput::new(dest, headers).with_caller(caller),
+        key,
+        None,
+        false,
+    );
+    // docs/operations.md: each proxy's health is one atomic read.
+    routing::voice_answer(
+        Some(sid),
+        source,
+        revision,
+        routing,
+        input,
+        |i| health.get(i),
+        None,
+    )
 }
 
 /// The compact voice answer of `view=engine` (docs/api.md).
@@ -199,6 +285,8 @@ fn engine_voice(
     account: AccountSid,
     dest: &Destination<'_>,
     headers: &[(&str, &str)],
+    caller: Option<Caller<'_>>,
+    key: Option<&str>,
 ) -> Vec<u8> {
     let Resolved {
         source,
@@ -206,12 +294,20 @@ fn engine_voice(
         routing,
         health,
     } = state.cache.resolve(&account);
-    match &routing {
+    match routing.as_deref() {
         Some(r) => {
-            let answer = r.resolve_voice_with_health(dest, headers, |i| health.get(i));
+            let input = lookup_input(
+                &state.settings.clock,
+                Some(r),
+                LookupInput::new(dest, headers).with_caller(caller),
+                key,
+                None,
+                false,
+            );
+            let answer = r.resolve(input, |i| health.get(i));
             routing::voice_engine_json(source, revision, &answer)
         }
-        None => routing::voice_engine_json(source, revision, &VoiceAnswer::none()),
+        None => routing::voice_engine_json(source, revision, &routing::VoiceAnswer::none()),
     }
 }
 
@@ -262,24 +358,32 @@ pub(super) fn fast(
 /// once, nothing to explain. Any other name (unknown, `explain`, or one that hides its
 /// letters behind a `%`) is the router's: it refuses unknown names.
 fn fast_voice(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8>> {
-    let mut to = None;
+    let (mut to, mut from, mut key) = (None, None, None);
     let mut view = None;
     let mut raw_headers = Vec::new();
     for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
             "to" if to.is_none() => to = Some(percent::strict_component(value)?),
+            "from" if from.is_none() => from = Some(percent::strict_component(value)?),
+            "key" if key.is_none() => key = Some(percent::strict_component(value)?),
             "header" => raw_headers.push(percent::strict_component(value)?),
+            "from" if from.is_none() => from = Some(percent::strict_component(value)?),
+            "key" if key.is_none() => key = Some(percent::strict_component(value)?),
             "view" if view.is_none() && value == "engine" => view = Some(View::Engine),
             _ => return None,
         }
     }
     let to = to?;
     let headers = header_parameters(&raw_headers).ok()?;
-    let dest = Destination::parse(&to).ok()?;
+    let asked = Asked {
+        from: from.as_deref(),
+        key: key.as_deref(),
+    };
+    let (dest, caller) = check_inputs(&to, asked).ok()?;
     Some(match view {
-        Some(View::Engine) => engine_voice(state, account, &dest, &headers),
-        _ => plain_voice(state, account, &dest, &headers),
+        Some(View::Engine) => engine_voice(state, account, &dest, &headers, caller, asked.key),
+        _ => plain_voice(state, account, &dest, &headers, caller, asked.key),
     })
 }
 
@@ -293,27 +397,25 @@ fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8
     Some(sms_answer(Some(sid), &state.cache.resolve(&account), None))
 }
 
-/// A voice answer with its `explain` (docs/api.md): what `resolved` routes for `dest`, each proxy's
-/// health by index from `health`, and why. Off the hot path: a lookup asked to explain, and
-/// every simulation.
+/// A voice answer with its `explain` (docs/api.md): what `resolved` routes for `input`, each
+/// proxy's health by index from `health`, and why. Off the hot path: a lookup asked to
+/// explain, and every simulation.
 pub(super) fn explained_voice(
     account_sid: Option<&str>,
     resolved: &Resolved,
     health: &dyn Fn(usize) -> Health,
-    dest: &Destination<'_>,
-    headers: &[(&str, &str)],
+    input: LookupInput<'_>,
     decider: Decider,
 ) -> Vec<u8> {
-    let routing = resolved.routing.as_deref();
-    let answer = match routing {
-        Some(r) => r.resolve_voice_with_health(dest, headers, health),
-        None => VoiceAnswer::none(),
-    };
-    let body =
-        routing::voice_response_json(account_sid, resolved.source, resolved.revision, &answer);
-    routing::with_explain(body, |out| {
-        routing::write_voice_explain(out, decider, routing, dest, &answer, health)
-    })
+    routing::voice_answer(
+        account_sid,
+        resolved.source,
+        resolved.revision,
+        resolved.routing.as_deref(),
+        input,
+        health,
+        Some(decider),
+    )
 }
 
 /// An SMS answer, with its `explain` when `decider` is given (docs/api.md).
@@ -387,16 +489,28 @@ async fn voice_get(
     };
     let explain = explain_flag(&query);
     let view = view_param(&query);
-    let (to, headers, explain, view) = match (to, headers, explain, view) {
-        (Ok(to), Ok(headers), Ok(explain), Ok(view)) if unknown.is_empty() => {
-            (to, headers, explain, view)
+    let (from, key) = (query.one("from"), query.one("key"));
+    let (to, headers, explain, view, from, key) = match (to, headers, explain, view, from, key) {
+        (Ok(to), Ok(headers), Ok(explain), Ok(view), Ok(from), Ok(key)) if unknown.is_empty() => {
+            (to, headers, explain, view, from, key)
         }
-        (to, headers, explain, view) => {
-            let errors = [to.err(), headers.err(), explain.err(), view.err()];
+        (to, headers, explain, view, from, key) => {
+            let errors = [
+                to.err(),
+                headers.err(),
+                explain.err(),
+                view.err(),
+                from.err(),
+                key.err(),
+            ];
             return Err(gather(unknown, errors.into_iter().flatten().collect()));
         }
     };
-    let response = answer_voice(&state, account, &to, &headers, explain, view);
+    let asked = Asked {
+        from: from.as_deref(),
+        key: key.as_deref(),
+    };
+    let response = answer_voice(&state, account, &to, &headers, asked, explain, view);
     observe(Kind::Voice, started);
     masked(auth, response).await
 }
@@ -488,7 +602,15 @@ async fn voice_post(
             return Err(gather(unknown, errors.into_iter().flatten().collect()));
         }
     };
-    let response = answer_voice(&state, account, body.to, &body.headers, explain, view);
+    let response = answer_voice(
+        &state,
+        account,
+        body.to,
+        &body.headers,
+        body.asked,
+        explain,
+        view,
+    );
     observe(Kind::Voice, started);
     masked(auth, response).await
 }
@@ -512,6 +634,7 @@ fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 struct VoiceQuery<'a> {
     to: &'a str,
     headers: Vec<(&'a str, &'a str)>,
+    asked: Asked<'a>,
 }
 
 /// Checks a POST body: a JSON object with a string `to` and an optional object `headers` of
@@ -525,12 +648,30 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
         )));
     };
     let mut problems = Vec::new();
-    for name in members.keys().filter(|n| *n != "to" && *n != "headers") {
+    for name in members
+        .keys()
+        .filter(|n| !["to", "headers", "from", "key"].contains(&n.as_str()))
+    {
         problems.push((
             printable(name),
-            "unknown member; expected `to` and optionally `headers`".to_owned(),
+            "unknown member; expected `to` and optionally `headers`, `from`, `key`".to_owned(),
         ));
     }
+    let mut optional_string = |name: &str| match members.get(name) {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            problems.push((
+                name.to_owned(),
+                format!("must be a string, not {}", json_kind(other)),
+            ));
+            None
+        }
+    };
+    let asked = Asked {
+        from: optional_string("from"),
+        key: optional_string("key"),
+    };
     let to = match members.get("to") {
         Some(Value::String(to)) => to.as_str(),
         Some(other) => {
@@ -572,8 +713,19 @@ fn voice_query(value: &serde_json::Value) -> Result<VoiceQuery<'_>, ApiError> {
             ),
         )),
     }
+    if !problems.is_empty() {
+        // With the other problems, those of the new inputs' values too (the destination is
+        // checked after the body's shape, as before).
+        let checks = [
+            asked.from.map(|from| Caller::parse(from).err()),
+            asked.key.map(|key| routing::check_key(key).err()),
+        ];
+        for e in checks.into_iter().flatten().flatten() {
+            problems.push((e.parameter, e.message));
+        }
+    }
     if problems.is_empty() {
-        Ok(VoiceQuery { to, headers })
+        Ok(VoiceQuery { to, headers, asked })
     } else {
         Err(ApiError::parameters(problems))
     }
@@ -659,6 +811,15 @@ struct VoiceParams {
     /// as `%26`); repeatable, each name once, at most 64.
     #[param(explode, style = Form, max_items = 64, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\\r\\n]*$")]
     header: Option<Vec<String>>,
+    /// The caller, for proxies with a `caller` rule (docs/routing.md): a `sip:`/`sips:` URI
+    /// (its user part), a `tel:` URI (its number) or a number or name with the rules of
+    /// `to`. Without it, no proxy that has a `caller` matches.
+    from: Option<String>,
+    /// The selection key for weighted proxies, normally the call's Call-ID: 1 to 256
+    /// characters from `!` to `~`. The same key gets the same order on every instance;
+    /// without one, each lookup draws a random key.
+    #[param(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    key: Option<String>,
 }
 
 /// The body of `POST …/voice-route`.
@@ -673,6 +834,14 @@ pub(super) struct VoiceQuerySchema {
     /// Headers the engine is about to send: name → current value (no CR or LF). Optional.
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+    /// The caller (docs/routing.md): a `sip:`/`sips:` URI, a `tel:` URI or a number. Optional.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    /// The selection key, normally the Call-ID: 1 to 256 characters from `!` to `~`.
+    /// Optional: without it, a random one is drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    key: Option<String>,
 }
 
 /// Which configuration decided.
@@ -772,6 +941,15 @@ pub(super) struct VoiceExplainSchema {
     target: String,
     #[schema(pattern = "^(sip|tel|number)$")]
     target_kind: String,
+    /// The caller target (`from`'s user part or number); `null` without `from`.
+    #[schema(required = true)]
+    caller: Option<String>,
+    /// The selection key given; `null` when none was (then one was drawn at random).
+    #[schema(required = true)]
+    key: Option<String>,
+    /// The instant schedules were read at: RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    at: String,
     /// The deciding configuration.
     #[schema(pattern = "^(account|global|none|draft)$")]
     configuration: String,
@@ -805,6 +983,55 @@ struct CandidateSchema {
     chosen: Option<String>,
     #[schema(pattern = "^(up|down|probing)$")]
     health: String,
+    /// Its `priority` (0 when not configured).
+    #[schema(minimum = 0, maximum = 1000)]
+    priority: u16,
+    /// Its `weight`; `null` when not configured.
+    #[schema(required = true, minimum = 0, maximum = 10000)]
+    weight: Option<u16>,
+    /// Its weighted rendezvous score for the key (`-ln(u) / weight`, lowest first); `null`
+    /// when it did not match, has no weight or is standby.
+    #[schema(required = true, exclusive_minimum = 0)]
+    score: Option<f64>,
+    /// Its weight over the sum of the weights of the matching proxies of its priority; `0`
+    /// for standby; `null` without weights or when it did not match.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    share: Option<f64>,
+    /// Each condition: `null` where the proxy has none; `matched` is their conjunction.
+    conditions: ConditionsSchema,
+}
+
+/// How one proxy fared against its conditions.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Conditions)]
+#[allow(dead_code)]
+struct ConditionsSchema {
+    /// Its `match` covers the whole target.
+    #[serde(rename = "match")]
+    matched: bool,
+    /// Its `caller` covers the whole caller; `null` without `caller`.
+    #[schema(required = true)]
+    caller: Option<bool>,
+    /// The instant falls in one of its `schedule` windows; `null` without `schedule`.
+    #[schema(required = true)]
+    schedule: Option<bool>,
+}
+
+/// One proxy's part of a simulation's random keys.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SplitEntry)]
+#[allow(dead_code)]
+struct SplitSchema {
+    #[schema(minimum = 0, maximum = 99)]
+    proxy_index: u32,
+    /// How many of the samples it was the route of.
+    #[schema(minimum = 0)]
+    routes: u32,
+    /// `routes / samples`, observed.
+    #[schema(minimum = 0, maximum = 1)]
+    share: f64,
 }
 
 /// Why an SMS answer is what it is (docs/api.md).
@@ -843,6 +1070,9 @@ pub(super) struct VoiceAnswerSchema {
     /// With `explain=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<VoiceExplainSchema>,
+    /// A simulation with `samples` only: one entry per matching proxy in answer order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<Vec<SplitSchema>>,
 }
 
 /// The route through one proxy.

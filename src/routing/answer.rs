@@ -3,6 +3,10 @@
 
 use serde::Serialize;
 
+use super::CompiledRouting;
+use super::conditions::LookupInput;
+use super::explain::{Decider, write_voice_explain};
+use super::health::Health;
 use super::output::write_opt_str;
 use super::render::VoiceAnswer;
 use super::sms::Tlv;
@@ -80,6 +84,32 @@ pub fn voice_response_json(
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// The voice lookup answer for `input` through `routing` (the deciding configuration when it
+/// routes), each proxy's health by index from `health`; with its `explain` when `explain`
+/// names the deciding configuration. The one builder of lookups, simulations and `resolve`.
+#[allow(clippy::too_many_arguments)]
+pub fn voice_answer(
+    account_sid: Option<&str>,
+    source: Source,
+    revision: Option<i64>,
+    routing: Option<&CompiledRouting>,
+    input: LookupInput<'_>,
+    health: impl Fn(usize) -> Health,
+    explain: Option<Decider>,
+) -> Vec<u8> {
+    let answer = match routing {
+        Some(r) => r.resolve(input, &health),
+        None => VoiceAnswer::none(),
+    };
+    let body = voice_response_json(account_sid, source, revision, &answer);
+    match explain {
+        None => body,
+        Some(decider) => with_explain(body, |out| {
+            write_voice_explain(out, decider, routing, &input, &answer, &health)
+        }),
+    }
 }
 
 /// The compact voice answer of `view=engine` (docs/api.md): `{"routes": [route, fallbacks…],

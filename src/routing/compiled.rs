@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use super::matcher::MatchSet;
-use super::model::ProxyModel;
+use super::model::{ProxyModel, VoiceModel};
 use super::output::{clean_prefix_len, escape_into, push_decimal, write_json_str_with};
+use super::policy::{PolicyTable, ProxyPolicy};
 use super::sip;
 
 /// A range of a compiled configuration's arena.
@@ -88,6 +89,9 @@ pub struct CompiledVoice {
     arena: Box<str>,
     proxies: Box<[ProxyEntry]>,
     rules: Box<[RuleEntry]>,
+    /// The routing policy; `None` when no proxy has a policy member, so that such a
+    /// configuration takes the first-match path at its old cost.
+    pub(super) policy: Option<Box<PolicyTable>>,
 }
 
 impl std::fmt::Debug for CompiledVoice {
@@ -329,7 +333,46 @@ pub(super) fn write_appended<'s>(
     }
 }
 
-pub(super) fn compile_voice(set: Arc<MatchSet>, proxies: &[ProxyModel]) -> CompiledVoice {
+pub(super) fn compile_voice(model: VoiceModel) -> CompiledVoice {
+    let VoiceModel {
+        proxies,
+        set,
+        callers,
+    } = model;
+    let policy = policy_table(&proxies, callers);
+    let mut voice = compile_proxies(set, &proxies);
+    voice.policy = policy;
+    voice
+}
+
+/// The policy table, when any proxy has a policy member.
+fn policy_table(
+    proxies: &[ProxyModel],
+    callers: Option<Arc<MatchSet>>,
+) -> Option<Box<PolicyTable>> {
+    if proxies.iter().all(|p| p.policy.is_empty()) {
+        return None;
+    }
+    let mut next_caller = 0u32;
+    let table = proxies
+        .iter()
+        .map(|p| ProxyPolicy {
+            priority: p.policy.priority.unwrap_or(0),
+            weight: p.policy.weight,
+            caller: p.policy.caller.as_ref().map(|_| {
+                next_caller += 1;
+                next_caller - 1
+            }),
+            schedule: p.policy.schedule.clone(),
+        })
+        .collect();
+    Some(Box::new(PolicyTable {
+        proxies: table,
+        callers,
+    }))
+}
+
+fn compile_proxies(set: Arc<MatchSet>, proxies: &[ProxyModel]) -> CompiledVoice {
     let size: usize = proxies
         .iter()
         .map(|p| {
@@ -403,5 +446,6 @@ pub(super) fn compile_voice(set: Arc<MatchSet>, proxies: &[ProxyModel]) -> Compi
         arena: arena.0.into_boxed_str(),
         proxies: entries.into_boxed_slice(),
         rules: rules.into_boxed_slice(),
+        policy: None,
     }
 }

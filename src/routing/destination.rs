@@ -113,7 +113,7 @@ fn parse_sip(to: &str) -> Result<Destination<'_>, LookupError> {
     })
 }
 
-fn check_number(number: &str) -> Result<(), LookupError> {
+pub(super) fn check_number(number: &str) -> Result<(), LookupError> {
     let digits = number.strip_prefix('+').unwrap_or(number);
     let ok = !digits.is_empty()
         && digits.chars().count() <= MAX_NUMBER_CHARS

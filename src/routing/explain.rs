@@ -4,11 +4,14 @@
 //! Written only when asked for (`explain=true`): the answer without it is not touched.
 
 use super::CompiledRouting;
+use super::compiled::CompiledVoice;
+use super::conditions::{LookupInput, SelectionKey};
 use super::destination::Destination;
 use super::health::Health;
 use super::matcher;
-use super::output::{push_decimal, push_json_str, write_json_str_with};
+use super::output::{push_decimal, push_json_str, write_json_str_with, write_opt_str};
 use super::render::VoiceAnswer;
+use super::select::{Conditions, Rule, Weighed, rfc3339, select};
 
 /// Which configuration decided a lookup, as the cache found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,31 +130,39 @@ fn head(out: &mut Vec<u8>, decider: Decider) {
 }
 
 /// Appends the voice `explain` object. `routing` is the deciding configuration when it
-/// routes (enabled, not empty), `answer` what the lookup answered with it, `health` each
-/// proxy's health by index, as the answer saw it (docs/operations.md).
+/// routes (enabled, not empty), `input` what the lookup was asked (its `key` written `null`
+/// when drawn), `answer` what the lookup answered with it, `health` each proxy's health by
+/// index, as the answer saw it (docs/operations.md).
 pub fn write_voice_explain(
     out: &mut Vec<u8>,
     decider: Decider,
     routing: Option<&CompiledRouting>,
-    dest: &Destination<'_>,
+    input: &LookupInput<'_>,
     answer: &VoiceAnswer<'_>,
     health: &dyn Fn(usize) -> Health,
 ) {
+    let dest = input.dest;
     out.extend_from_slice(b"{\"target\":");
     push_json_str(out, dest.target());
     out.extend_from_slice(b",\"target_kind\":\"");
     out.extend_from_slice(target_kind(dest).as_bytes());
-    out.extend_from_slice(b"\",");
+    out.extend_from_slice(b"\",\"caller\":");
+    write_opt_str(out, input.caller.map(|c| c.target()));
+    out.extend_from_slice(b",\"key\":");
+    match input.key {
+        SelectionKey::Given(key) => push_json_str(out, key),
+        SelectionKey::Drawn(_) => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"at\":");
+    push_json_str(out, &rfc3339(input.at));
+    out.push(b',');
     head(out, decider);
     out.extend_from_slice(b",\"candidates\":[");
     let voice = routing.and_then(|r| r.voice.as_ref());
-    if let Some(voice) = voice {
-        let mut matched = vec![false; voice.proxy_count()];
-        for id in matcher::matching(&voice.set, dest.target()).iter() {
-            matched[id.as_usize()] = true;
-        }
+    let weighed = voice.map(|v| weigh(v, input));
+    if let (Some(voice), Some((weighed, _))) = (voice, &weighed) {
         let route = answer.route.as_ref().map(|r| r.proxy.index());
-        for (index, &is_matched) in matched.iter().enumerate() {
+        for (index, w) in weighed.iter().enumerate() {
             if index > 0 {
                 out.push(b',');
             }
@@ -162,7 +173,7 @@ pub fn write_voice_explain(
             out.extend_from_slice(b"\",\"match\":");
             push_json_str(out, voice.set.pattern(index));
             out.extend_from_slice(b",\"matched\":");
-            out.extend_from_slice(if is_matched { b"true" } else { b"false" });
+            push_bool(out, w.conditions.all());
             out.extend_from_slice(b",\"chosen\":");
             let chosen = if route == Some(index) {
                 "\"route\""
@@ -174,80 +185,286 @@ pub fn write_voice_explain(
             out.extend_from_slice(chosen.as_bytes());
             out.extend_from_slice(b",\"health\":\"");
             out.extend_from_slice(health(index).as_str().as_bytes());
-            out.extend_from_slice(b"\"}");
+            out.extend_from_slice(b"\",\"priority\":");
+            push_decimal(out, w.priority.into());
+            out.extend_from_slice(b",\"weight\":");
+            match w.weight {
+                Some(weight) => push_decimal(out, weight.into()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"score\":");
+            push_number(out, w.score);
+            out.extend_from_slice(b",\"share\":");
+            push_number(out, w.share);
+            out.extend_from_slice(b",\"conditions\":{\"match\":");
+            push_bool(out, w.conditions.matched);
+            out.extend_from_slice(b",\"caller\":");
+            push_opt_bool(out, w.conditions.caller);
+            out.extend_from_slice(b",\"schedule\":");
+            push_opt_bool(out, w.conditions.schedule);
+            out.extend_from_slice(b"}}");
         }
     }
     out.extend_from_slice(b"],\"reason\":");
+    let order = weighed.as_ref().map(|(_, order)| order.as_slice());
+    let weighed = weighed.as_ref().map(|(w, _)| w.as_slice());
+    let policy = voice.is_some_and(|v| v.policy.is_some());
+    let facts = Facts {
+        decider,
+        routing,
+        input,
+        answer,
+        health,
+        weighed: weighed.unwrap_or_default(),
+        order: order.unwrap_or_default(),
+        policy,
+    };
     write_json_str_with(out, |out| {
-        out.extend_from_slice(voice_reason(decider, routing, dest, answer, health).as_bytes())
+        out.extend_from_slice(facts.voice_reason().as_bytes())
     });
     out.push(b'}');
 }
 
-fn voice_reason(
-    decider: Decider,
-    routing: Option<&CompiledRouting>,
-    dest: &Destination<'_>,
-    answer: &VoiceAnswer<'_>,
-    health: &dyn Fn(usize) -> Health,
-) -> String {
-    if let Some(reason) = decider.why_nothing_decided() {
-        return reason;
+/// Every proxy weighed for `input`, and the matching ones in the selection's order (before
+/// health): the policy's, or configured order for a configuration without one.
+fn weigh(voice: &CompiledVoice, input: &LookupInput<'_>) -> (Vec<Weighed>, Vec<usize>) {
+    if let Some(policy) = &voice.policy {
+        let selection = select(voice, policy, input);
+        return (selection.weighed, selection.order);
     }
-    let target = dest.target();
-    let has_voice = routing.and_then(|r| r.voice.as_ref()).is_some();
-    if !has_voice {
-        return format!(
-            "{} has no outbound-voice, so it routes no calls",
-            decider.name()
-        );
+    let mut matched = vec![false; voice.proxy_count()];
+    for id in matcher::matching(&voice.set, input.dest.target()).iter() {
+        matched[id.as_usize()] = true;
     }
-    let Some(route) = &answer.route else {
-        return format!(
-            "no proxy of {} has a match that covers the whole target {target}",
-            decider.name()
-        );
-    };
-    let chosen = route.proxy.index();
-    // The matching proxies configured before the route: down ones that health put last.
-    let passed_over: Vec<usize> = answer
-        .fallbacks
-        .iter()
-        .map(|f| f.proxy.index())
-        .filter(|&i| i < chosen && health(i) == Health::Down)
-        .collect();
-    if answer.health_reordered && !passed_over.is_empty() {
-        let (them, are) = match passed_over.as_slice() {
-            [one] => (format!("proxy {one}"), "is"),
-            many => (
-                format!(
-                    "proxies {}",
-                    many.iter()
-                        .map(usize::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                "are",
-            ),
-        };
-        return format!(
-            "proxy {chosen} is the first whose match covers the whole target {target} and that \
-             is not down: {them} also {} first but {are} down, so health moved {} last",
-            if passed_over.len() == 1 {
-                "matches"
-            } else {
-                "match"
+    let order = (0..matched.len()).filter(|&i| matched[i]).collect();
+    let weighed = matched
+        .into_iter()
+        .map(|matched| Weighed {
+            conditions: Conditions {
+                matched,
+                caller: None,
+                schedule: None,
             },
-            if passed_over.len() == 1 { "it" } else { "them" },
-        );
+            priority: 0,
+            weight: None,
+            score: None,
+            share: None,
+        })
+        .collect();
+    (weighed, order)
+}
+
+fn push_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+fn push_opt_bool(out: &mut Vec<u8>, b: Option<bool>) {
+    match b {
+        Some(b) => push_bool(out, b),
+        None => out.extend_from_slice(b"null"),
     }
-    if health(chosen) == Health::Down {
-        return format!(
-            "proxy {chosen} is the first whose match covers the whole target {target}; every \
-             matching proxy is down, so the route stays the first of them"
-        );
+}
+
+/// A finite number as JSON (Rust's shortest round-trip decimal, never an exponent), or null.
+fn push_number(out: &mut Vec<u8>, n: Option<f64>) {
+    match n.filter(|n| n.is_finite()) {
+        Some(n) => out.extend_from_slice(format!("{n}").as_bytes()),
+        None => out.extend_from_slice(b"null"),
     }
-    format!("proxy {chosen} is the first whose match covers the whole target {target}")
+}
+
+/// What the reason is written from.
+struct Facts<'f, 'a> {
+    decider: Decider,
+    routing: Option<&'f CompiledRouting>,
+    input: &'f LookupInput<'a>,
+    answer: &'f VoiceAnswer<'a>,
+    health: &'f dyn Fn(usize) -> Health,
+    weighed: &'f [Weighed],
+    order: &'f [usize],
+    policy: bool,
+}
+
+fn list(indexes: &[usize]) -> String {
+    match indexes {
+        [one] => format!("proxy {one}"),
+        many => format!(
+            "proxies {}",
+            many.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+impl Facts<'_, '_> {
+    fn voice_reason(&self) -> String {
+        let Facts {
+            decider,
+            routing,
+            answer,
+            health,
+            ..
+        } = *self;
+        if let Some(reason) = decider.why_nothing_decided() {
+            return reason;
+        }
+        let target = self.input.dest.target();
+        let has_voice = routing.and_then(|r| r.voice.as_ref()).is_some();
+        if !has_voice {
+            return format!(
+                "{} has no outbound-voice, so it routes no calls",
+                decider.name()
+            );
+        }
+        let Some(route) = &answer.route else {
+            let failed: Vec<usize> = (0..self.weighed.len())
+                .filter(|&i| self.weighed[i].conditions.matched)
+                .collect();
+            if !failed.is_empty() {
+                return format!(
+                    "no proxy of {} matches: {} {} the whole target {target} but {} its \
+                     caller or schedule condition{}",
+                    decider.name(),
+                    list(&failed),
+                    if failed.len() == 1 { "covers" } else { "cover" },
+                    if failed.len() == 1 {
+                        "fails"
+                    } else {
+                        "each fail"
+                    },
+                    self.conditions_said()
+                );
+            }
+            return format!(
+                "no proxy of {} has a match that covers the whole target {target}",
+                decider.name()
+            );
+        };
+        let chosen = route.proxy.index();
+        let first = if self.policy {
+            "comes first in the routing policy's order".to_owned()
+        } else {
+            format!("is the first whose match covers the whole target {target}")
+        };
+        // The matching proxies ahead of the route before health: down ones that health put
+        // last.
+        let ahead = self
+            .order
+            .iter()
+            .position(|&i| i == chosen)
+            .map_or(&[][..], |at| &self.order[..at]);
+        let passed_over: Vec<usize> = ahead
+            .iter()
+            .copied()
+            .filter(|&i| health(i) == Health::Down)
+            .collect();
+        if answer.health_reordered && !passed_over.is_empty() {
+            let one = passed_over.len() == 1;
+            return format!(
+                "proxy {chosen} {first} and that is not down: {} also {} first but {} \
+                 down, so health moved {} last",
+                list(&passed_over),
+                if one { "matches" } else { "match" },
+                if one { "is" } else { "are" },
+                if one { "it" } else { "them" },
+            );
+        }
+        if health(chosen) == Health::Down {
+            return format!(
+                "proxy {chosen} {first}; every matching proxy is down, so the route stays the \
+                 first of them"
+            );
+        }
+        let w = self.weighed.get(chosen);
+        match answer.rule {
+            Rule::Weighted => {
+                let priority = w.map_or(0, |w| w.priority);
+                let group = self
+                    .order
+                    .iter()
+                    .filter(|&&i| {
+                        self.weighed[i].priority == priority && self.weighed[i].score.is_some()
+                    })
+                    .count();
+                let key = match self.input.key {
+                    SelectionKey::Given(key) => format!("the key {key}"),
+                    SelectionKey::Drawn(_) => {
+                        "a key drawn at random (the lookup gave none)".to_owned()
+                    }
+                };
+                format!(
+                    "weighted choice with {key}: proxy {chosen} has the lowest score of the \
+                     {group} weighted proxies of priority {priority} that match{}; its weight \
+                     {} is a share of {}; the others follow by score, standby ones last",
+                    self.conditions_said(),
+                    w.and_then(|w| w.weight).unwrap_or(0),
+                    w.and_then(|w| w.share)
+                        .map_or("unknown".to_owned(), |s| format!("{:.1} %", s * 100.0)),
+                )
+            }
+            Rule::Priority => format!(
+                "priority: proxy {chosen} matches{} and has the lowest priority ({}) of the \
+                 matching proxies, so it goes before proxies configured earlier",
+                self.conditions_said(),
+                w.map_or(0, |w| w.priority)
+            ),
+            _ if self.policy => {
+                let skipped: Vec<usize> = (0..chosen)
+                    .filter(|&i| {
+                        self.weighed[i].conditions.matched && !self.weighed[i].conditions.all()
+                    })
+                    .collect();
+                let mut reason = format!(
+                    "proxy {chosen} is the first that matches: its match covers the whole \
+                     target {target}{}",
+                    self.conditions_said()
+                );
+                if !skipped.is_empty() {
+                    reason.push_str(&format!(
+                        "; {} before it {} the target but {} its caller or schedule condition",
+                        list(&skipped),
+                        if skipped.len() == 1 {
+                            "covers"
+                        } else {
+                            "cover"
+                        },
+                        if skipped.len() == 1 {
+                            "fails"
+                        } else {
+                            "each fail"
+                        },
+                    ));
+                }
+                reason
+            }
+            _ => {
+                format!("proxy {chosen} is the first whose match covers the whole target {target}")
+            }
+        }
+    }
+
+    /// ` (caller +4930…, at 2026-…Z)`: the inputs the conditions were read with.
+    fn conditions_said(&self) -> String {
+        let any = |f: fn(&Conditions) -> Option<bool>| {
+            self.weighed.iter().any(|w| f(&w.conditions).is_some())
+        };
+        let mut parts = Vec::new();
+        if any(|c| c.caller) {
+            match self.input.caller {
+                Some(c) => parts.push(format!("caller {}", c.target())),
+                None => parts.push("no caller given".to_owned()),
+            }
+        }
+        if any(|c| c.schedule) {
+            parts.push(format!("at {}", rfc3339(self.input.at)));
+        }
+        match parts.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", parts.join(", ")),
+        }
+    }
 }
 
 /// Appends the SMS `explain` object.
@@ -299,7 +516,7 @@ mod tests {
             &mut out,
             decider,
             compiled.as_ref(),
-            &dest,
+            &LookupInput::new(&dest, &[]),
             &answer,
             &|_| Health::Up,
         );
@@ -317,11 +534,18 @@ mod tests {
             e,
             json!({
                 "target": "uri1.com", "target_kind": "sip",
+                "caller": null, "key": null, "at": "1970-01-01T00:00:00Z",
                 "configuration": "account", "revision": 3,
                 "candidates": [
-                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up"},
-                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up"},
-                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up"}
+                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": false, "caller": null, "schedule": null}},
+                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": true, "caller": null, "schedule": null}},
+                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": true, "caller": null, "schedule": null}}
                 ],
                 "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
             })
@@ -418,7 +642,8 @@ mod tests {
                 revision: 1,
                 enabled: true,
             };
-            write_voice_explain(&mut out, account, Some(&compiled), &dest, &answer, &health);
+            let input = LookupInput::new(&dest, &[]);
+            write_voice_explain(&mut out, account, Some(&compiled), &input, &answer, &health);
             serde_json::from_slice::<Value>(&out).unwrap()
         };
         let e = explain(&[1]);

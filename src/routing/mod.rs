@@ -11,6 +11,7 @@
 
 mod answer;
 mod compiled;
+mod conditions;
 mod destination;
 mod explain;
 mod health;
@@ -18,14 +19,21 @@ mod json;
 mod matcher;
 mod model;
 mod output;
+mod policy;
 mod problem;
+mod problems;
 mod render;
+mod schedule;
+mod select;
 mod sip;
 mod sms;
 mod validate;
 
-pub use answer::{Source, sms_response_json, voice_engine_json, voice_response_json, with_explain};
+pub use answer::{
+    Source, sms_response_json, voice_answer, voice_engine_json, voice_response_json, with_explain,
+};
 pub use compiled::{CompiledVoice, Proxy};
+pub use conditions::{Caller, LookupInput, MAX_KEY_CHARS, SelectionKey, check_key, parse_at};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
 pub use explain::{Decider, write_sms_explain, write_voice_explain};
 pub use health::{Health, ProxyKey, order_by_health};
@@ -34,6 +42,7 @@ pub use health::{Health, ProxyKey, order_by_health};
 pub use matcher::RegexInterner;
 pub use problem::Problem;
 pub use render::{VoiceAnswer, VoiceRoute};
+pub use select::{Conditions, Rule, Weighed, unit};
 pub use sip::printable;
 pub use sms::Tlv;
 pub use validate::{
@@ -78,9 +87,7 @@ fn compile_under(
 ) -> Result<CompiledRouting, Vec<Problem>> {
     let model = validate::validate_with(config, interner, rules)?;
     Ok(CompiledRouting {
-        voice: model
-            .voice
-            .map(|(proxies, set)| compiled::compile_voice(set, &proxies)),
+        voice: model.voice.map(compiled::compile_voice),
         sms: model.sms.map(Tlv::dest_network_id),
         empty: model.empty,
     })
@@ -97,13 +104,14 @@ impl CompiledRouting {
         self.empty
     }
 
-    /// The voice route for `dest`; `supplied` are headers the engine is about to send.
+    /// The voice route for `dest`; `supplied` are headers the engine is about to send. No
+    /// caller, no key, the Unix epoch: see `resolve` for a lookup with a routing policy.
     pub fn resolve_voice<'a>(
         &'a self,
         dest: &'a Destination<'a>,
         supplied: &'a [(&'a str, &'a str)],
     ) -> VoiceAnswer<'a> {
-        self.resolve_voice_with_health(dest, supplied, |_| Health::Up)
+        self.resolve(LookupInput::new(dest, supplied), |_| Health::Up)
     }
 
     /// As `resolve_voice`, with the health of each proxy (by 0-based index) given by
@@ -114,10 +122,26 @@ impl CompiledRouting {
         supplied: &'a [(&'a str, &'a str)],
         health: impl Fn(usize) -> Health,
     ) -> VoiceAnswer<'a> {
+        self.resolve(LookupInput::new(dest, supplied), health)
+    }
+
+    /// The voice route for `input` (docs/routing.md: conditions, priority, weight, then
+    /// `health` of each proxy by 0-based index).
+    pub fn resolve<'a>(
+        &'a self,
+        input: LookupInput<'a>,
+        health: impl Fn(usize) -> Health,
+    ) -> VoiceAnswer<'a> {
         match &self.voice {
-            Some(v) => render::resolve(v, dest, supplied, health),
+            Some(v) => render::resolve(v, input, health),
             None => VoiceAnswer::none(),
         }
+    }
+
+    /// True when a proxy has a routing policy member: a lookup then needs the instant and a
+    /// key (drawn when none is given). Without one they are never read.
+    pub fn has_policy(&self) -> bool {
+        self.voice.as_ref().is_some_and(|v| v.policy.is_some())
     }
 
     /// The configured voice proxies, in order (none without `outbound-voice`).

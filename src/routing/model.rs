@@ -3,14 +3,25 @@
 use std::sync::Arc;
 
 use super::matcher::MatchSet;
+use super::schedule::Schedule;
 
 #[derive(Debug)]
 pub(crate) struct Model {
-    /// The proxies and their expressions compiled as one set.
-    pub voice: Option<(Vec<ProxyModel>, Arc<MatchSet>)>,
+    pub voice: Option<VoiceModel>,
     pub sms: Option<u32>,
     /// The document was `{}`.
     pub empty: bool,
+}
+
+/// The `outbound-voice` section.
+#[derive(Debug)]
+pub(crate) struct VoiceModel {
+    pub proxies: Vec<ProxyModel>,
+    /// The proxies' `match` expressions compiled as one set.
+    pub set: Arc<MatchSet>,
+    /// The `caller` expressions of the proxies that have one, in configured order, compiled
+    /// as one set; `None` when no proxy has a `caller`.
+    pub callers: Option<Arc<MatchSet>>,
 }
 
 pub(crate) struct ProxyModel {
@@ -19,6 +30,27 @@ pub(crate) struct ProxyModel {
     pub username: Option<String>,
     pub password: Option<String>,
     pub headers: Vec<HeaderRule>,
+    pub policy: PolicyModel,
+}
+
+/// The routing policy members of one proxy (docs/routing.md); all optional.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyModel {
+    /// Given explicitly (even as 0): a member of the policy.
+    pub priority: Option<u16>,
+    pub weight: Option<u16>,
+    /// Validated as an expression by the caller of `check_proxy`.
+    pub caller: Option<String>,
+    pub schedule: Option<Schedule>,
+}
+
+impl PolicyModel {
+    pub fn is_empty(&self) -> bool {
+        self.priority.is_none()
+            && self.weight.is_none()
+            && self.caller.is_none()
+            && self.schedule.is_none()
+    }
 }
 
 impl std::fmt::Debug for ProxyModel {

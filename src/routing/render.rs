@@ -2,36 +2,54 @@
 //! the Request-URI, the headers and routes of each, written straight into the answer.
 
 use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
+use super::conditions::LookupInput;
 use super::destination::{Destination, Kind};
 use super::health::{Health, order_by_health};
 use super::output::{push_decimal, write_json_str_with};
+use super::select::{Rule, select};
 use super::sip;
 use super::validate::MAX_HEADERS;
 
-/// The first matching proxy and the other matching ones, in configured order, then ordered
-/// by `health` (of each proxy index; docs/operations.md).
+/// The route and fallbacks for `input` (docs/routing.md): the matching proxies in
+/// configured order — or, for a configuration with a routing policy, in the policy's order
+/// (`select`) —, then ordered by `health` (of each proxy index; docs/operations.md).
 pub(crate) fn resolve<'a>(
     voice: &'a CompiledVoice,
-    dest: &'a Destination<'a>,
-    supplied: &'a [(&'a str, &'a str)],
+    input: LookupInput<'a>,
     health: impl Fn(usize) -> Health,
 ) -> VoiceAnswer<'a> {
+    let (dest, supplied) = (input.dest, input.headers);
+    if let Some(policy) = &voice.policy {
+        let selection = select(voice, policy, &input);
+        let routes = selection.order.iter().map(|&i| VoiceRoute {
+            proxy: voice.proxy(i),
+            dest,
+            supplied,
+            health: health(i),
+        });
+        return answer(routes, selection.rule);
+    }
     let matched = super::matcher::matching(&voice.set, dest.target());
     if matched.is_empty() {
         // Known without walking one flag per proxy.
         return VoiceAnswer::none();
     }
-    let mut routes = matched.iter().map(|i| VoiceRoute {
+    let routes = matched.iter().map(|i| VoiceRoute {
         proxy: voice.proxy(i.as_usize()),
         dest,
         supplied,
         health: health(i.as_usize()),
     });
+    answer(routes, Rule::FirstMatch)
+}
+
+/// The answer for `routes` in selection order, `down` ones then put last.
+fn answer<'a>(mut routes: impl Iterator<Item = VoiceRoute<'a>>, rule: Rule) -> VoiceAnswer<'a> {
     let Some(mut route) = routes.next() else {
         return VoiceAnswer::none();
     };
     let mut fallbacks: Vec<VoiceRoute<'a>> = routes.collect();
-    // docs/operations.md: `down` proxies after the others, configured order kept within each group.
+    // docs/operations.md: `down` proxies after the others, the order kept within each group.
     // Only when one is down, so that the usual answer costs no more than before.
     let mut health_reordered = false;
     if route.health == Health::Down || fallbacks.iter().any(|r| r.health == Health::Down) {
@@ -43,6 +61,7 @@ pub(crate) fn resolve<'a>(
         route: Some(route),
         fallbacks,
         health_reordered,
+        rule: if health_reordered { Rule::Health } else { rule },
     }
 }
 
@@ -245,6 +264,8 @@ pub struct VoiceAnswer<'a> {
     pub fallbacks: Vec<VoiceRoute<'a>>,
     /// True when proxy health changed the configured order (`explain` in docs/api.md).
     pub health_reordered: bool,
+    /// The rule that put the route first (docs/api.md, `explain`'s `reason`).
+    pub rule: Rule,
 }
 
 impl VoiceAnswer<'_> {
@@ -253,6 +274,7 @@ impl VoiceAnswer<'_> {
             route: None,
             fallbacks: Vec::new(),
             health_reordered: false,
+            rule: Rule::FirstMatch,
         }
     }
 }

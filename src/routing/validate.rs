@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use super::matcher::MatchSet;
 use super::problem::Problem;
+use super::problems::Problems;
 
 use super::json::{self, Json, Path};
 use super::matcher::{self, RegexInterner};
-use super::model::{FORBIDDEN_HEADERS, HeaderRule, Model, ProxyModel};
+use super::model::{FORBIDDEN_HEADERS, HeaderRule, Model, PolicyModel, ProxyModel, VoiceModel};
+use super::schedule;
 use super::sip::{self, printable};
 
 pub const MAX_CONFIGURATION_BYTES: usize = 65_536;
@@ -20,88 +22,6 @@ const _: () = assert!(MAX_HEADERS <= super::sip::MAX_SETTINGS);
 pub const MAX_CREDENTIAL_BYTES: usize = 256;
 pub const MAX_MATCH_BYTES: usize = 1024;
 pub const MAX_DESTINATION_NETWORK_ID: u32 = 2_147_483_647;
-
-#[derive(Default)]
-struct Problems(Vec<Problem>);
-
-impl Problems {
-    fn add(&mut self, pointer: Path<'_>, message: impl Into<String>) {
-        self.0.push(Problem {
-            pointer: pointer.pointer(),
-            message: message.into(),
-        });
-    }
-
-    fn wrong_type(&mut self, pointer: Path<'_>, found: &Json, expected: &str) {
-        self.add(
-            pointer,
-            format!("invalid type: {}, expected {expected}", found.describe()),
-        );
-    }
-
-    /// The members of object `v` named in `allowed` (in that order); reports unknown members,
-    /// then missing required ones. `None` when `v` is not an object.
-    fn members<'a, 'j, const N: usize>(
-        &mut self,
-        v: &'a Json<'j>,
-        pointer: Path<'_>,
-        allowed: [&str; N],
-        required: &[&str],
-    ) -> Option<[Option<&'a Json<'j>>; N]> {
-        let Json::Obj(members) = v else {
-            self.wrong_type(pointer, v, "an object");
-            return None;
-        };
-        let mut found = [None; N];
-        for (key, value) in members {
-            match allowed.iter().position(|a| a == key) {
-                Some(i) => found[i] = Some(value),
-                None => self.add(pointer.member(key), format!("unknown field `{key}`")),
-            }
-        }
-        for name in required {
-            let i = allowed
-                .iter()
-                .position(|a| a == name)
-                .expect("required ⊆ allowed");
-            if found[i].is_none() {
-                self.add(pointer, format!("missing field `{name}`"));
-            }
-        }
-        Some(found)
-    }
-
-    fn string<'a>(&mut self, v: &'a Json<'_>, pointer: Path<'_>) -> Option<&'a str> {
-        match v {
-            Json::Str(s) => Some(s),
-            other => {
-                self.wrong_type(pointer, other, "a string");
-                None
-            }
-        }
-    }
-
-    /// An array of exactly one element: Restcomm's shape for both sections.
-    fn single<'a, 'j>(&mut self, v: &'a Json<'j>, pointer: Path<'_>) -> Option<&'a Json<'j>> {
-        match v {
-            Json::Arr(items) if items.len() == 1 => Some(&items[0]),
-            Json::Arr(items) => {
-                self.add(
-                    pointer,
-                    format!(
-                        "invalid length {}, expected an array of exactly one object",
-                        items.len()
-                    ),
-                );
-                None
-            }
-            other => {
-                self.wrong_type(pointer, other, "an array of exactly one object");
-                None
-            }
-        }
-    }
-}
 
 /// Which rules apply. Input (the admin API, the CLI, simulations) gets every rule of docs/routing.md
 /// and §12. A stored row was valid input when it was written: rules that only exist to catch
@@ -129,11 +49,11 @@ pub(crate) fn validate_with(
         }]);
     }
     let (doc, duplicates) = json::parse(text).map_err(|p| vec![p])?;
-    let mut problems = Problems(duplicates);
+    let mut problems = Problems::from(duplicates);
     let model = check_document(&doc, &mut problems, interner, rules);
     match model {
-        Some(model) if problems.0.is_empty() => Ok(model),
-        _ => Err(problems.0),
+        Some(model) if problems.len() == 0 => Ok(model),
+        _ => Err(problems.into_vec()),
     }
 }
 
@@ -203,7 +123,7 @@ fn check_voice(
     problems: &mut Problems,
     interner: &RegexInterner,
     rules: Rules,
-) -> Option<(Vec<ProxyModel>, Arc<MatchSet>)> {
+) -> Option<VoiceModel> {
     let section = Path::Root.member("outbound-voice");
     let item_pointer = section.index(0);
     let list_pointer = item_pointer.member("proxy");
@@ -226,68 +146,230 @@ fn check_voice(
             return None;
         }
     };
-    let before = problems.0.len();
-    let checked: Vec<(Option<ProxyModel>, Option<String>)> = items
+    let before = problems.len();
+    let checked: Vec<Checked> = items
         .iter()
         .enumerate()
         .map(|(i, p)| check_proxy(p, list_pointer.index(i), problems, rules))
         .collect();
-    let all_fine = problems.0.len() == before && checked.iter().all(|(p, _)| p.is_some());
+    check_weights(&checked, list_pointer, problems);
+    let all_fine = problems.len() == before && checked.iter().all(|c| c.model.is_some());
     let patterns: Vec<&str> = checked
         .iter()
-        .map(|(_, m)| m.as_deref().unwrap_or(".*"))
+        .map(|c| c.pattern.as_deref().unwrap_or(".*"))
         .collect();
+    let callers: Vec<&str> = checked.iter().filter_map(|c| c.caller.as_deref()).collect();
     // Stored configurations mostly repeat expressions: a set already compiled for this list
     // proves each of them valid, so the (Unicode-heavy) per-expression check is skipped.
-    if all_fine && let Some(set) = interner.get(&patterns) {
-        return Some((checked.into_iter().filter_map(|(p, _)| p).collect(), set));
+    if all_fine
+        && let Some(set) = interner.get(&patterns)
+        && let Some(callers) = match callers.is_empty() {
+            true => Some(None),
+            false => interner.get(&callers).map(Some),
+        }
+    {
+        return Some(VoiceModel {
+            proxies: checked.into_iter().filter_map(|c| c.model).collect(),
+            set,
+            callers,
+        });
     }
-    for (i, (_, pattern)) in checked.iter().enumerate() {
-        if let Some(pattern) = pattern
-            && let Err(e) = matcher::check_pattern(pattern)
-        {
-            problems.add(list_pointer.index(i).member("match"), e);
+    for (i, c) in checked.iter().enumerate() {
+        for (member, pattern) in [("match", &c.pattern), ("caller", &c.caller)] {
+            if let Some(pattern) = pattern
+                && let Err(e) = matcher::check_pattern(pattern)
+            {
+                problems.add(list_pointer.index(i).member(member), e);
+            }
         }
     }
-    if problems.0.len() != before || !all_fine {
+    if problems.len() != before || !all_fine {
         return None;
     }
-    let set = match interner.get_or_build(&patterns) {
-        Ok(set) => set,
-        Err(e) => {
-            // Blame the expressions that are too large on their own, else the list as a whole.
-            let before = problems.0.len();
-            for (i, (_, pattern)) in checked.iter().enumerate() {
-                if let Some(pattern) = pattern
-                    && let Err(e) = matcher::check_size(pattern)
-                {
-                    problems.add(list_pointer.index(i).member("match"), e);
-                }
-            }
-            if problems.0.len() == before {
-                problems.add(list_pointer, e);
-            }
-            return None;
-        }
+    let set = build_set(
+        &checked,
+        "match",
+        &patterns,
+        interner,
+        list_pointer,
+        problems,
+    )?;
+    let callers = match callers.is_empty() {
+        true => None,
+        false => Some(build_set(
+            &checked,
+            "caller",
+            &callers,
+            interner,
+            list_pointer,
+            problems,
+        )?),
     };
-    Some((checked.into_iter().filter_map(|(p, _)| p).collect(), set))
+    Some(VoiceModel {
+        proxies: checked.into_iter().filter_map(|c| c.model).collect(),
+        set,
+        callers,
+    })
 }
 
-/// Checks one proxy; also returns its `match` when that is a string of acceptable length,
-/// for the caller to check as an expression (possibly through the interner).
-fn check_proxy(
+/// Compiles one set of expressions (every proxy's `match`, or the `caller`s); when it is too
+/// large, blames the expressions that are too large on their own, else the list as a whole.
+fn build_set(
+    checked: &[Checked],
+    member: &str,
+    patterns: &[&str],
+    interner: &RegexInterner,
+    list_pointer: Path<'_>,
+    problems: &mut Problems,
+) -> Option<Arc<MatchSet>> {
+    let e = match interner.get_or_build(patterns) {
+        Ok(set) => return Some(set),
+        Err(e) => e,
+    };
+    let before = problems.len();
+    for (i, c) in checked.iter().enumerate() {
+        let pattern = if member == "match" {
+            &c.pattern
+        } else {
+            &c.caller
+        };
+        if let Some(pattern) = pattern
+            && let Err(e) = matcher::check_size(pattern)
+        {
+            problems.add(list_pointer.index(i).member(member), e);
+        }
+    }
+    if problems.len() == before {
+        problems.add(list_pointer, e);
+    }
+    None
+}
+
+/// Within one `priority`, either every proxy has a `weight` or none does: an error at the
+/// first one without, when another of its priority has one.
+fn check_weights(checked: &[Checked], list_pointer: Path<'_>, problems: &mut Problems) {
+    let mut reported: Vec<u16> = Vec::new();
+    for (i, c) in checked.iter().enumerate() {
+        let Some(priority) = c.priority else { continue };
+        if c.has_weight || reported.contains(&priority) {
+            continue;
+        }
+        let weighted = checked
+            .iter()
+            .position(|o| o.priority == Some(priority) && o.has_weight);
+        if let Some(w) = weighted {
+            reported.push(priority);
+            problems.add(
+                list_pointer.index(i),
+                format!(
+                    "missing field `weight`: proxy {w} of priority {priority} has a weight, so \
+                     every proxy of priority {priority} needs one (0 for a standby proxy)"
+                ),
+            );
+        }
+    }
+}
+
+/// One proxy as checked: its model when it is valid, and what the checks of the whole list
+/// need even when it is not.
+struct Checked {
+    model: Option<ProxyModel>,
+    /// `match`, when a string of acceptable length, for the caller to check as an expression.
+    pattern: Option<String>,
+    /// `caller`, likewise.
+    caller: Option<String>,
+    /// The priority (0 when absent); `None` when it is invalid.
+    priority: Option<u16>,
+    has_weight: bool,
+}
+
+/// An expression member (`match`, `caller`): a string of at most `MAX_MATCH_BYTES`, without
+/// the whitespace that a `+` sent unencoded turns into (docs/routing.md).
+fn expression(
     v: &Json,
     pointer: Path<'_>,
+    name: &str,
     problems: &mut Problems,
     rules: Rules,
-) -> (Option<ProxyModel>, Option<String>) {
-    let Some([uri, username, password, pattern, headers]) = problems.members(
+) -> Option<String> {
+    match problems.string(v, pointer) {
+        Some(m) if m.len() > MAX_MATCH_BYTES => {
+            problems.add(
+                pointer,
+                format!("{name} is longer than {MAX_MATCH_BYTES} bytes"),
+            );
+            None
+        }
+        Some(m)
+            if rules == Rules::Input
+                && let Some((at, c)) = matcher::whitespace_literal(m) =>
+        {
+            problems.add(pointer, whitespace_message(name, m, at, c));
+            None
+        }
+        Some(m) => Some(m.to_owned()),
+        None => None,
+    }
+}
+
+/// An integer member within `range`.
+fn integer(
+    v: &Json,
+    pointer: Path<'_>,
+    name: &str,
+    max: u16,
+    problems: &mut Problems,
+) -> Option<u16> {
+    match v {
+        Json::Int(n) if (0..=i128::from(max)).contains(n) => u16::try_from(*n).ok(),
+        Json::Int(n) => {
+            problems.add(
+                pointer,
+                format!("{name} {n} is out of range: an integer from 0 to {max}"),
+            );
+            None
+        }
+        other => {
+            problems.wrong_type(pointer, other, &format!("an integer from 0 to {max}"));
+            None
+        }
+    }
+}
+
+pub const MAX_PRIORITY: u16 = 1000;
+pub const MAX_WEIGHT: u16 = 10_000;
+
+/// Checks one proxy.
+fn check_proxy(v: &Json, pointer: Path<'_>, problems: &mut Problems, rules: Rules) -> Checked {
+    let Some(
+        [
+            uri,
+            username,
+            password,
+            pattern,
+            headers,
+            priority,
+            weight,
+            caller,
+            schedule,
+        ],
+    ) = problems.members(
         v,
         pointer,
-        ["uri", "username", "password", "match", "headers"],
+        [
+            "uri", "username", "password", "match", "headers", "priority", "weight", "caller",
+            "schedule",
+        ],
         &["uri"],
-    ) else {
-        return (None, None);
+    )
+    else {
+        return Checked {
+            model: None,
+            pattern: None,
+            caller: None,
+            priority: None,
+            has_weight: false,
+        };
     };
     let mut ok = true;
 
@@ -331,35 +413,16 @@ fn check_proxy(
     let username = credential(username, "username");
     let password = credential(password, "password");
 
-    let pattern = match pattern {
+    let mut expression_member = |v: Option<&Json>, name: &str| match v {
         None => None,
         Some(m) => {
-            let pointer = pointer.member("match");
-            match problems.string(m, pointer) {
-                Some(m) if m.len() > MAX_MATCH_BYTES => {
-                    problems.add(
-                        pointer,
-                        format!("match is longer than {MAX_MATCH_BYTES} bytes"),
-                    );
-                    ok = false;
-                    None
-                }
-                Some(m)
-                    if rules == Rules::Input
-                        && let Some((at, c)) = matcher::whitespace_literal(m) =>
-                {
-                    problems.add(pointer, whitespace_message(m, at, c));
-                    ok = false;
-                    None
-                }
-                Some(m) => Some(m.to_owned()),
-                None => {
-                    ok = false;
-                    None
-                }
-            }
+            let found = expression(m, pointer.member(name), name, problems, rules);
+            ok &= found.is_some();
+            found
         }
     };
+    let pattern = expression_member(pattern, "match");
+    let caller = expression_member(caller, "caller");
 
     let headers = match headers {
         None => Vec::new(),
@@ -369,16 +432,56 @@ fn check_proxy(
         }),
     };
 
+    let priority_value = match priority {
+        None => Ok(None),
+        Some(p) => integer(
+            p,
+            pointer.member("priority"),
+            "priority",
+            MAX_PRIORITY,
+            problems,
+        )
+        .map(Some)
+        .ok_or(()),
+    };
+    let weight_value = match weight {
+        None => Ok(None),
+        Some(w) => integer(w, pointer.member("weight"), "weight", MAX_WEIGHT, problems)
+            .map(Some)
+            .ok_or(()),
+    };
+    let schedule_value = match schedule {
+        None => Ok(None),
+        Some(s) => schedule::check(s, pointer.member("schedule"), problems)
+            .map(Some)
+            .ok_or(()),
+    };
+    ok &= priority_value.is_ok() && weight_value.is_ok() && schedule_value.is_ok();
+
+    let checked_priority = priority_value.ok().map(|p| p.unwrap_or(0));
+    let has_weight = weight.is_some();
     let model = match parsed_uri {
         Some(uri) if ok => Some(ProxyModel {
             uri,
             username,
             password,
             headers,
+            policy: PolicyModel {
+                priority: priority_value.ok().flatten(),
+                weight: weight_value.ok().flatten(),
+                caller: caller.clone(),
+                schedule: schedule_value.ok().flatten(),
+            },
         }),
         _ => None,
     };
-    (model, pattern)
+    Checked {
+        model,
+        pattern,
+        caller,
+        priority: checked_priority,
+        has_weight,
+    }
 }
 
 fn check_headers(v: &Json, pointer: Path<'_>, problems: &mut Problems) -> Option<Vec<HeaderRule>> {
@@ -458,7 +561,7 @@ fn check_header_name(name: &str) -> Result<(), String> {
 
 /// docs/operations.md: a `match` that needs whitespace in the destination never matches anything, and
 /// is almost always a `+` that `curl -d` sent unencoded (a form decodes `+` as a space).
-fn whitespace_message(pattern: &str, at: usize, c: char) -> String {
+fn whitespace_message(name: &str, pattern: &str, at: usize, c: char) -> String {
     let what = match c {
         ' ' => "a space".to_owned(),
         '\t' => "a tab".to_owned(),
@@ -469,9 +572,14 @@ fn whitespace_message(pattern: &str, at: usize, c: char) -> String {
         true => "at its start".to_owned(),
         false => format!("after `{}`", printable(&before)),
     };
+    let input = if name == "match" {
+        "a destination"
+    } else {
+        "a caller"
+    };
     format!(
-        "match `{}` has {what} {place} that a destination would have to contain, but a \
-         destination never contains whitespace. The usual cause is a `+` sent unencoded by \
+        "{name} `{}` has {what} {place} that {input} would have to contain, but {input} \
+         never contains whitespace. The usual cause is a `+` sent unencoded by \
          `curl -d`, which arrives as a space: send ConfigurationData with \
          `curl --data-urlencode` (e.g. `--data-urlencode ConfigurationData@config.json`)",
         printable(pattern),
@@ -526,7 +634,7 @@ mod tests {
     fn stored_rows_are_not_refused_for_an_input_only_rule() {
         let interner = RegexInterner::default();
         let stored = validate_with(&voice("\\ 1555[0-9] "), &interner, Rules::Stored).unwrap();
-        assert_eq!(stored.voice.unwrap().0.len(), 2);
+        assert_eq!(stored.voice.unwrap().proxies.len(), 2);
         // ... and a set compiled for the stored row does not let the same input through.
         assert!(validate_with(&voice("\\ 1555[0-9] "), &interner, Rules::Input).is_err());
     }

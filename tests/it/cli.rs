@@ -464,3 +464,65 @@ fn resolve_with_an_invalid_configuration_exits_1_with_the_error_body() {
     assert_eq!(code(&o), 1);
     assert_eq!(stdout_json(&o), value7_body());
 }
+
+#[test]
+fn resolve_takes_the_routing_policy_inputs() {
+    let config = temp_file(
+        br#"{"outbound-voice": [{"proxy": [
+            {"uri": "premium.example.com", "caller": "\\+4930.*"},
+            {"uri": "a.example.com", "priority": 1, "weight": 70},
+            {"uri": "b.example.com", "priority": 1, "weight": 30},
+            {"uri": "office.example.com", "priority": 2, "schedule": {"timezone": "Europe/Berlin",
+                "windows": [{"days": ["thu"], "start": "08:00", "end": "18:00"}]}}]}]}"#,
+    );
+    let path = config.path().to_str().unwrap();
+    let resolve = |extra: &[&str]| {
+        let mut args = vec!["resolve", "--config", path, "--to", "+4420123"];
+        args.extend_from_slice(extra);
+        run(&args, None)
+    };
+    let o = resolve(&[
+        "--from",
+        "sip:+4930555@pbx.example.com",
+        "--key",
+        "call-1@host",
+        "--at",
+        "2026-12-24T10:00:00+01:00",
+        "--explain",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = stdout_json(&o);
+    assert_eq!(v["route"]["proxy_index"], 0);
+    let e = &v["explain"];
+    assert_eq!(
+        (&e["caller"], &e["key"], &e["at"]),
+        (
+            &json!("+4930555"),
+            &json!("call-1@host"),
+            &json!("2026-12-24T09:00:00Z")
+        )
+    );
+    assert_eq!(e["candidates"][3]["conditions"]["schedule"], true);
+    // The same key, the same order, every time; without `--from` the premium trunk is out.
+    let order = |o: &Output| {
+        let v = stdout_json(o);
+        let mut got = vec![v["route"]["proxy_index"].as_u64().unwrap()];
+        for f in v["fallbacks"].as_array().unwrap() {
+            got.push(f["proxy_index"].as_u64().unwrap());
+        }
+        got
+    };
+    let at = ["--key", "call-2@host", "--at", "2026-12-24T22:00:00Z"];
+    let first = order(&resolve(&at));
+    assert!(first == [1, 2] || first == [2, 1], "{first:?}");
+    for _ in 0..3 {
+        assert_eq!(order(&resolve(&at)), first);
+    }
+    // Bad inputs: exit 2, each named.
+    let o = resolve(&["--from", "client:x", "--key", "a b", "--at", "tomorrow"]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    for name in ["from:", "key:", "at:"] {
+        assert!(err.contains(name), "{name} in {err}");
+    }
+}

@@ -11,7 +11,7 @@ use multiprovider::routing::{
 };
 
 use crate::common::app::TestApp;
-use crate::common::constants::{A_NONE, A1, A2, SMS, VOICE_EXAMPLE, VOICE_EXAMPLE_PATH};
+use crate::common::constants::{A_NONE, A1, A2, SMS, TEST_NOW, VOICE_EXAMPLE, VOICE_EXAMPLE_PATH};
 use crate::common::on_every_db;
 use crate::common::process::BIN;
 use crate::common::reliability::stored;
@@ -78,11 +78,18 @@ on_every_db!(
             e,
             json!({
                 "target": "uri1.com", "target_kind": "sip",
+                "caller": null, "key": null, "at": TEST_NOW,
                 "configuration": "account", "revision": 1,
                 "candidates": [
-                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up"},
-                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up"},
-                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up"}
+                    {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": false, "caller": null, "schedule": null}},
+                    {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": true, "caller": null, "schedule": null}},
+                    {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up",
+                     "priority": 0, "weight": null, "score": null, "share": null,
+                     "conditions": {"match": true, "caller": null, "schedule": null}}
                 ],
                 "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
             })
@@ -474,7 +481,7 @@ proptest! {
         let body = voice_response_json(None, Source::Account, Some(1), &answer);
         let decider = Decider::Account { revision: 1, enabled: true };
         let body = with_explain(body, |out| {
-            write_voice_explain(out, decider, Some(&compiled), &dest, &answer, &health)
+            write_voice_explain(out, decider, Some(&compiled), &multiprovider::routing::LookupInput::new(&dest, &[]), &answer, &health)
         });
         let v: Value = serde_json::from_slice(&body).unwrap();
         let target = dest.target();

@@ -332,17 +332,33 @@ impl Caller {
     /// Sends an INVITE for `ruri` (with `X-Account-Sid: account` when given) and returns
     /// the final answer's status; a failure is acknowledged, as a UAC must.
     async fn invite(&mut self, ruri: &str, to: &str, account: Option<&str>) -> u16 {
+        let call_id = format!("call-{}@test", self.calls + 1);
+        self.invite_as(ruri, to, account, "<sip:alice@client.test>", None, &call_id)
+            .await
+    }
+
+    /// As `invite`, from `from` (a name-addr), with a P-Asserted-Identity when given, and
+    /// with Call-ID `call_id` (a retried call reuses one; each INVITE is a new transaction).
+    async fn invite_as(
+        &mut self,
+        ruri: &str,
+        to: &str,
+        account: Option<&str>,
+        from: &str,
+        asserted: Option<&str>,
+        call_id: &str,
+    ) -> u16 {
         self.calls += 1;
         let me = self.socket.local_addr().unwrap();
-        let (branch, call_id) = (
-            format!("z9hG4bK-test-{}", self.calls),
-            format!("call-{}@test", self.calls),
-        );
+        let branch = format!("z9hG4bK-test-{}", self.calls);
         let via = format!("SIP/2.0/UDP {me};branch={branch};rport");
-        let from = "<sip:alice@client.test>;tag=uac1";
+        let from = format!("{from};tag=uac{}", self.calls);
         let mut invite = format!(
             "INVITE {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{me}>\r\n"
         );
+        if let Some(asserted) = asserted {
+            invite.push_str(&format!("P-Asserted-Identity: {asserted}\r\n"));
+        }
         if let Some(account) = account {
             invite.push_str(&format!("X-Account-Sid: {account}\r\n"));
         }
@@ -888,6 +904,129 @@ async fn kamailio_reports_outcomes_and_steers_calls_around_a_failing_proxy() {
         }
     })
     .await;
+
+    assert_clean_log(&log());
+    drop(kamailio);
+    app.stop().await;
+}
+
+/// The routing policy (docs/routing.md) through Kamailio: the Call-ID is the `key` (a
+/// retried call reaches the same carrier), the caller (P-Asserted-Identity's user, else
+/// From's, none when anonymous) is `from`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_routes_calls_by_weight_and_by_caller() {
+    let Some(binary) = required_kamailio() else {
+        return;
+    };
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let (premium, left, right) = (
+        Carrier::start(Behaviour::Accept).await,
+        Carrier::start(Behaviour::Accept).await,
+        Carrier::start(Behaviour::Accept).await,
+    );
+    let config = json!({"outbound-voice": [{"proxy": [
+        {"uri": proxy_key(&premium), "caller": "\\+4930.*"},
+        {"uri": proxy_key(&left), "priority": 1, "weight": 50},
+        {"uri": proxy_key(&right), "priority": 1, "weight": 50},
+    ]}]});
+    app.configure(Some(A1), &config.to_string()).await;
+
+    let mut kamailio = Kamailio::start(&binary, &app.base_url);
+    let mut caller = Caller::new(kamailio.addr).await;
+    caller.wait_until_up(&mut kamailio).await;
+    let log = || kamailio.log();
+    let counts = || [&premium, &left, &right].map(|c| c.invites().len());
+    let (ruri, to) = ("sip:+15551234@example.com", "<sip:+15551234@example.com>");
+
+    // 1. By weight: 30 calls from an ordinary caller spread over both weighted carriers.
+    for i in 0..30 {
+        let call_id = format!("split-{i}@client.test");
+        let status = caller
+            .invite_as(
+                ruri,
+                to,
+                Some(A1),
+                "<sip:+4940555@client.test>",
+                None,
+                &call_id,
+            )
+            .await;
+        assert_eq!(status, 200, "{}", log());
+    }
+    let [p, l, r] = counts();
+    assert_eq!((p, l + r), (0, 30));
+    assert!(
+        l > 0 && r > 0,
+        "both weighted carriers get calls: {l} and {r}"
+    );
+
+    // 2. A retried call (same Call-ID, a new transaction) reaches the same carrier as the
+    //    first attempt, every time; the lookup API agrees.
+    let call_id = "retried-call-42@client.test";
+    let mut reached = Vec::new();
+    for _ in 0..8 {
+        let before = counts();
+        let status = caller
+            .invite_as(
+                ruri,
+                to,
+                Some(A1),
+                "<sip:+4940555@client.test>",
+                None,
+                call_id,
+            )
+            .await;
+        assert_eq!(status, 200, "{}", log());
+        let after = counts();
+        reached.push((0..3).find(|&i| after[i] > before[i]).unwrap());
+    }
+    assert!(reached.iter().all(|&c| c == reached[0]), "{reached:?}");
+    let path =
+        format!("/v1/accounts/{A1}/voice-route?to=%2B15551234&key=retried-call-42%40client.test");
+    let (_, answer) = app.engine_get(&path).await;
+    let index = answer["route"]["proxy_index"].as_u64().unwrap() as usize;
+    assert_eq!(index, reached[0]);
+
+    // 3. By caller: P-Asserted-Identity's user decides, even when From is anonymous; then
+    //    From's, without P-Asserted-Identity.
+    let before = counts();
+    let status = caller
+        .invite_as(
+            ruri,
+            to,
+            Some(A1),
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>",
+            Some("<sip:+4930123456@pbx.client.test>"),
+            "premium-1@client.test",
+        )
+        .await;
+    assert_eq!(status, 200, "{}", log());
+    let status = caller
+        .invite_as(
+            ruri,
+            to,
+            Some(A1),
+            "<sip:+4930999@client.test>",
+            None,
+            "premium-2@client.test",
+        )
+        .await;
+    assert_eq!(status, 200, "{}", log());
+    assert_eq!(counts()[0], before[0] + 2);
+    // An anonymous caller sends no `from`: the premium rule cannot match.
+    let status = caller
+        .invite_as(
+            ruri,
+            to,
+            Some(A1),
+            "<sip:anonymous@anonymous.invalid>",
+            None,
+            "anonymous-1@client.test",
+        )
+        .await;
+    assert_eq!(status, 200, "{}", log());
+    assert_eq!(counts()[0], before[0] + 2);
 
     assert_clean_log(&log());
     drop(kamailio);

@@ -22,6 +22,7 @@ mod lookup_api;
 mod openapi;
 mod operators;
 mod ops_details;
+mod policy;
 mod postgres_tls;
 mod readme;
 mod refusal_log;

@@ -29,6 +29,15 @@ async fn document(app: &TestApp) -> Value {
 }
 
 const SIM_VOICE: &str = "/v1/simulate/voice-route";
+/// Every routing policy member (docs/routing.md).
+const POLICY_EXAMPLE: &str = r#"{"outbound-voice": [{"proxy": [
+    {"uri": "premium.example.com", "caller": "\\+4930.*"},
+    {"uri": "a.example.com", "priority": 1, "weight": 70},
+    {"uri": "b.example.com", "priority": 1, "weight": 30},
+    {"uri": "c.example.com", "priority": 1, "weight": 0},
+    {"uri": "night.example.com", "priority": 2, "schedule": {"timezone": "Europe/Berlin",
+        "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "18:00", "end": "08:00"}],
+        "except": ["2026-12-25"]}}]}]}"#;
 const SIM_SMS: &str = "/v1/simulate/sms-route";
 
 #[tokio::test]
@@ -84,6 +93,58 @@ async fn the_document_is_valid_openapi_3_1() {
             .get("security")
             .is_none()
     );
+    // The routing policy (docs/routing.md): the proxy members, the lookup inputs, the
+    // simulation's inputs and the explanation's fields are all described.
+    let schemas = &doc["components"]["schemas"];
+    for member in ["priority", "weight", "caller", "schedule"] {
+        assert!(
+            schemas["ProxyConfig"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["timezone", "windows", "except"] {
+        assert!(
+            schemas["Schedule"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    let names: Vec<&str> = voice["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"from") && names.contains(&"key"),
+        "{names:?}"
+    );
+    for member in ["from", "key"] {
+        assert!(
+            schemas["VoiceQuery"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["from", "key", "at", "samples"] {
+        assert!(
+            schemas["VoiceSimulation"]["properties"]
+                .get(member)
+                .is_some(),
+            "{member}"
+        );
+    }
+    for member in ["caller", "key", "at"] {
+        assert!(
+            schemas["VoiceExplain"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    for member in ["priority", "weight", "score", "share", "conditions"] {
+        assert!(
+            schemas["Candidate"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    assert!(schemas["VoiceAnswer"]["properties"].get("split").is_some());
     // operationIds are unique.
     let mut ids = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
@@ -808,6 +869,65 @@ async fn the_answers_of_the_server_conform_to_the_document() {
             Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin).body(
                 "text/plain",
                 json!({"configuration": {"outbound-voice": 1}, "to": "+1"}).to_string(),
+            ),
+        ),
+        // Routing policy (docs/routing.md): `from` and `key` on lookups, `from`, `key`, `at`
+        // and `samples` in simulations, and the explanation's policy fields.
+        (
+            200,
+            Call::new(
+                "GET",
+                voice,
+                v("?to=sip:bob@uri1.com&from=%2B4930123&key=call-1%40host&explain=true"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            200,
+            Call::new(
+                "GET",
+                voice,
+                v("?to=sip:bob@uri1.com&from=sip:alice@example.com&key=k"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            400,
+            Call::new(
+                "GET",
+                voice,
+                v("?to=%2B1&from=client:x&key=a%20b"),
+                Auth::Engine,
+            ),
+        ),
+        (
+            200,
+            Call::new("POST", voice, v("?explain=true"), Auth::Engine).body(
+                "application/json",
+                json!({"to": "+15551234", "from": "tel:+4930123", "key": "call-2"}).to_string(),
+            ),
+        ),
+        (
+            200,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin).body(
+                "application/json",
+                json!({
+                    "configuration": POLICY_EXAMPLE,
+                    "to": "+4420123", "from": "+4930123", "key": "call-3",
+                    "at": "2026-12-24T18:30:00+01:00", "samples": 200,
+                })
+                .to_string(),
+            ),
+        ),
+        (
+            400,
+            Call::new("POST", SIM_VOICE, SIM_VOICE, Auth::Admin).body(
+                "application/json",
+                json!({
+                    "configuration": POLICY_EXAMPLE, "to": "+1", "at": "yesterday",
+                    "samples": 0,
+                })
+                .to_string(),
             ),
         ),
         (

@@ -89,6 +89,10 @@ fn test_settings(db_url: &str) -> Settings {
     settings.admin_sid = ADMIN_SID.to_owned();
     settings.admin_token = ADMIN_TOKEN.to_owned();
     settings.admin_token_generated = false;
+    // Explained answers carry the instant (`at`): a fixed clock makes them comparable.
+    settings.clock = multiprovider::config::Clock::from_fn(|| {
+        super::constants::TEST_NOW.parse().expect("TEST_NOW")
+    });
     settings
 }
 

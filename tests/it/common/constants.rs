@@ -45,3 +45,6 @@ pub const SMS_EXAMPLE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/f
 pub fn sms(id: impl std::fmt::Display) -> String {
     format!(r#"{{"outbound-sms": [{{"destination_network_id": "{id}"}}]}}"#)
 }
+
+/// What the test servers' clock says (`Settings::clock`): explained answers carry it as `at`.
+pub const TEST_NOW: &str = "2026-12-08T12:00:00Z";
