@@ -184,6 +184,7 @@ fn explained(routing: &CompiledRouting, dest: &Destination<'_>, sid: Option<&str
             &routing::LookupInput::new(dest, &[]),
             &answer,
             &up,
+            &routing::FullBuckets,
         )
     })
 }

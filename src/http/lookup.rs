@@ -192,6 +192,7 @@ fn plain_voice(
         revision,
         routing,
         health,
+        capacity,
     } = state.cache.resolve(&account);
     let sid = account.encode(&mut sid_buf);
     let routing = routing.as_deref();
@@ -211,6 +212,7 @@ fn plain_voice(
         routing,
         input,
         |i| health.get(i),
+        &capacity,
         None,
     )
 }
@@ -314,6 +316,7 @@ pub(super) fn explained_voice(
         resolved.routing.as_deref(),
         input,
         health,
+        &resolved.capacity,
         Some(decider),
     )
 }

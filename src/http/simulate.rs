@@ -471,6 +471,8 @@ fn draft(routing: Arc<CompiledRouting>) -> Resolved {
         revision: None,
         routing: Some(routing),
         health: ProxyStates::default(),
+        // A draft holds no buckets: its limited proxies count as full (nothing is taken).
+        capacity: Default::default(),
     }
 }
 

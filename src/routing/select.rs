@@ -14,6 +14,7 @@ use xxhash_rust::xxh3::Xxh3Default;
 use super::compiled::CompiledVoice;
 use super::conditions::{LookupInput, SelectionKey};
 use super::matcher::{self, MatchSet};
+use super::model::Limits;
 use super::schedule::Schedule;
 
 /// The policy members of every proxy of a configuration that uses any.
@@ -22,6 +23,8 @@ pub(crate) struct PolicyTable {
     pub(crate) proxies: Box<[ProxyPolicy]>,
     /// The `caller` expressions, as one set (`ProxyPolicy::caller` indexes it).
     pub(crate) callers: Option<Arc<MatchSet>>,
+    /// Some proxy has `limits`: the capacity step runs.
+    pub(crate) limited: bool,
 }
 
 #[derive(Debug)]
@@ -31,6 +34,7 @@ pub(crate) struct ProxyPolicy {
     /// Index of this proxy's expression in `PolicyTable::callers`.
     pub(crate) caller: Option<u32>,
     pub(crate) schedule: Option<Schedule>,
+    pub(crate) limits: Option<Limits>,
 }
 
 /// How one proxy fared against the conditions: `None` where it has no such condition.
@@ -60,6 +64,8 @@ pub enum Rule {
     Weighted,
     /// Health moved the proxies before it last.
     Health,
+    /// Proxies before it were left out: their buckets were empty (docs/routing.md, capacity).
+    Capacity,
 }
 
 /// One proxy as the selection weighed it.

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::cache::RoutingCache;
+use crate::capacity::CapacityRegistry;
 use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
 use crate::health::{self, HealthRegistry, Policy, probe::ProbeSettings};
 use crate::http::{self, AppState};
@@ -177,9 +178,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         cooldown_micros: i64::try_from(settings.health_cooldown.as_micros()).unwrap_or(i64::MAX),
     }));
     health::init_metrics(&health);
+    crate::capacity::init_metrics();
+    let capacity = Arc::new(CapacityRegistry::default());
     let state = AppState {
         store,
-        cache: Arc::new(RoutingCache::with_health(health)),
+        cache: Arc::new(RoutingCache::with_health(health).with_capacity(capacity)),
         settings: Arc::new(settings),
     };
 

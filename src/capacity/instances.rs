@@ -1,0 +1,1 @@
+//! The instance registry (docs/routing.md, capacity): each instance records a heartbeat.

@@ -1,0 +1,254 @@
+//! Carrier capacity (docs/routing.md, capacity): `limits`, token buckets on the lookup path,
+//! `unavailable`, explain, metrics, and bad input; through the real server on each database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::constants::A1;
+use crate::common::on_every_db;
+use crate::common::wire::error_pointers;
+
+/// Two carriers: proxy 0 with 1 cps (burst 2), proxy 1 with 1 cps (burst 1).
+const LIMITED: &str = r#"{"outbound-voice": [{"proxy": [
+    {"uri": "gw0.example.com", "limits": {"cps": 1, "burst": 2}},
+    {"uri": "gw1.example.com", "username": "trunk", "limits": {"cps": 1}}]}]}"#;
+
+fn path(query: &str) -> String {
+    format!("/v1/accounts/{A1}/voice-route?{query}")
+}
+
+fn order(answer: &Value) -> Vec<u64> {
+    answer["route"]
+        .get("proxy_index")
+        .into_iter()
+        .chain(
+            answer["fallbacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| &f["proxy_index"]),
+        )
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+on_every_db!(
+    the_route_takes_a_token_and_full_proxies_are_left_out,
+    |app, db| {
+        app.configure(Some(A1), LIMITED).await;
+        // Explained lookups read the buckets and take nothing.
+        for _ in 0..3 {
+            let (status, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+            assert_eq!(status, 200);
+            assert_eq!(order(&e), vec![0, 1]);
+            let c = &e["explain"]["candidates"];
+            assert_eq!(c[0]["capacity"]["cps"], 1.0);
+            assert_eq!(c[0]["capacity"]["burst"], 2.0);
+            assert_eq!(c[0]["capacity"]["tokens"], 2.0);
+            assert_eq!(c[0]["capacity"]["exhausted"], false);
+            assert_eq!(c[1]["capacity"]["burst"], 1.0);
+            assert!(e.get("unavailable").is_none());
+        }
+        let started = Instant::now();
+        let (_, a) = app.engine_get(&path("to=%2B1555")).await;
+        assert_eq!(order(&a), vec![0, 1]);
+        assert!(a.get("unavailable").is_none(), "{a}");
+        let (_, b) = app.engine_get(&path("to=%2B1555")).await;
+        assert_eq!(order(&b), vec![0, 1]);
+        // Proxy 0 is empty now: left out of route and fallbacks; proxy 1 takes its token.
+        let (_, c) = app.engine_get(&path("to=%2B1555")).await;
+        let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+        let (_, d) = app.engine_get(&path("to=%2B1555")).await;
+        if started.elapsed() < Duration::from_millis(900) {
+            assert_eq!(order(&c), vec![1], "{c}");
+            assert_eq!(d["route"], Value::Null, "{d}");
+            assert_eq!(d["fallbacks"], json!([]));
+            let retry = d["unavailable"]["retry_after_ms"].as_u64().unwrap();
+            assert_eq!(d["unavailable"]["reason"], "capacity");
+            assert!((1..=1000).contains(&retry), "{d}");
+            assert_eq!(
+                d.as_object().unwrap().keys().collect::<Vec<_>>(),
+                [
+                    "account_sid",
+                    "source",
+                    "revision",
+                    "route",
+                    "fallbacks",
+                    "unavailable"
+                ]
+            );
+            let reason = e["explain"]["reason"].as_str().unwrap();
+            assert!(reason.starts_with("capacity:"), "{reason}");
+            assert_eq!(
+                e["explain"]["candidates"][0]["capacity"]["exhausted"], true,
+                "{e}"
+            );
+            // The POST lookup answers the same way.
+            let (_, p) = app.voice_post(A1, &json!({"to": "+1555"})).await;
+            assert_eq!(p["unavailable"]["reason"], "capacity", "{p}");
+        }
+        // The first token returns: proxy 0 or 1 routes again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, again) = app.engine_get(&path("to=%2B1555")).await;
+            if again["route"].is_object() {
+                assert!(again.get("unavailable").is_none());
+                break;
+            }
+            assert!(Instant::now() < deadline, "no token returned: {again}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let metrics = app
+            .metrics_with("multiprovider_lookups_unavailable_total{reason=\"capacity\"}")
+            .await;
+        assert!(
+            metrics.contains("multiprovider_capacity_skips_total"),
+            "{metrics}"
+        );
+        let _ = &db;
+    }
+);
+
+on_every_db!(
+    a_configuration_without_limits_answers_as_before,
+    |app, db| {
+        let plain = r#"{"outbound-voice": [{"proxy": [{"uri": "gw0.example.com"}]}]}"#;
+        app.configure(Some(A1), plain).await;
+        for _ in 0..50 {
+            let (_, a) = app.engine_get(&path("to=%2B1555")).await;
+            assert_eq!(order(&a), vec![0]);
+            assert!(a.get("unavailable").is_none());
+        }
+        let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+        assert_eq!(e["explain"]["candidates"][0]["capacity"], Value::Null);
+        let _ = &db;
+    }
+);
+
+on_every_db!(an_edit_keeps_the_tokens_and_caps_them, |app, db| {
+    let slow = |burst: u32| {
+        json!({"outbound-voice": [{"proxy": [
+            {"uri": "gw0.example.com", "limits": {"cps": 1, "burst": burst}},
+            {"uri": "gw9.example.com", "match": "^9"}]}]})
+        .to_string()
+    };
+    app.configure(Some(A1), &slow(5)).await;
+    for _ in 0..4 {
+        let (_, a) = app.engine_get(&path("to=%2B1555")).await;
+        assert_eq!(order(&a), vec![0]);
+    }
+    // One token (and a fraction) left; a larger burst does not fill the bucket.
+    app.configure(Some(A1), &slow(50)).await;
+    let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+    let tokens = e["explain"]["candidates"][0]["capacity"]["tokens"]
+        .as_f64()
+        .unwrap();
+    assert!((1.0..5.0).contains(&tokens), "{e}");
+    // A smaller burst caps them at 1.
+    app.configure(Some(A1), &slow(1)).await;
+    let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+    assert_eq!(e["explain"]["candidates"][0]["capacity"]["tokens"], 1.0);
+    // Without the limits, no bucket; with them again, a new full one.
+    app.configure(
+        Some(A1),
+        r#"{"outbound-voice": [{"proxy": [{"uri": "gw0.example.com"}]}]}"#,
+    )
+    .await;
+    assert_eq!(app.state().cache.capacity().len(), 0);
+    app.configure(Some(A1), &slow(3)).await;
+    let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+    assert_eq!(e["explain"]["candidates"][0]["capacity"]["tokens"], 3.0);
+    let _ = &db;
+});
+
+on_every_db!(
+    invalid_limits_are_400_with_pointers_and_nothing_is_written,
+    |app, db| {
+        let bad = r#"{"outbound-voice": [{"proxy": [
+        {"uri": "a.example.com", "limits": {"cps": 0, "burst": 1000001}},
+        {"uri": "b.example.com", "limits": {"burst": 2}},
+        {"uri": "c.example.com", "limits": {"cps": 100001, "extra": 1}},
+        {"uri": "d.example.com", "limits": 5},
+        {"uri": "e.example.com", "limits": {"cps": 2.5, "burst": "3"}}]}]}"#;
+        let r = app.write(Some(A1), Some(bad), None).await;
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await.unwrap();
+        let mut got = error_pointers(&body);
+        got.sort();
+        let p = "/outbound-voice/0/proxy";
+        let mut expected: Vec<String> = [
+            "/0/limits/cps",
+            "/0/limits/burst",
+            "/1/limits",
+            "/2/limits/cps",
+            "/2/limits/extra",
+            "/3/limits",
+            "/4/limits/cps",
+            "/4/limits/burst",
+        ]
+        .iter()
+        .map(|s| format!("{p}{s}"))
+        .collect();
+        expected.sort();
+        assert_eq!(got, expected, "{body:#}");
+        let (_, a) = app.voice_route(A1, "+1").await;
+        assert_eq!(a["source"], "none");
+        let _ = &db;
+    }
+);
+
+on_every_db!(
+    concurrent_clients_never_get_more_than_the_limit,
+    |app, db| {
+        let (cps, burst) = (40.0, 10.0);
+        app.configure(
+            Some(A1),
+            r#"{"outbound-voice": [{"proxy": [
+            {"uri": "gw0.example.com", "limits": {"cps": 40, "burst": 10}}]}]}"#,
+        )
+        .await;
+        let app = Arc::new(app);
+        let granted = Arc::new(AtomicU64::new(0));
+        let unavailable = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let run_for = Duration::from_secs(3);
+        let clients: Vec<_> = (0..64)
+            .map(|_| {
+                let (app, granted, unavailable) =
+                    (app.clone(), granted.clone(), unavailable.clone());
+                tokio::spawn(async move {
+                    while started.elapsed() < run_for {
+                        let (status, a) = app.engine_get(&path("to=%2B1555")).await;
+                        assert_eq!(status, 200);
+                        if a["route"].is_object() {
+                            granted.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            assert_eq!(a["unavailable"]["reason"], "capacity");
+                            unavailable.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let granted = granted.load(Ordering::Relaxed) as f64;
+        assert!(
+            granted <= burst + cps * elapsed,
+            "{granted} granted in {elapsed:.2} s"
+        );
+        // The limit is reached, not merely respected by refusing.
+        assert!(granted >= cps * 2.0, "{granted} granted in {elapsed:.2} s");
+        assert!(unavailable.load(Ordering::Relaxed) > 0);
+        println!(
+            "granted {granted} in {elapsed:.2} s: {:.1}/s against {cps} cps",
+            granted / elapsed
+        );
+        let _ = &db;
+    }
+);
