@@ -156,6 +156,8 @@ type Key = (Option<AccountSid>, Box<str>, Option<Box<str>>);
 /// Every live bucket, weakly: the cached configurations own them.
 pub struct CapacityRegistry {
     shared: Arc<Shared>,
+    /// This instance and the live ones (N is their number).
+    members: instances::Instances,
     buckets: Mutex<Buckets>,
 }
 
@@ -187,8 +189,14 @@ impl CapacityRegistry {
                 clock,
                 instances: AtomicU32::new(1),
             }),
+            members: instances::Instances::new(),
             buckets: Mutex::default(),
         }
+    }
+
+    /// This instance and the live ones as last seen.
+    pub fn members(&self) -> &instances::Instances {
+        &self.members
     }
 
     /// Live instances sharing the limits (at least 1).

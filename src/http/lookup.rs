@@ -784,6 +784,41 @@ struct CandidateSchema {
     share: Option<f64>,
     /// Each condition: `null` where the proxy has none; `matched` is their conjunction.
     conditions: ConditionsSchema,
+    /// This instance's share of its bucket; `null` without `limits`.
+    #[schema(required = true)]
+    capacity: Option<CapacitySchema>,
+}
+
+/// A limited proxy's bucket as this instance holds it: `cps / N`, `max(1, burst / N)` for N
+/// live instances (docs/routing.md, capacity).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Capacity)]
+#[allow(dead_code)]
+struct CapacitySchema {
+    #[schema(exclusive_minimum = 0)]
+    cps: f64,
+    #[schema(minimum = 1)]
+    burst: f64,
+    /// Tokens now (fractional: refilled continuously).
+    #[schema(minimum = 0)]
+    tokens: f64,
+    /// Fewer than one token: left out of the answer.
+    exhausted: bool,
+}
+
+/// Why a voice answer has no route although proxies matched (docs/api.md).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Unavailable)]
+#[allow(dead_code)]
+struct UnavailableSchema {
+    /// `capacity`: every matching proxy's bucket is empty.
+    #[schema(pattern = "^capacity$")]
+    reason: String,
+    /// Milliseconds until the first token returns.
+    #[schema(minimum = 1)]
+    retry_after_ms: u64,
 }
 
 /// How one proxy fared against its conditions.
@@ -852,6 +887,9 @@ pub(super) struct VoiceAnswerSchema {
     route: Option<RouteSchema>,
     /// The other matching proxies: in configured order, `down` ones last (SPEC §11).
     fallbacks: Vec<RouteSchema>,
+    /// Only when every matching proxy was left out for capacity (`route` is then `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<UnavailableSchema>,
     /// With `explain=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<VoiceExplainSchema>,

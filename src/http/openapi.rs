@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ErrorBody, ErrorEntry};
-use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simulate};
+use super::{AppState, extensions, history, instances, lookup, ops, outcomes, proxies, simulate};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -80,6 +80,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(history::router())
         .merge(lookup::router())
         .merge(outcomes::router())
+        .merge(instances::router())
         .merge(proxies::router())
         .merge(simulate::router())
         .merge(ops::router())

@@ -131,6 +131,11 @@ impl RunningServer {
         for task in &self.background {
             task.abort();
         }
+        // The others take this instance's share of the limits at their next heartbeat.
+        let id = self.state.cache.capacity().members().id().to_owned();
+        if let Err(e) = self.state.store.forget_instance(&id).await {
+            tracing::warn!(error = %e, "cannot remove this instance from the registry");
+        }
         self.state.store.close().await;
         served
     }
@@ -206,6 +211,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         Err(_) => background.push(tokio::spawn(sync::retry_load(state.clone()))),
     }
     background.extend(start_health(&state).await);
+    // The instance registry: N for the carrier limits (docs/routing.md, capacity). The first
+    // heartbeat before serving, so that a new instance enforces its share at once.
+    let capacity = state.cache.capacity().clone();
+    capacity.members().beat(&state.store, &capacity).await;
+    background.push(tokio::spawn(crate::capacity::instances::run(
+        capacity,
+        state.store.clone(),
+    )));
 
     let addr = listener.local_addr()?;
     let app = http::app(state.clone());

@@ -23,6 +23,7 @@
 
 mod diagnose;
 mod health;
+mod instances;
 mod postgres;
 mod reads;
 mod rows;
@@ -39,6 +40,7 @@ use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
 pub use health::HealthRow;
+pub use instances::{InstanceRow, SILENT_SECONDS};
 pub use writes::ImportLine;
 
 /// One stored configuration: the global one (`account_sid == None`) or an account's.

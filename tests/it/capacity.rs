@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::app::{AppOptions, TestApp, spawn_app};
 use crate::common::constants::A1;
 use crate::common::on_every_db;
 use crate::common::wire::error_pointers;
@@ -252,3 +253,196 @@ on_every_db!(
         let _ = &db;
     }
 );
+
+// ---- the instance registry
+
+/// `GET /v1/instances` until it lists `n` instances (within `within`): the list.
+async fn wait_for_instances(app: &TestApp, n: usize, within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, list) = app.engine_get("/v1/instances").await;
+        assert_eq!(status, 200, "{list}");
+        if list["instances"].as_array().unwrap().len() == n {
+            return list;
+        }
+        assert!(
+            started.elapsed() < within,
+            "not {n} instances after {within:?}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+on_every_db!(the_instances_list_this_one, |app, db| {
+    let list = wait_for_instances(&app, 1, Duration::from_secs(10)).await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["uri"], "/v1/instances?Page=0&PageSize=50");
+    let me = &list["instances"][0];
+    assert_eq!(
+        me.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "started_at", "last_seen", "version"]
+    );
+    assert_eq!(me["version"], env!("CARGO_PKG_VERSION"));
+    for t in ["started_at", "last_seen"] {
+        me[t].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    }
+    // Engine or admin: the admin's credentials answer too; none is a 401.
+    let r = app
+        .admin(app.client.get(app.url("/v1/instances")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(app.url("/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let _ = &db;
+});
+
+/// Lookups from 16 clients to each of `apps` for `run_for`: (granted, elapsed seconds).
+async fn hammer(apps: &[Arc<TestApp>], run_for: Duration) -> (u64, f64) {
+    let granted = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for app in apps {
+        for _ in 0..16 {
+            let (app, granted) = (app.clone(), granted.clone());
+            clients.push(tokio::spawn(async move {
+                while started.elapsed() < run_for {
+                    let (_, a) = app.engine_get(&path("to=%2B1555")).await;
+                    if a["route"].is_object() {
+                        granted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    (
+        granted.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+const SHARED: &str = r#"{"outbound-voice": [{"proxy": [
+    {"uri": "gw0.example.com", "limits": {"cps": 30, "burst": 3}}]}]}"#;
+
+/// Until every app holds the configuration that the first one answers with.
+async fn wait_for_configuration(apps: &[Arc<TestApp>]) {
+    let (_, first) = apps[0].engine_get(&path("to=%2B1555&explain=true")).await;
+    for app in apps {
+        let started = Instant::now();
+        loop {
+            let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
+            if e["revision"] == first["revision"] {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+crate::common::on_postgres!(instances_share_the_limits, |db| {
+    let (cps, burst) = (30.0, 3.0);
+    let mut apps: Vec<Arc<TestApp>> = Vec::new();
+    for n in 1..=3usize {
+        apps.push(Arc::new(spawn_app(&db.url, AppOptions::default()).await));
+        for app in &apps {
+            wait_for_instances(app, n, Duration::from_secs(10)).await;
+        }
+        // A new configuration revision: fresh buckets at this N.
+        apps[0]
+            .configure(
+                Some(A1),
+                r#"{"outbound-voice": [{"proxy": [{"uri": "x.example.com"}]}]}"#,
+            )
+            .await;
+        apps[0].configure(Some(A1), SHARED).await;
+        wait_for_configuration(&apps).await;
+        let (_, e) = apps[n - 1]
+            .engine_get(&path("to=%2B1555&explain=true"))
+            .await;
+        let share = &e["explain"]["candidates"][0]["capacity"];
+        assert_eq!(share["cps"].as_f64().unwrap(), cps / n as f64, "{e}");
+        assert_eq!(
+            share["burst"].as_f64().unwrap(),
+            (burst / n as f64).max(1.0)
+        );
+        // Buckets were refilling while we waited: drain them first, then measure.
+        let _ = hammer(&apps, Duration::from_millis(300)).await;
+        let (granted, elapsed) = hammer(&apps, Duration::from_secs(3)).await;
+        println!(
+            "{n} instance(s): {granted} granted in {elapsed:.2} s = {:.1}/s against {cps} cps",
+            granted as f64 / elapsed
+        );
+        // Each instance holds at most its burst share (at least one token) at the start.
+        let allowed = n as f64 * (burst / n as f64).max(1.0) + cps * elapsed + n as f64;
+        assert!(granted as f64 <= allowed, "{granted} > {allowed}");
+        assert!(granted as f64 >= cps * elapsed * 0.6, "{granted} granted");
+    }
+    // An instance stopped: the others take its share within 6 s.
+    let last = apps.pop().unwrap();
+    Arc::into_inner(last).unwrap().stop().await;
+    let started = Instant::now();
+    loop {
+        let (_, e) = apps[0].engine_get(&path("to=%2B1555&explain=true")).await;
+        if e["explain"]["candidates"][0]["capacity"]["cps"] == 15.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(6), "{e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_instances(&apps[0], 2, Duration::from_secs(1)).await;
+});
+
+crate::common::on_postgres!(an_instance_that_vanishes_gives_its_share_back, |db| {
+    let a = Arc::new(spawn_app(&db.url, AppOptions::default()).await);
+    let b = spawn_app(&db.url, AppOptions::default()).await;
+    wait_for_instances(&a, 2, Duration::from_secs(10)).await;
+    a.configure(Some(A1), SHARED).await;
+    // Dropped without a clean stop: its row stays, silent.
+    drop(b);
+    let started = Instant::now();
+    wait_for_instances(&a, 1, Duration::from_secs(8)).await;
+    let (_, e) = a.engine_get(&path("to=%2B1555&explain=true")).await;
+    assert_eq!(
+        e["explain"]["candidates"][0]["capacity"]["cps"], 30.0,
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+});
+
+crate::common::on_postgres!(with_the_database_away_the_last_n_stays, |db| {
+    use crate::common::tcp_proxy::TcpProxy;
+    let (proxy, proxied_url) = TcpProxy::in_front_of(&db).await;
+    let a = Arc::new(spawn_app(&proxied_url, AppOptions::default()).await);
+    let b = spawn_app(&db.url, AppOptions::default()).await;
+    wait_for_instances(&a, 2, Duration::from_secs(10)).await;
+    a.configure(Some(A1), SHARED).await;
+    proxy.cut();
+    // Several heartbeats fail; N stays 2 (b is alive anyway) and lookups do not wait.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, e) = a.engine_get(&path("to=%2B1555&explain=true")).await;
+    assert_eq!(
+        e["explain"]["candidates"][0]["capacity"]["cps"], 15.0,
+        "{e}"
+    );
+    let _ = hammer(std::slice::from_ref(&a), Duration::from_millis(300)).await;
+    let (granted, elapsed) = hammer(std::slice::from_ref(&a), Duration::from_secs(2)).await;
+    let allowed = 1.5 + 15.0 * elapsed + 1.0;
+    assert!((granted as f64) <= allowed, "{granted} > {allowed}");
+    assert!(
+        granted as f64 >= 15.0 * elapsed * 0.6,
+        "{granted}: lookups waited"
+    );
+    wait_for_instances(&a, 2, Duration::from_secs(1)).await;
+    proxy.restore();
+    drop(b);
+});
