@@ -318,6 +318,8 @@ struct Caller {
     socket: UdpSocket,
     proxy: SocketAddr,
     calls: u32,
+    /// The last final answer.
+    last: Option<Sip>,
 }
 
 impl Caller {
@@ -326,6 +328,7 @@ impl Caller {
             socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             proxy,
             calls: 0,
+            last: None,
         }
     }
 
@@ -390,7 +393,9 @@ impl Caller {
                     .await
                     .unwrap();
             }
-            return answer.status();
+            let status = answer.status();
+            self.last = Some(answer);
+            return status;
         }
     }
 
@@ -1035,4 +1040,72 @@ fn the_generated_cfg_differs_from_the_shipped_one_in_three_values_only() {
     assert!(!SHIPPED_CFG.contains("\\r\\nContent-Type"));
     assert!(SHIPPED_CFG.contains("header_list[$var(i)].name"));
     assert!(SHIPPED_CFG.starts_with("#!KAMAILIO\n"));
+}
+
+/// Carrier capacity (docs/routing.md) end to end: a burst of calls above a carrier's cps goes
+/// on to the fallback carrier; with only limited carriers the excess calls get a 503 with
+/// Retry-After and Reason Q.850 cause 34.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_sends_calls_above_a_carriers_cps_elsewhere_then_answers_503() {
+    let Some(binary) = required_kamailio() else {
+        return;
+    };
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let (limited, spare) = (
+        Carrier::start(Behaviour::Accept).await,
+        Carrier::start(Behaviour::Accept).await,
+    );
+    let limits = json!({"cps": 1, "burst": 2});
+    app.configure(
+        Some(A1),
+        &json!({"outbound-voice": [{"proxy": [
+            {"uri": proxy_key(&limited), "limits": limits},
+            {"uri": proxy_key(&spare)}]}]})
+        .to_string(),
+    )
+    .await;
+    let mut kamailio = Kamailio::start(&binary, &app.base_url);
+    let mut caller = Caller::new(kamailio.addr).await;
+    caller.wait_until_up(&mut kamailio).await;
+
+    let started = Instant::now();
+    for _ in 0..6 {
+        let status = caller
+            .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A1))
+            .await;
+        assert_eq!(status, 200, "{}", kamailio.log());
+    }
+    // 2 tokens of burst, plus one a second while the calls went out.
+    let refilled = started.elapsed().as_secs() as usize;
+    let to_limited = limited.invites().len();
+    assert!(
+        (2..=2 + refilled).contains(&to_limited),
+        "{to_limited} calls reached the limited carrier"
+    );
+    assert_eq!(spare.invites().len(), 6 - to_limited);
+
+    // Only the limited carrier: the excess calls get 503, Retry-After and the Q.850 cause.
+    app.configure(
+        Some(A1),
+        &json!({"outbound-voice": [{"proxy": [{"uri": proxy_key(&limited), "limits": limits}]}]})
+            .to_string(),
+    )
+    .await;
+    let mut refused = 0;
+    for _ in 0..4 {
+        let status = caller
+            .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A1))
+            .await;
+        if status == 503 {
+            let answer = caller.last.as_ref().unwrap();
+            assert_eq!(answer.one("Retry-After"), "1", "{answer:?}");
+            assert_eq!(answer.one("Reason"), "Q.850;cause=34", "{answer:?}");
+            refused += 1;
+        } else {
+            assert_eq!(status, 200, "{}", kamailio.log());
+        }
+    }
+    assert!(refused >= 1, "{}", kamailio.log());
+    assert_clean_log(&kamailio.log());
 }
