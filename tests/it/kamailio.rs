@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout};
 
 use crate::common::app::{AppOptions, spawn_app};
-use crate::common::constants::{A_NONE, A1, ENGINE_TOKEN};
+use crate::common::constants::{A_NONE, A1, A2, ENGINE_TOKEN};
 use crate::common::db::fresh_sqlite;
 use crate::health::support::{self, HealthApi, voice_config, within};
 
@@ -320,6 +320,8 @@ struct Caller {
     calls: u32,
     /// The last final answer.
     last: Option<Sip>,
+    /// How many times each INVITE is sent (more than once: retransmissions).
+    copies: usize,
 }
 
 impl Caller {
@@ -329,6 +331,7 @@ impl Caller {
             proxy,
             calls: 0,
             last: None,
+            copies: 1,
         }
     }
 
@@ -366,10 +369,12 @@ impl Caller {
             invite.push_str(&format!("X-Account-Sid: {account}\r\n"));
         }
         invite.push_str("Content-Length: 0\r\n\r\n");
-        self.socket
-            .send_to(invite.as_bytes(), self.proxy)
-            .await
-            .unwrap();
+        for _ in 0..self.copies {
+            self.socket
+                .send_to(invite.as_bytes(), self.proxy)
+                .await
+                .unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut buf = vec![0u8; 65536];
         loop {
@@ -1107,5 +1112,37 @@ async fn kamailio_sends_calls_above_a_carriers_cps_elsewhere_then_answers_503() 
         }
     }
     assert!(refused >= 1, "{}", kamailio.log());
+
+    // A retransmitted INVITE (sent three times at once) is one transaction: one lookup, one
+    // token.
+    app.configure(
+        Some(A2),
+        &json!({"outbound-voice": [{"proxy": [
+            {"uri": proxy_key(&spare), "limits": {"cps": 1, "burst": 5}}]}]})
+        .to_string(),
+    )
+    .await;
+    let before = spare.invites().len();
+    caller.copies = 3;
+    let started = Instant::now();
+    let status = caller
+        .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A2))
+        .await;
+    assert_eq!(status, 200, "{}", kamailio.log());
+    let (_, e) = app
+        .engine_get(&format!(
+            "/v1/accounts/{A2}/voice-route?to=sip:bob@carrier.test&explain=true"
+        ))
+        .await;
+    let tokens = e["explain"]["candidates"][0]["capacity"]["tokens"]
+        .as_f64()
+        .unwrap();
+    // One token taken: 4 left (plus what refilled); two would leave under 4 within a second.
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        tokens >= 4.0 && (tokens < 5.0 || elapsed >= 1.0),
+        "{tokens} after {elapsed:.2} s: {e}"
+    );
+    assert_eq!(spare.invites().len(), before + 1);
     assert_clean_log(&kamailio.log());
 }
