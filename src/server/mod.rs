@@ -133,8 +133,14 @@ impl RunningServer {
         }
         // The others take this instance's share of the limits at their next heartbeat.
         let id = self.state.cache.capacity().members().id().to_owned();
-        if let Err(e) = self.state.store.forget_instance(&id).await {
-            tracing::warn!(error = %e, "cannot remove this instance from the registry");
+        // Bounded: with the database away the row goes silent instead (gone after 5 s).
+        let forget = self.state.store.forget_instance(&id);
+        match tokio::time::timeout(Duration::from_secs(1), forget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot remove this instance from the registry")
+            }
+            Err(_) => tracing::warn!("removing this instance from the registry timed out"),
         }
         self.state.store.close().await;
         served
@@ -214,7 +220,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     // The instance registry: N for the carrier limits (docs/routing.md, capacity). The first
     // heartbeat before serving, so that a new instance enforces its share at once.
     let capacity = state.cache.capacity().clone();
-    capacity.members().beat(&state.store, &capacity).await;
+    let first = capacity.members().beat(&state.store, &capacity);
+    let _ = tokio::time::timeout(crate::capacity::instances::HEARTBEAT, first).await;
     background.push(tokio::spawn(crate::capacity::instances::run(
         capacity,
         state.store.clone(),
