@@ -184,6 +184,7 @@ fn explained(routing: &CompiledRouting, dest: &Destination<'_>, sid: Option<&str
             &routing::LookupInput::new(dest, &[]),
             &answer,
             &up,
+            &routing::FullBuckets,
         )
     })
 }
@@ -195,7 +196,9 @@ criterion_group!(benches, resolution, validation, health, explain);
 /// counts, and differenced) gives a per-lookup figure that a busy machine cannot blur.
 /// Cases: `resolve100`, `json100`, `resolve10`, `json10`; `health100` and `health10` are
 /// `json100` and `json10` with each proxy's health read from an atomic cell, as the lookup
-/// API does (docs/operations.md); `explain10` is `health10` with its `explain` (docs/api.md).
+/// API does (docs/operations.md); `explain10` is `health10` with its `explain` (docs/api.md);
+/// `limited10` is `json10` with `limits` on every proxy, a token taken per lookup
+/// (docs/routing.md).
 fn count_mode(spec: &str) {
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -214,6 +217,28 @@ fn count_mode(spec: &str) {
             let bytes: usize = (0..iterations)
                 .map(|_| explained(&routing, &dest, None).len())
                 .sum();
+            black_box(bytes);
+            return;
+        }
+        "limited10" => {
+            // Every proxy with `limits` (never exhausted here): the policy path, the bucket
+            // of the route taken through the registry's buckets as the lookup API does.
+            let mut doc: serde_json::Value = serde_json::from_str(&config(10)).unwrap();
+            for p in doc["outbound-voice"][0]["proxy"].as_array_mut().unwrap() {
+                p["limits"] = json!({"cps": 100000, "burst": 1000000});
+            }
+            let routing = compile(&doc.to_string()).unwrap();
+            let registry = multiprovider::capacity::CapacityRegistry::default();
+            let buckets = registry.register(None, &routing);
+            let dest = Destination::parse(TARGET).unwrap();
+            let mut bytes = 0;
+            for _ in 0..iterations {
+                let input = routing::LookupInput::new(black_box(&dest), &[]);
+                let answer =
+                    black_box(&routing).resolve_with_capacity(input, |_| Health::Up, &buckets);
+                assert!(answer.route.is_some());
+                bytes += voice_response_json(None, Source::Account, Some(42), &answer).len();
+            }
             black_box(bytes);
             return;
         }

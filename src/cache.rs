@@ -17,6 +17,7 @@ use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
+use crate::capacity::{CapacityRegistry, ProxyBuckets};
 use crate::health::{HealthRegistry, ProxyStates};
 use crate::routing::{self, CompiledRouting, Decider, RegexInterner, Source};
 use crate::sid::AccountSid;
@@ -31,6 +32,8 @@ struct Entry {
     routing: Arc<CompiledRouting>,
     /// The health cells of the configuration's proxies (docs/operations.md), held while it is cached.
     health: ProxyStates,
+    /// The buckets of its limited proxies (docs/routing.md, capacity), held while cached.
+    capacity: ProxyBuckets,
 }
 
 /// What a lookup resolved to: which configuration decides, its revision (docs/api.md: `null`
@@ -42,6 +45,8 @@ pub struct Resolved {
     pub revision: Option<i64>,
     pub routing: Option<Arc<CompiledRouting>>,
     pub health: ProxyStates,
+    /// The buckets of its limited proxies (empty without limits).
+    pub capacity: ProxyBuckets,
 }
 
 impl Resolved {
@@ -51,6 +56,7 @@ impl Resolved {
             revision: None,
             routing: None,
             health: ProxyStates::default(),
+            capacity: ProxyBuckets::default(),
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct RoutingCache {
     applies: AtomicU64,
     /// Every cached configuration registers its proxies here (docs/operations.md).
     health: Arc<HealthRegistry>,
+    /// Every cached configuration with limits holds its buckets from here.
+    capacity: Arc<CapacityRegistry>,
 }
 
 impl RoutingCache {
@@ -82,6 +90,18 @@ impl RoutingCache {
             health,
             ..RoutingCache::default()
         }
+    }
+
+    /// A cache whose configurations hold their buckets in `capacity` (the server's, which
+    /// the instance registry keeps told of N).
+    pub fn with_capacity(mut self, capacity: Arc<CapacityRegistry>) -> RoutingCache {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The buckets of the limited proxies (docs/routing.md, capacity).
+    pub fn capacity(&self) -> &Arc<CapacityRegistry> {
+        &self.capacity
     }
 
     /// The proxies' breakers, shared by every configuration that names them.
@@ -125,6 +145,7 @@ impl RoutingCache {
                     revision: Some(entry.revision),
                     routing: Some(entry.routing.clone()),
                     health: entry.health.clone(),
+                    capacity: entry.capacity.clone(),
                 }
             } else {
                 Resolved::none()
@@ -136,6 +157,7 @@ impl RoutingCache {
                 revision: Some(g.revision),
                 routing: Some(g.routing.clone()),
                 health: g.health.clone(),
+                capacity: g.capacity.clone(),
             },
             _ => Resolved::none(),
         }
@@ -167,6 +189,7 @@ impl RoutingCache {
             revision: Some(e.revision),
             routing: Some(e.routing.clone()),
             health: e.health.clone(),
+            capacity: e.capacity.clone(),
         };
         let resolved = match (decider, entry.as_deref(), global.as_deref()) {
             (Decider::Account { enabled: true, .. }, Some(e), _) => routed(Source::Account, e),
@@ -244,6 +267,7 @@ impl RoutingCache {
             applied: self.applies.fetch_add(1, Ordering::SeqCst) + 1,
             enabled: record.enabled,
             health: self.health.register(&routing, record.enabled),
+            capacity: self.capacity.register(record.account_sid, &routing),
             routing,
         };
         match record.account_sid {
@@ -263,6 +287,7 @@ impl RoutingCache {
                             enabled: entry.enabled,
                             routing: entry.routing.clone(),
                             health: entry.health.clone(),
+                            capacity: entry.capacity.clone(),
                         })),
                     });
                 }

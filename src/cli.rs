@@ -297,7 +297,7 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
             Some(key) => SelectionKey::Given(key),
             None => SelectionKey::Drawn(rand::random()),
         });
-    // Offline, every proxy is up.
+    // Offline, every proxy is up and every bucket full.
     let body = routing::voice_answer(
         None,
         Source::Account,
@@ -305,6 +305,7 @@ fn resolve(args: &ResolveArgs) -> ExitCode {
         Some(&compiled),
         input,
         |_| Health::Up,
+        &routing::FullBuckets,
         args.explain.then_some(Decider::File),
     );
     print_json(&body);

@@ -7,6 +7,7 @@
 //! import each other (a test checks it).
 
 pub mod cache;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod health;

@@ -256,6 +256,7 @@ fn plain_voice(
         revision,
         routing,
         health,
+        capacity,
     } = state.cache.resolve(&account);
     let sid = account.encode(&mut sid_buf);
     let routing = routing.as_deref();
@@ -275,6 +276,7 @@ fn plain_voice(
         routing,
         input,
         |i| health.get(i),
+        &capacity,
         None,
     )
 }
@@ -293,6 +295,7 @@ fn engine_voice(
         revision,
         routing,
         health,
+        capacity,
     } = state.cache.resolve(&account);
     match routing.as_deref() {
         Some(r) => {
@@ -304,7 +307,7 @@ fn engine_voice(
                 None,
                 false,
             );
-            let answer = r.resolve(input, |i| health.get(i));
+            let answer = r.resolve_with_capacity(input, |i| health.get(i), &capacity);
             routing::voice_engine_json(source, revision, &answer)
         }
         None => routing::voice_engine_json(source, revision, &routing::VoiceAnswer::none()),
@@ -414,6 +417,7 @@ pub(super) fn explained_voice(
         resolved.routing.as_deref(),
         input,
         health,
+        &resolved.capacity,
         Some(decider),
     )
 }
@@ -898,6 +902,9 @@ pub(super) struct VoiceEngineAnswerSchema {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     revision: Option<i64>,
+    /// Only when every matching proxy was left out for capacity (`routes` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<UnavailableSchema>,
 }
 
 /// One route of `view=engine`: what the engine applies, nothing more.
@@ -999,6 +1006,41 @@ struct CandidateSchema {
     share: Option<f64>,
     /// Each condition: `null` where the proxy has none; `matched` is their conjunction.
     conditions: ConditionsSchema,
+    /// This instance's share of its bucket; `null` without `limits`.
+    #[schema(required = true)]
+    capacity: Option<CapacitySchema>,
+}
+
+/// A limited proxy's bucket as this instance holds it: `cps / N`, `max(1, burst / N)` for N
+/// live instances (docs/routing.md, capacity).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Capacity)]
+#[allow(dead_code)]
+struct CapacitySchema {
+    #[schema(exclusive_minimum = 0)]
+    cps: f64,
+    #[schema(minimum = 1)]
+    burst: f64,
+    /// Tokens now (fractional: refilled continuously).
+    #[schema(minimum = 0)]
+    tokens: f64,
+    /// Fewer than one token: left out of the answer.
+    exhausted: bool,
+}
+
+/// Why a voice answer has no route although proxies matched (docs/api.md).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Unavailable)]
+#[allow(dead_code)]
+struct UnavailableSchema {
+    /// `capacity`: every matching proxy's bucket is empty.
+    #[schema(pattern = "^capacity$")]
+    reason: String,
+    /// Milliseconds until the first token returns.
+    #[schema(minimum = 1)]
+    retry_after_ms: u64,
 }
 
 /// How one proxy fared against its conditions.
@@ -1067,6 +1109,9 @@ pub(super) struct VoiceAnswerSchema {
     route: Option<RouteSchema>,
     /// The other matching proxies: in configured order, `down` ones last (docs/operations.md).
     fallbacks: Vec<RouteSchema>,
+    /// Only when every matching proxy was left out for capacity (`route` is then `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<UnavailableSchema>,
     /// With `explain=true` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<VoiceExplainSchema>,

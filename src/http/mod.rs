@@ -11,6 +11,7 @@ pub mod extensions;
 pub mod extract;
 pub mod format;
 pub mod history;
+pub mod instances;
 pub mod lookup;
 pub mod mask;
 pub mod openapi;

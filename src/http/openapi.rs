@@ -22,7 +22,7 @@ use super::error::{
     CacheLoading, DatabaseUnavailable, EngineTokenForbidden, ErrorBody, ErrorEntry, NoParameters,
     PayloadTooLarge, PreconditionFailed, Unauthorized, UnsupportedMediaType,
 };
-use super::{AppState, extensions, history, lookup, ops, outcomes, proxies, simulate};
+use super::{AppState, extensions, history, instances, lookup, ops, outcomes, proxies, simulate};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -117,6 +117,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(history::router())
         .merge(lookup::router())
         .merge(outcomes::router())
+        .merge(instances::router())
         .merge(proxies::router())
         .merge(simulate::router())
         .merge(ops::router())

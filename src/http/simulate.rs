@@ -126,6 +126,22 @@ struct ProxyConfigSchema {
     /// When the proxy may be chosen, in local wall-clock time.
     #[serde(skip_serializing_if = "Option::is_none")]
     schedule: Option<ScheduleSchema>,
+    /// The carrier's calls-per-second limit, for the whole cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<LimitsSchema>,
+}
+
+/// A proxy's `limits`: routes per second and the bucket's size (default `cps`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Limits)]
+#[allow(dead_code)]
+struct LimitsSchema {
+    #[schema(minimum = 1, maximum = 100000)]
+    cps: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    burst: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -486,6 +502,8 @@ fn draft(routing: Arc<CompiledRouting>) -> Resolved {
         revision: None,
         routing: Some(routing),
         health: ProxyStates::default(),
+        // A draft holds no buckets: its limited proxies count as full (nothing is taken).
+        capacity: Default::default(),
     }
 }
 

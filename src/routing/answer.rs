@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::CompiledRouting;
+use super::capacity::{CapacityView, Reading};
 use super::conditions::LookupInput;
 use super::explain::{Decider, write_voice_explain};
 use super::health::Health;
@@ -82,13 +83,23 @@ pub fn voice_response_json(
         }
         route.write_json(&mut out);
     }
-    out.extend_from_slice(b"]}");
+    out.push(b']');
+    // Only when every matching proxy was left out for capacity (docs/api.md): any other
+    // answer is byte for byte what it was.
+    if let Some(ms) = answer.unavailable {
+        out.extend_from_slice(b",\"unavailable\":{\"reason\":\"capacity\",\"retry_after_ms\":");
+        out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+        out.push(b'}');
+    }
+    out.push(b'}');
     out
 }
 
 /// The voice lookup answer for `input` through `routing` (the deciding configuration when it
 /// routes), each proxy's health by index from `health`; with its `explain` when `explain`
 /// names the deciding configuration. The one builder of lookups, simulations and `resolve`.
+/// The route takes a token from `capacity` unless the answer is explained (explain only
+/// reads the buckets; docs/routing.md, capacity).
 #[allow(clippy::too_many_arguments)]
 pub fn voice_answer(
     account_sid: Option<&str>,
@@ -97,17 +108,23 @@ pub fn voice_answer(
     routing: Option<&CompiledRouting>,
     input: LookupInput<'_>,
     health: impl Fn(usize) -> Health,
+    capacity: &dyn CapacityView,
     explain: Option<Decider>,
 ) -> Vec<u8> {
+    let reading = Reading(capacity);
+    let view: &dyn CapacityView = match explain {
+        None => capacity,
+        Some(_) => &reading,
+    };
     let answer = match routing {
-        Some(r) => r.resolve(input, &health),
+        Some(r) => r.resolve_with_capacity(input, &health, view),
         None => VoiceAnswer::none(),
     };
     let body = voice_response_json(account_sid, source, revision, &answer);
     match explain {
         None => body,
         Some(decider) => with_explain(body, |out| {
-            write_voice_explain(out, decider, routing, &input, &answer, &health)
+            write_voice_explain(out, decider, routing, &input, &answer, &health, view)
         }),
     }
 }
@@ -135,7 +152,12 @@ pub fn voice_engine_json(
         out.extend_from_slice(b",\"revision\":");
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
-    // `unavailable` (a later addition) is written here, after `revision`, when present.
+    // Only when every matching proxy was left out for capacity, as in the full answer.
+    if let Some(ms) = answer.unavailable {
+        out.extend_from_slice(b",\"unavailable\":{\"reason\":\"capacity\",\"retry_after_ms\":");
+        out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+        out.push(b'}');
+    }
     out.push(b'}');
     out
 }

@@ -364,11 +364,13 @@ fn policy_table(
                 next_caller - 1
             }),
             schedule: p.policy.schedule.clone(),
+            limits: p.policy.limits,
         })
         .collect();
     Some(Box::new(PolicyTable {
         proxies: table,
         callers,
+        limited: proxies.iter().any(|p| p.policy.limits.is_some()),
     }))
 }
 

@@ -4,11 +4,13 @@
 //! Written only when asked for (`explain=true`): the answer without it is not touched.
 
 use super::CompiledRouting;
+use super::capacity::{CapacityState, CapacityView};
 use super::compiled::CompiledVoice;
 use super::conditions::{LookupInput, SelectionKey};
 use super::destination::Destination;
 use super::health::Health;
 use super::matcher;
+use super::model::Limits;
 use super::output::{push_decimal, push_json_str, write_json_str_with, write_opt_str};
 use super::render::VoiceAnswer;
 use super::select::{Conditions, Rule, Weighed, rfc3339, select};
@@ -140,6 +142,7 @@ pub fn write_voice_explain(
     input: &LookupInput<'_>,
     answer: &VoiceAnswer<'_>,
     health: &dyn Fn(usize) -> Health,
+    capacity: &dyn CapacityView,
 ) {
     let dest = input.dest;
     out.extend_from_slice(b"{\"target\":");
@@ -202,7 +205,14 @@ pub fn write_voice_explain(
             push_opt_bool(out, w.conditions.caller);
             out.extend_from_slice(b",\"schedule\":");
             push_opt_bool(out, w.conditions.schedule);
-            out.extend_from_slice(b"}}");
+            out.extend_from_slice(b"},\"capacity\":");
+            let limits = voice
+                .policy
+                .as_ref()
+                .and_then(|p| p.proxies.get(index))
+                .and_then(|p| p.limits);
+            write_capacity(out, limits, capacity.state(index));
+            out.push(b'}');
         }
     }
     out.extend_from_slice(b"],\"reason\":");
@@ -218,10 +228,36 @@ pub fn write_voice_explain(
         weighed: weighed.unwrap_or_default(),
         order: order.unwrap_or_default(),
         policy,
+        capacity,
     };
     write_json_str_with(out, |out| {
         out.extend_from_slice(facts.voice_reason().as_bytes())
     });
+    out.push(b'}');
+}
+
+/// A candidate's `capacity`: `null` without limits, else this instance's share of its
+/// bucket (the configured limits, full, when no bucket is held).
+fn write_capacity(out: &mut Vec<u8>, limits: Option<Limits>, state: Option<CapacityState>) {
+    let Some(limits) = limits else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let state = state.unwrap_or(CapacityState {
+        cps: f64::from(limits.cps),
+        burst: f64::from(limits.burst),
+        tokens: f64::from(limits.burst),
+    });
+    // Three decimals: a bucket refills continuously.
+    let round = |n: f64| (n * 1000.0).floor() / 1000.0;
+    out.extend_from_slice(b"{\"cps\":");
+    push_number(out, Some(round(state.cps)));
+    out.extend_from_slice(b",\"burst\":");
+    push_number(out, Some(round(state.burst)));
+    out.extend_from_slice(b",\"tokens\":");
+    push_number(out, Some(round(state.tokens)));
+    out.extend_from_slice(b",\"exhausted\":");
+    push_bool(out, state.exhausted());
     out.push(b'}');
 }
 
@@ -283,6 +319,7 @@ struct Facts<'f, 'a> {
     weighed: &'f [Weighed],
     order: &'f [usize],
     policy: bool,
+    capacity: &'f dyn CapacityView,
 }
 
 fn list(indexes: &[usize]) -> String {
@@ -319,6 +356,21 @@ impl Facts<'_, '_> {
             );
         }
         let Some(route) = &answer.route else {
+            if let Some(ms) = answer.unavailable {
+                let full: Vec<usize> = self
+                    .order
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.weighed[i].conditions.all())
+                    .collect();
+                return format!(
+                    "capacity: every matching proxy of {} ({}) is at its calls-per-second \
+                     limit, so all are left out and the answer is unavailable; the first token \
+                     returns in {ms} ms",
+                    decider.name(),
+                    list(&full),
+                );
+            }
             let failed: Vec<usize> = (0..self.weighed.len())
                 .filter(|&i| self.weighed[i].conditions.matched)
                 .collect();
@@ -378,6 +430,25 @@ impl Facts<'_, '_> {
             );
         }
         let w = self.weighed.get(chosen);
+        if answer.rule == Rule::Capacity {
+            let ahead: Vec<usize> = self
+                .order
+                .iter()
+                .copied()
+                .take_while(|&i| i != chosen)
+                .filter(|&i| self.capacity_exhausted(i))
+                .collect();
+            return format!(
+                "capacity: {} {} before proxy {chosen} in the routing policy's order but {} at \
+                 {} calls-per-second limit, so capacity left {} out; proxy {chosen} is the \
+                 first with a token",
+                list(&ahead),
+                if ahead.len() == 1 { "comes" } else { "come" },
+                if ahead.len() == 1 { "is" } else { "are" },
+                if ahead.len() == 1 { "its" } else { "their" },
+                if ahead.len() == 1 { "it" } else { "them" },
+            );
+        }
         match answer.rule {
             Rule::Weighted => {
                 let priority = w.map_or(0, |w| w.priority);
@@ -443,6 +514,17 @@ impl Facts<'_, '_> {
                 format!("proxy {chosen} is the first whose match covers the whole target {target}")
             }
         }
+    }
+
+    /// The proxy has limits and no whole token now.
+    fn capacity_exhausted(&self, index: usize) -> bool {
+        let limited = self
+            .routing
+            .and_then(|r| r.voice.as_ref())
+            .and_then(|v| v.policy.as_ref())
+            .and_then(|p| p.proxies.get(index))
+            .is_some_and(|p| p.limits.is_some());
+        limited && self.capacity.state(index).is_some_and(|s| s.exhausted())
     }
 
     /// ` (caller +4930…, at 2026-…Z)`: the inputs the conditions were read with.
@@ -519,6 +601,7 @@ mod tests {
             &LookupInput::new(&dest, &[]),
             &answer,
             &|_| Health::Up,
+            &super::super::FullBuckets,
         );
         serde_json::from_slice(&out).unwrap()
     }
@@ -539,13 +622,13 @@ mod tests {
                 "candidates": [
                     {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": false, "caller": null, "schedule": null}},
+                     "conditions": {"match": false, "caller": null, "schedule": null}, "capacity": null},
                     {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": true, "caller": null, "schedule": null}},
+                     "conditions": {"match": true, "caller": null, "schedule": null}, "capacity": null},
                     {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": true, "caller": null, "schedule": null}}
+                     "conditions": {"match": true, "caller": null, "schedule": null}, "capacity": null}
                 ],
                 "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
             })
@@ -643,7 +726,15 @@ mod tests {
                 enabled: true,
             };
             let input = LookupInput::new(&dest, &[]);
-            write_voice_explain(&mut out, account, Some(&compiled), &input, &answer, &health);
+            write_voice_explain(
+                &mut out,
+                account,
+                Some(&compiled),
+                &input,
+                &answer,
+                &health,
+                &super::super::FullBuckets,
+            );
             serde_json::from_slice::<Value>(&out).unwrap()
         };
         let e = explain(&[1]);

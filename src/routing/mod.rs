@@ -10,6 +10,7 @@
 //! whole lookup document, `sms` the TLV; `sip` and `output` are the small shared writers.
 
 mod answer;
+mod capacity;
 mod compiled;
 mod conditions;
 mod destination;
@@ -32,6 +33,7 @@ mod validate;
 pub use answer::{
     Source, sms_response_json, voice_answer, voice_engine_json, voice_response_json, with_explain,
 };
+pub use capacity::{CapacityState, CapacityView, FullBuckets, Reading};
 pub use compiled::{CompiledVoice, Proxy};
 pub use conditions::{Caller, LookupInput, MAX_KEY_CHARS, SelectionKey, check_key, parse_at};
 pub use destination::{Destination, LookupError, MAX_DESTINATION_BYTES, check_supplied_headers};
@@ -40,6 +42,7 @@ pub use health::{Health, ProxyKey, order_by_health};
 /// Shares compiled regex sets between configurations that use the same patterns, so that
 /// 100,000 accounts with the same proxies do not hold 100,000 copies of one automaton.
 pub use matcher::RegexInterner;
+pub use model::Limits;
 pub use problem::Problem;
 pub use render::{VoiceAnswer, VoiceRoute};
 pub use select::{Conditions, Rule, Weighed, unit};
@@ -132,9 +135,29 @@ impl CompiledRouting {
         input: LookupInput<'a>,
         health: impl Fn(usize) -> Health,
     ) -> VoiceAnswer<'a> {
+        self.resolve_with_capacity(input, health, &FullBuckets)
+    }
+
+    /// As `resolve`, the buckets of limited proxies seen through `capacity` (docs/routing.md,
+    /// capacity): the route takes a token through it, full proxies are left out.
+    pub fn resolve_with_capacity<'a>(
+        &'a self,
+        input: LookupInput<'a>,
+        health: impl Fn(usize) -> Health,
+        capacity: &dyn CapacityView,
+    ) -> VoiceAnswer<'a> {
         match &self.voice {
-            Some(v) => render::resolve(v, input, health),
+            Some(v) => render::resolve(v, input, health, capacity),
             None => VoiceAnswer::none(),
+        }
+    }
+
+    /// The `limits` of each voice proxy, in configured order (`None` where it has none);
+    /// empty when no proxy has limits, so that the caller holds no buckets.
+    pub fn limits(&self) -> Vec<Option<Limits>> {
+        match self.voice.as_ref().and_then(|v| v.policy.as_ref()) {
+            Some(p) if p.limited => p.proxies.iter().map(|p| p.limits).collect(),
+            _ => Vec::new(),
         }
     }
 

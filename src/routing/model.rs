@@ -42,6 +42,15 @@ pub(crate) struct PolicyModel {
     /// Validated as an expression by the caller of `check_proxy`.
     pub caller: Option<String>,
     pub schedule: Option<Schedule>,
+    pub limits: Option<Limits>,
+}
+
+/// A proxy's `limits` (docs/routing.md, capacity): routes per second and the bucket's size,
+/// for the whole cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub cps: u32,
+    pub burst: u32,
 }
 
 impl PolicyModel {
@@ -50,6 +59,7 @@ impl PolicyModel {
             && self.weight.is_none()
             && self.caller.is_none()
             && self.schedule.is_none()
+            && self.limits.is_none()
     }
 }
 

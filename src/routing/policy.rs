@@ -1,9 +1,10 @@
 //! The compiled routing policy of a configuration (docs/routing.md): each proxy's
-//! `priority`, `weight`, `caller` and `schedule`. Data only: `select` reads it.
+//! `priority`, `weight`, `caller`, `schedule` and `limits`. Data only: `select` reads it.
 
 use std::sync::Arc;
 
 use super::matcher::MatchSet;
+use super::model::Limits;
 use super::schedule::Schedule;
 
 /// The policy members of every proxy of a configuration that uses any.
@@ -12,6 +13,8 @@ pub(crate) struct PolicyTable {
     pub(crate) proxies: Box<[ProxyPolicy]>,
     /// The `caller` expressions, as one set (`ProxyPolicy::caller` indexes it).
     pub(crate) callers: Option<Arc<MatchSet>>,
+    /// Some proxy has `limits`: the capacity step runs.
+    pub(crate) limited: bool,
 }
 
 #[derive(Debug)]
@@ -21,4 +24,5 @@ pub(crate) struct ProxyPolicy {
     /// Index of this proxy's expression in `PolicyTable::callers`.
     pub(crate) caller: Option<u32>,
     pub(crate) schedule: Option<Schedule>,
+    pub(crate) limits: Option<Limits>,
 }

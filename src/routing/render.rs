@@ -1,14 +1,73 @@
 //! One call's answer through the compiled proxies (docs/routing.md, steps 2–6): which proxies match,
 //! the Request-URI, the headers and routes of each, written straight into the answer.
 
+use super::capacity::CapacityView;
 use super::compiled::{CompiledVoice, Proxy, RuleKind, write_appended};
 use super::conditions::LookupInput;
 use super::destination::{Destination, Kind};
 use super::health::{Health, order_by_health};
 use super::output::{push_decimal, write_json_str_with};
+use super::policy::PolicyTable;
 use super::select::{Rule, select};
 use super::sip;
 use super::validate::MAX_HEADERS;
+
+/// The capacity step (docs/routing.md, capacity), after health: the first proxy that is not
+/// limited or whose bucket gives a token becomes the route (it takes the token); a limited
+/// fallback stays only while its bucket holds one (it takes none). When every proxy is left
+/// out, the answer is `unavailable` until the first token returns.
+fn leave_out_full<'a>(
+    answer: VoiceAnswer<'a>,
+    policy: &PolicyTable,
+    capacity: &dyn CapacityView,
+) -> VoiceAnswer<'a> {
+    let VoiceAnswer {
+        route,
+        fallbacks,
+        health_reordered,
+        rule,
+        ..
+    } = answer;
+    let Some(first) = route else {
+        return VoiceAnswer::none();
+    };
+    let limited = |i: usize| policy.proxies[i].limits.is_some();
+    let mut route = None;
+    let mut kept = Vec::with_capacity(fallbacks.len());
+    let (mut skipped, mut retry_after) = (0usize, u64::MAX);
+    let mut skipped_before_route = false;
+    for r in std::iter::once(first).chain(fallbacks) {
+        let i = r.proxy.index();
+        let verdict = match (limited(i), route.is_none()) {
+            (false, _) => Ok(()),
+            (true, true) => capacity.take(i),
+            (true, false) => capacity.peek(i),
+        };
+        match verdict {
+            Ok(()) if route.is_none() => route = Some(r),
+            Ok(()) => kept.push(r),
+            Err(ms) => {
+                skipped += 1;
+                retry_after = retry_after.min(ms);
+                skipped_before_route |= route.is_none();
+            }
+        }
+    }
+    let unavailable = route.is_none().then_some(retry_after);
+    capacity.left_out(skipped, unavailable.is_some());
+    VoiceAnswer {
+        route,
+        fallbacks: kept,
+        health_reordered,
+        rule: if skipped_before_route && unavailable.is_none() {
+            Rule::Capacity
+        } else {
+            rule
+        },
+        unavailable,
+        capacity_skips: skipped,
+    }
+}
 
 /// The route and fallbacks for `input` (docs/routing.md): the matching proxies in
 /// configured order — or, for a configuration with a routing policy, in the policy's order
@@ -17,6 +76,7 @@ pub(crate) fn resolve<'a>(
     voice: &'a CompiledVoice,
     input: LookupInput<'a>,
     health: impl Fn(usize) -> Health,
+    capacity: &dyn CapacityView,
 ) -> VoiceAnswer<'a> {
     let (dest, supplied) = (input.dest, input.headers);
     if let Some(policy) = &voice.policy {
@@ -27,7 +87,11 @@ pub(crate) fn resolve<'a>(
             supplied,
             health: health(i),
         });
-        return answer(routes, selection.rule);
+        let answer = answer(routes, selection.rule);
+        if !policy.limited {
+            return answer;
+        }
+        return leave_out_full(answer, policy, capacity);
     }
     let matched = super::matcher::matching(&voice.set, dest.target());
     if matched.is_empty() {
@@ -62,6 +126,8 @@ fn answer<'a>(mut routes: impl Iterator<Item = VoiceRoute<'a>>, rule: Rule) -> V
         fallbacks,
         health_reordered,
         rule: if health_reordered { Rule::Health } else { rule },
+        unavailable: None,
+        capacity_skips: 0,
     }
 }
 
@@ -266,6 +332,11 @@ pub struct VoiceAnswer<'a> {
     pub health_reordered: bool,
     /// The rule that put the route first (docs/api.md, `explain`'s `reason`).
     pub rule: Rule,
+    /// Every matching proxy was left out for capacity: milliseconds until the first token
+    /// returns (docs/api.md, `unavailable`).
+    pub unavailable: Option<u64>,
+    /// Proxies left out for capacity.
+    pub capacity_skips: usize,
 }
 
 impl VoiceAnswer<'_> {
@@ -275,6 +346,8 @@ impl VoiceAnswer<'_> {
             fallbacks: Vec::new(),
             health_reordered: false,
             rule: Rule::FirstMatch,
+            unavailable: None,
+            capacity_skips: 0,
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum Rule {
     Weighted,
     /// Health moved the proxies before it last.
     Health,
+    /// Proxies before it were left out: their buckets were empty (docs/routing.md, capacity).
+    Capacity,
 }
 
 /// One proxy as the selection weighed it.

@@ -893,3 +893,48 @@ fn the_embedding_api_agrees_with_the_json_answer() {
         }
     }
 }
+
+#[test]
+fn limits_rules() {
+    let ok = |limits: Value| {
+        let config = one_proxy(json!({"uri": "10.0.0.1", "limits": limits}));
+        compile(&config).map(|c| c.limits())
+    };
+    assert_eq!(
+        ok(json!({"cps": 10})).unwrap(),
+        vec![Some(crate::routing::Limits { cps: 10, burst: 10 })]
+    );
+    assert_eq!(
+        ok(json!({"cps": 100000, "burst": 1000000})).unwrap(),
+        vec![Some(crate::routing::Limits {
+            cps: 100_000,
+            burst: 1_000_000
+        })]
+    );
+    let p = |limits: Value| pointers(&one_proxy(json!({"uri": "10.0.0.1", "limits": limits})));
+    let at = |member: &str| format!("/outbound-voice/0/proxy/0/limits{member}");
+    assert_eq!(p(json!({})), vec![at("")]);
+    assert_eq!(p(json!([])), vec![at("")]);
+    assert_eq!(
+        p(json!({"cps": 0, "burst": 0})),
+        vec![at("/cps"), at("/burst")]
+    );
+    assert_eq!(p(json!({"cps": 100001})), vec![at("/cps")]);
+    assert_eq!(p(json!({"cps": 1, "burst": 1000001})), vec![at("/burst")]);
+    assert_eq!(
+        p(json!({"cps": 1.5, "burst": "2"})),
+        vec![at("/cps"), at("/burst")]
+    );
+    assert_eq!(p(json!({"cps": 1, "rate": 2})), vec![at("/rate")]);
+    // Every problem at once, the other members' too.
+    let both = pointers(&one_proxy(
+        json!({"uri": "10.0.0.1", "weight": -1, "limits": {"cps": -3}}),
+    ));
+    assert_eq!(
+        both,
+        vec!["/outbound-voice/0/proxy/0/weight".to_owned(), at("/cps")]
+    );
+    // A configuration without limits holds no buckets.
+    let plain = compile(&one_proxy(json!({"uri": "10.0.0.1", "priority": 1}))).unwrap();
+    assert!(plain.limits().is_empty());
+}

@@ -9,7 +9,9 @@ use super::problems::Problems;
 
 use super::json::{self, Json, Path};
 use super::matcher::{self, RegexInterner};
-use super::model::{FORBIDDEN_HEADERS, HeaderRule, Model, PolicyModel, ProxyModel, VoiceModel};
+use super::model::{
+    FORBIDDEN_HEADERS, HeaderRule, Limits, Model, PolicyModel, ProxyModel, VoiceModel,
+};
 use super::schedule;
 use super::sip::{self, printable};
 
@@ -337,6 +339,39 @@ fn integer(
 }
 
 pub const MAX_PRIORITY: u16 = 1000;
+/// Highest `limits.cps` (docs/routing.md, capacity).
+pub const MAX_CPS: u32 = 100_000;
+/// Highest `limits.burst`.
+pub const MAX_BURST: u32 = 1_000_000;
+
+/// Checks `limits`: `{"cps": 1–100000, "burst": 1–1000000}`, `burst` defaulting to `cps`;
+/// every problem with its pointer.
+fn check_limits(v: &Json, pointer: Path<'_>, problems: &mut Problems) -> Option<Limits> {
+    let [cps, burst] = problems.members(v, pointer, ["cps", "burst"], &["cps"])?;
+    let mut positive = |v: Option<&Json>, name: &str, max: u32| -> Result<Option<u32>, ()> {
+        let Some(v) = v else { return Ok(None) };
+        let pointer = pointer.member(name);
+        match v {
+            Json::Int(n) if (1..=i128::from(max)).contains(n) => Ok(u32::try_from(*n).ok()),
+            Json::Int(n) => {
+                problems.add(
+                    pointer,
+                    format!("{name} {n} is out of range: an integer from 1 to {max}"),
+                );
+                Err(())
+            }
+            other => {
+                problems.wrong_type(pointer, other, &format!("an integer from 1 to {max}"));
+                Err(())
+            }
+        }
+    };
+    let cps = positive(cps, "cps", MAX_CPS);
+    let burst = positive(burst, "burst", MAX_BURST);
+    let cps = cps.ok().flatten()?;
+    let burst = burst.ok()?.unwrap_or(cps);
+    Some(Limits { cps, burst })
+}
 pub const MAX_WEIGHT: u16 = 10_000;
 
 /// Checks one proxy.
@@ -352,13 +387,14 @@ fn check_proxy(v: &Json, pointer: Path<'_>, problems: &mut Problems, rules: Rule
             weight,
             caller,
             schedule,
+            limits,
         ],
     ) = problems.members(
         v,
         pointer,
         [
             "uri", "username", "password", "match", "headers", "priority", "weight", "caller",
-            "schedule",
+            "schedule", "limits",
         ],
         &["uri"],
     )
@@ -456,7 +492,16 @@ fn check_proxy(v: &Json, pointer: Path<'_>, problems: &mut Problems, rules: Rule
             .map(Some)
             .ok_or(()),
     };
-    ok &= priority_value.is_ok() && weight_value.is_ok() && schedule_value.is_ok();
+    let limits_value = match limits {
+        None => Ok(None),
+        Some(l) => check_limits(l, pointer.member("limits"), problems)
+            .map(Some)
+            .ok_or(()),
+    };
+    ok &= priority_value.is_ok()
+        && weight_value.is_ok()
+        && schedule_value.is_ok()
+        && limits_value.is_ok();
 
     let checked_priority = priority_value.ok().map(|p| p.unwrap_or(0));
     let has_weight = weight.is_some();
@@ -471,6 +516,7 @@ fn check_proxy(v: &Json, pointer: Path<'_>, problems: &mut Problems, rules: Rule
                 weight: weight_value.ok().flatten(),
                 caller: caller.clone(),
                 schedule: schedule_value.ok().flatten(),
+                limits: limits_value.ok().flatten(),
             },
         }),
         _ => None,

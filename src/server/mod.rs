@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::cache::RoutingCache;
+use crate::capacity::CapacityRegistry;
 use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
 use crate::health::{self, HealthRegistry, Policy, probe::ProbeSettings};
 use crate::http::{self, AppState};
@@ -130,6 +131,17 @@ impl RunningServer {
         for task in &self.background {
             task.abort();
         }
+        // The others take this instance's share of the limits at their next heartbeat.
+        let id = self.state.cache.capacity().members().id().to_owned();
+        // Bounded: with the database away the row goes silent instead (gone after 5 s).
+        let forget = self.state.store.forget_instance(&id);
+        match tokio::time::timeout(Duration::from_secs(1), forget).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot remove this instance from the registry")
+            }
+            Err(_) => tracing::warn!("removing this instance from the registry timed out"),
+        }
         self.state.store.close().await;
         served
     }
@@ -177,10 +189,12 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         cooldown_micros: i64::try_from(settings.health_cooldown.as_micros()).unwrap_or(i64::MAX),
     }));
     health::init_metrics(&health);
+    crate::capacity::init_metrics();
+    let capacity = Arc::new(CapacityRegistry::default());
     let state = AppState {
         operators: Arc::new(crate::operators::Authenticator::new(store.clone())),
         store,
-        cache: Arc::new(RoutingCache::with_health(health)),
+        cache: Arc::new(RoutingCache::with_health(health).with_capacity(capacity)),
         settings: Arc::new(settings),
     };
 
@@ -204,6 +218,15 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
         Err(_) => background.push(tokio::spawn(sync::retry_load(state.clone()))),
     }
     background.extend(start_health(&state).await);
+    // The instance registry: N for the carrier limits (docs/routing.md, capacity). The first
+    // heartbeat before serving, so that a new instance enforces its share at once.
+    let capacity = state.cache.capacity().clone();
+    let first = capacity.members().beat(&state.store, &capacity);
+    let _ = tokio::time::timeout(crate::capacity::instances::HEARTBEAT, first).await;
+    background.push(tokio::spawn(crate::capacity::instances::run(
+        capacity,
+        state.store.clone(),
+    )));
 
     let addr = listener.local_addr()?;
     let app = http::app(state.clone());

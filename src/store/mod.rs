@@ -57,6 +57,7 @@ macro_rules! impl_db {
 
 mod diagnose;
 mod health;
+mod instances;
 mod operators;
 mod plan;
 mod postgres;
@@ -75,6 +76,7 @@ use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 
 pub use health::HealthRow;
+pub use instances::{InstanceRow, SILENT_SECONDS};
 pub use operators::OperatorRow;
 pub use writes::ImportLine;
 

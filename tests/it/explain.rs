@@ -83,13 +83,13 @@ on_every_db!(
                 "candidates": [
                     {"proxy_index": 0, "pointer": "/outbound-voice/0/proxy/0", "match": "uri.com", "matched": false, "chosen": null, "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": false, "caller": null, "schedule": null}},
+                     "conditions": {"match": false, "caller": null, "schedule": null}, "capacity": null},
                     {"proxy_index": 1, "pointer": "/outbound-voice/0/proxy/1", "match": "uri[12]\\.com", "matched": true, "chosen": "route", "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": true, "caller": null, "schedule": null}},
+                     "conditions": {"match": true, "caller": null, "schedule": null}, "capacity": null},
                     {"proxy_index": 2, "pointer": "/outbound-voice/0/proxy/2", "match": ".*", "matched": true, "chosen": "fallback", "health": "up",
                      "priority": 0, "weight": null, "score": null, "share": null,
-                     "conditions": {"match": true, "caller": null, "schedule": null}}
+                     "conditions": {"match": true, "caller": null, "schedule": null}, "capacity": null}
                 ],
                 "reason": "proxy 1 is the first whose match covers the whole target uri1.com"
             })
@@ -481,7 +481,7 @@ proptest! {
         let body = voice_response_json(None, Source::Account, Some(1), &answer);
         let decider = Decider::Account { revision: 1, enabled: true };
         let body = with_explain(body, |out| {
-            write_voice_explain(out, decider, Some(&compiled), &multiprovider::routing::LookupInput::new(&dest, &[]), &answer, &health)
+            write_voice_explain(out, decider, Some(&compiled), &multiprovider::routing::LookupInput::new(&dest, &[]), &answer, &health, &multiprovider::routing::FullBuckets)
         });
         let v: Value = serde_json::from_slice(&body).unwrap();
         let target = dest.target();

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout};
 
 use crate::common::app::{AppOptions, spawn_app};
-use crate::common::constants::{A_NONE, A1, ENGINE_TOKEN};
+use crate::common::constants::{A_NONE, A1, A2, ENGINE_TOKEN};
 use crate::common::db::fresh_sqlite;
 use crate::health::support::{self, HealthApi, voice_config, within};
 
@@ -318,6 +318,10 @@ struct Caller {
     socket: UdpSocket,
     proxy: SocketAddr,
     calls: u32,
+    /// The last final answer.
+    last: Option<Sip>,
+    /// How many times each INVITE is sent (more than once: retransmissions).
+    copies: usize,
 }
 
 impl Caller {
@@ -326,6 +330,8 @@ impl Caller {
             socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             proxy,
             calls: 0,
+            last: None,
+            copies: 1,
         }
     }
 
@@ -363,10 +369,12 @@ impl Caller {
             invite.push_str(&format!("X-Account-Sid: {account}\r\n"));
         }
         invite.push_str("Content-Length: 0\r\n\r\n");
-        self.socket
-            .send_to(invite.as_bytes(), self.proxy)
-            .await
-            .unwrap();
+        for _ in 0..self.copies {
+            self.socket
+                .send_to(invite.as_bytes(), self.proxy)
+                .await
+                .unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut buf = vec![0u8; 65536];
         loop {
@@ -390,7 +398,9 @@ impl Caller {
                     .await
                     .unwrap();
             }
-            return answer.status();
+            let status = answer.status();
+            self.last = Some(answer);
+            return status;
         }
     }
 
@@ -1088,4 +1098,104 @@ fn the_guide_s_configuration_check_passes() {
     ] {
         assert!(guide.contains(needed), "the guide lacks {needed}");
     }
+}
+
+/// Carrier capacity (docs/routing.md) end to end: a burst of calls above a carrier's cps goes
+/// on to the fallback carrier; with only limited carriers the excess calls get a 503 with
+/// Retry-After and Reason Q.850 cause 34.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_sends_calls_above_a_carriers_cps_elsewhere_then_answers_503() {
+    let Some(binary) = required_kamailio() else {
+        return;
+    };
+    let db = fresh_sqlite();
+    let app = spawn_app(&db.url, AppOptions::default()).await;
+    let (limited, spare) = (
+        Carrier::start(Behaviour::Accept).await,
+        Carrier::start(Behaviour::Accept).await,
+    );
+    let limits = json!({"cps": 1, "burst": 2});
+    app.configure(
+        Some(A1),
+        &json!({"outbound-voice": [{"proxy": [
+            {"uri": proxy_key(&limited), "limits": limits},
+            {"uri": proxy_key(&spare)}]}]})
+        .to_string(),
+    )
+    .await;
+    let mut kamailio = Kamailio::start(&binary, &app.base_url);
+    let mut caller = Caller::new(kamailio.addr).await;
+    caller.wait_until_up(&mut kamailio).await;
+
+    let started = Instant::now();
+    for _ in 0..6 {
+        let status = caller
+            .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A1))
+            .await;
+        assert_eq!(status, 200, "{}", kamailio.log());
+    }
+    // 2 tokens of burst, plus one a second while the calls went out.
+    let refilled = started.elapsed().as_secs() as usize;
+    let to_limited = limited.invites().len();
+    assert!(
+        (2..=2 + refilled).contains(&to_limited),
+        "{to_limited} calls reached the limited carrier"
+    );
+    assert_eq!(spare.invites().len(), 6 - to_limited);
+
+    // Only the limited carrier: the excess calls get 503, Retry-After and the Q.850 cause.
+    app.configure(
+        Some(A1),
+        &json!({"outbound-voice": [{"proxy": [{"uri": proxy_key(&limited), "limits": limits}]}]})
+            .to_string(),
+    )
+    .await;
+    let mut refused = 0;
+    for _ in 0..4 {
+        let status = caller
+            .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A1))
+            .await;
+        if status == 503 {
+            let answer = caller.last.as_ref().unwrap();
+            assert_eq!(answer.one("Retry-After"), "1", "{answer:?}");
+            assert_eq!(answer.one("Reason"), "Q.850;cause=34", "{answer:?}");
+            refused += 1;
+        } else {
+            assert_eq!(status, 200, "{}", kamailio.log());
+        }
+    }
+    assert!(refused >= 1, "{}", kamailio.log());
+
+    // A retransmitted INVITE (sent three times at once) is one transaction: one lookup, one
+    // token.
+    app.configure(
+        Some(A2),
+        &json!({"outbound-voice": [{"proxy": [
+            {"uri": proxy_key(&spare), "limits": {"cps": 1, "burst": 5}}]}]})
+        .to_string(),
+    )
+    .await;
+    let before = spare.invites().len();
+    caller.copies = 3;
+    let started = Instant::now();
+    let status = caller
+        .invite("sip:bob@carrier.test", "<sip:bob@carrier.test>", Some(A2))
+        .await;
+    assert_eq!(status, 200, "{}", kamailio.log());
+    let (_, e) = app
+        .engine_get(&format!(
+            "/v1/accounts/{A2}/voice-route?to=sip:bob@carrier.test&explain=true"
+        ))
+        .await;
+    let tokens = e["explain"]["candidates"][0]["capacity"]["tokens"]
+        .as_f64()
+        .unwrap();
+    // One token taken: 4 left (plus what refilled); two would leave under 4 within a second.
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        tokens >= 4.0 && (tokens < 5.0 || elapsed >= 1.0),
+        "{tokens} after {elapsed:.2} s: {e}"
+    );
+    assert_eq!(spare.invites().len(), before + 1);
+    assert_clean_log(&kamailio.log());
 }

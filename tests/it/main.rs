@@ -6,6 +6,7 @@ mod common;
 
 mod admin_api;
 mod architecture;
+mod capacity;
 mod cli;
 mod cli_help;
 mod coherence;

@@ -138,7 +138,26 @@ async fn the_document_is_valid_openapi_3_1() {
             "{member}"
         );
     }
-    for member in ["priority", "weight", "score", "share", "conditions"] {
+    for member in ["cps", "burst", "tokens", "exhausted"] {
+        assert!(
+            schemas["Capacity"]["properties"].get(member).is_some(),
+            "{member}"
+        );
+    }
+    assert!(schemas["Limits"]["properties"].get("cps").is_some());
+    assert!(
+        schemas["VoiceAnswer"]["properties"]
+            .get("unavailable")
+            .is_some()
+    );
+    for member in [
+        "priority",
+        "weight",
+        "score",
+        "share",
+        "conditions",
+        "capacity",
+    ] {
         assert!(
             schemas["Candidate"]["properties"].get(member).is_some(),
             "{member}"
@@ -245,6 +264,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         ),
         ("GET", "/v1/accounts/{account_sid}/sms-route", "sms_route"),
         ("POST", "/v1/outcomes", "report_outcomes"),
+        ("GET", "/v1/instances", "instances"),
         ("GET", "/v1/proxies", "proxies"),
         ("POST", "/v1/simulate/voice-route", "simulate_voice_route"),
         ("POST", "/v1/simulate/sms-route", "simulate_sms_route"),
@@ -1118,6 +1138,58 @@ async fn the_answers_of_the_server_conform_to_the_document() {
         (&json!("up"), &json!("down")),
         "{answer}"
     );
+
+    // The instances, and a carrier at its limit: `capacity` in explain, then `unavailable`.
+    let instances = "/v1/instances";
+    for (want, call) in [
+        (200, Call::new("GET", instances, instances, Auth::Engine)),
+        (
+            200,
+            Call::new(
+                "GET",
+                instances,
+                "/v1/instances?Page=0&PageSize=1",
+                Auth::Admin,
+            ),
+        ),
+        (
+            400,
+            Call::new("GET", instances, "/v1/instances?PageSize=0", Auth::Engine),
+        ),
+        (401, Call::new("GET", instances, instances, Auth::None)),
+    ] {
+        tour(&app, &contract, &mut seen, want, call).await;
+    }
+    app.configure(
+        Some(A2),
+        r#"{"outbound-voice": [{"proxy": [{"uri": "gw.example.com", "limits": {"cps": 1, "burst": 1}}]}]}"#,
+    )
+    .await;
+    let limited = |query: &str| format!("/v1/accounts/{A2}/voice-route?to=%2B1555{query}");
+    let explained = tour(
+        &app,
+        &contract,
+        &mut seen,
+        200,
+        Call::new("GET", voice, limited("&explain=true"), Auth::Engine),
+    )
+    .await;
+    assert!(
+        explained["explain"]["candidates"][0]["capacity"].is_object(),
+        "{explained}"
+    );
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = tour(
+            &app,
+            &contract,
+            &mut seen,
+            200,
+            Call::new("GET", voice, limited(""), Auth::Engine),
+        )
+        .await;
+    }
+    assert_eq!(last["unavailable"]["reason"], "capacity", "{last}");
 
     // The global `sms` answer for A2, a `none` answer and a null route were all checked.
     assert!(seen.len() > 100, "{}", seen.len());

@@ -139,6 +139,7 @@ fn cases() -> Vec<Case> {
             .auth(Auth::Engine)
             .suggests("PageSize"),
         case("GET", "/v1/proxies?Health=down", "Health").suggests("health"),
+        case("GET", "/v1/instances?page=0", "page").suggests("Page"),
         case("POST", "/v1/simulate/voice-route?to=%2B1", "to").json(
             json!({"configuration": serde_json::from_str::<Value>(VOICE_EXAMPLE).unwrap(), "to": "+1"}),
         ),
