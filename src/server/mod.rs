@@ -297,6 +297,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         true => Some(listener::hangup_signal()?),
         false => None,
     };
+    // Registered before the server says it listens or prints the token: whoever reads either
+    // may stop it at once.
+    let stop = listener::shutdown_signal();
     let server = start(settings, listener).await?;
     if let (Some(hangups), Some(tls)) = (hangups, server.tls().cloned()) {
         tokio::spawn(listener::on_hangup(hangups, move || {
@@ -309,7 +312,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             "multiprovider: generated admin token (set MULTIPROVIDER_ADMIN_TOKEN to choose one): {token}"
         );
     }
-    listener::shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await
 }
