@@ -147,6 +147,16 @@ pub async fn answer(response: Response) -> Response {
     if let Some(Value::Array(fallbacks)) = value.get_mut("fallbacks") {
         fallbacks.iter_mut().for_each(mask_route);
     }
+    // `view=engine`: every route in `routes`, its password as `pass`.
+    if let Some(Value::Array(routes)) = value.get_mut("routes") {
+        for route in routes {
+            if let Some(pass) = route.get_mut("pass")
+                && pass.is_string()
+            {
+                *pass = Value::String(MASK.into());
+            }
+        }
+    }
     let mut parts = parts;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(value.to_string()))

@@ -104,10 +104,10 @@ async fn post_outcomes(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Reports change proxy health: not for viewers (403 before any 400).
+    auth.writer()?;
     // No query parameters (docs/strictness.md): one name here would add one.
     only_parameters(uri.query(), &[])?;
-    // Reports change proxy health: not for viewers.
-    auth.writer()?;
     let reports = parse_reports(&body)?;
     let registry = state.cache.health();
     let now = now_micros();

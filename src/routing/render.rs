@@ -116,16 +116,21 @@ fn answer<'a>(mut routes: impl Iterator<Item = VoiceRoute<'a>>, rule: Rule) -> V
     // docs/operations.md: `down` proxies after the others, the order kept within each group.
     // Only when one is down, so that the usual answer costs no more than before.
     let mut health_reordered = false;
+    let mut route_moved = false;
     if route.health == Health::Down || fallbacks.iter().any(|r| r.health == Health::Down) {
+        let first = route.proxy.index();
         fallbacks.insert(0, route);
         health_reordered = order_by_health(&mut fallbacks, |r| r.health);
         route = fallbacks.remove(0);
+        route_moved = route.proxy.index() != first;
     }
     VoiceAnswer {
         route: Some(route),
         fallbacks,
         health_reordered,
-        rule: if health_reordered { Rule::Health } else { rule },
+        // Health decided only when it changed the route; a down fallback moved last leaves
+        // the rule that chose the route (docs/routing.md).
+        rule: if route_moved { Rule::Health } else { rule },
         unavailable: None,
         capacity_skips: 0,
     }

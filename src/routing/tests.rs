@@ -938,3 +938,40 @@ fn limits_rules() {
     let plain = compile(&one_proxy(json!({"uri": "10.0.0.1", "priority": 1}))).unwrap();
     assert!(plain.limits().is_empty());
 }
+
+/// Health decides only when it changes the route: a down fallback moved last leaves the
+/// weighted choice as the rule; a down route makes health the rule.
+#[test]
+fn health_is_the_rule_only_when_it_moves_the_route() {
+    let routing = compile(
+        r#"{"outbound-voice": [{"proxy": [
+            {"uri": "a.example.com", "weight": 1},
+            {"uri": "b.example.com", "weight": 1}]}]}"#,
+    )
+    .unwrap();
+    let dest = Destination::parse("+15551234").unwrap();
+    let input =
+        || LookupInput::new(&dest, &[]).with_key(crate::routing::SelectionKey::Given("call-1"));
+    let up = routing.resolve(input(), |_| Health::Up);
+    let chosen = up.route.as_ref().unwrap().proxy.index();
+    assert_eq!(up.rule, Rule::Weighted);
+    let other = 1 - chosen;
+    let fallback_down =
+        routing.resolve(
+            input(),
+            |i| {
+                if i == other { Health::Down } else { Health::Up }
+            },
+        );
+    assert_eq!(fallback_down.route.as_ref().unwrap().proxy.index(), chosen);
+    assert_eq!(fallback_down.rule, Rule::Weighted);
+    let route_down = routing.resolve(input(), |i| {
+        if i == chosen {
+            Health::Down
+        } else {
+            Health::Up
+        }
+    });
+    assert_eq!(route_down.route.as_ref().unwrap().proxy.index(), other);
+    assert_eq!(route_down.rule, Rule::Health);
+}

@@ -456,6 +456,7 @@ on_every_db!(a_viewer_never_sees_a_proxy_password, |app, db| {
         format!("{X}/{ext}/History/2?AccountSid={A1}"),
         format!("/v1/accounts/{A1}/voice-route?to=%2B15551234&explain=true"),
         format!("/v1/accounts/{A1}/voice-route?to=%2B15551234"),
+        format!("/v1/accounts/{A1}/voice-route?to=%2B15551234&view=engine"),
     ];
     for path in &reads {
         let (status, body) = send(as_op(app.client.get(app.url(path)), VIEWER, VIEWER_PW)).await;
@@ -905,3 +906,21 @@ fn each_verb_has_a_purpose_and_an_example() {
     );
     assert!(help(&["--help"]).contains("operator"));
 }
+
+on_every_db!(
+    a_viewer_s_report_is_refused_before_its_parameters_are_read,
+    |app, db| {
+        let _ = &db;
+        add_both(&app).await;
+        // docs/api.md: 401/403 come before 400.
+        let (status, body) = send(as_op(
+            app.client
+                .post(app.url("/v1/outcomes?bogus=1"))
+                .body(r#"{"proxy": "gw.example.com", "outcome": "success"}"#),
+            VIEWER,
+            VIEWER_PW,
+        ))
+        .await;
+        assert_eq!(status, 403, "{body}");
+    }
+);
