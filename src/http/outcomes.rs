@@ -109,7 +109,7 @@ async fn post_outcomes(
     // Reports change proxy health: not for viewers.
     auth.writer()?;
     let reports = parse_reports(&body)?;
-    let registry = state.cache.health();
+    let registry = state.configs.cache().health();
     let now = now_micros();
     let ignored = reports
         .iter()

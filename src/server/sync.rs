@@ -12,7 +12,10 @@ use crate::store::{Change, StoreError};
 pub(super) async fn load_cache(state: &AppState) -> Result<(), StoreError> {
     match full_load(state).await {
         Ok(()) => {
-            tracing::info!(accounts = state.cache.len(), "routing cache loaded");
+            tracing::info!(
+                accounts = state.configs.cache().len(),
+                "routing cache loaded"
+            );
             Ok(())
         }
         Err(e) => {
@@ -41,19 +44,19 @@ pub(super) async fn retry_load(state: AppState) {
 /// catches up (the channel is bounded, to bound memory): about 20 s at 1,000,000 accounts on
 /// two cores, during which PostgreSQL's vacuum horizon waits and a schema migration would.
 async fn full_load(state: &AppState) -> Result<(), StoreError> {
-    let mark = state.cache.mark();
+    let mark = state.configs.cache().mark();
     let started = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (sink, batches) = mpsc::channel(2 * threads);
-    let cache = state.cache.clone();
+    let cache = state.configs.cache().clone();
     let compiling = tokio::task::spawn_blocking(move || cache.apply_batches(batches));
-    let read = state.store.load_into(sink).await;
+    let read = state.configs.store().load_into(sink).await;
     let present = compiling
         .await
         .map_err(|e| StoreError::Corrupt(format!("compiling the snapshot failed: {e}")))?;
     read?;
     // A pass over every account (150 ms at 1,000,000): not on an async worker either.
-    let cache = state.cache.clone();
+    let cache = state.configs.cache().clone();
     let accounts = tokio::task::spawn_blocking(move || {
         cache.finish_load(&present, mark);
         release_free_memory();
@@ -96,36 +99,28 @@ pub(super) async fn follow_changes(state: AppState, mut changes: mpsc::Receiver<
             account_sid,
             revision,
         } = change
-            && state.cache.holds(account_sid, revision)
+            && state.configs.holds(account_sid, revision)
         {
             continue;
         }
         let result = match change {
             Change::Health(row) => {
-                health::share::apply(state.cache.health(), &row);
+                health::share::apply(state.configs.cache().health(), &row);
                 Ok(())
             }
             Change::Resync => match full_load(&state).await {
                 // Transitions notified while the listener was away (docs/operations.md).
-                Ok(()) => health::share::load(state.cache.health(), &state.store)
-                    .await
-                    .map(|_| ()),
+                Ok(()) => {
+                    health::share::load(state.configs.cache().health(), state.configs.store())
+                        .await
+                        .map(|_| ())
+                }
                 Err(e) => Err(e),
             },
             Change::Scope {
-                account_sid: None, ..
-            } => state
-                .store
-                .global()
-                .await
-                .map(|record| record.iter().for_each(|r| state.cache.apply(r))),
-            Change::Scope {
-                account_sid: Some(account),
+                account_sid,
                 revision,
-            } => state.store.get(account).await.map(|record| match record {
-                Some(record) => state.cache.apply(&record),
-                None => state.cache.remove(account, revision),
-            }),
+            } => state.configs.apply_notified(account_sid, revision).await,
         };
         if let Err(e) = result {
             // The listener reconnects and sends `Resync` once the database is back.
