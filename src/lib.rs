@@ -10,6 +10,7 @@ pub mod cache;
 pub mod capacity;
 pub mod cli;
 pub mod config;
+pub mod configs;
 pub mod health;
 pub mod http;
 pub mod operators;

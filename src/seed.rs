@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::cache::RoutingCache;
+use crate::configs::Configs;
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
 use crate::store::{ImportLine, Origin, Store};
@@ -131,7 +133,9 @@ async fn seed(args: &SeedArgs, secret: Option<SecretKey>) -> Result<(usize, f64)
     let batch = args.batch.max(1);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (store, next, total) = (store.clone(), next.clone(), args.accounts);
+        // The command line's process serves no lookups: an empty cache.
+        let configs = Configs::new(store.clone(), Arc::new(RoutingCache::new()));
+        let (next, total) = (next.clone(), args.accounts);
         let interner = interner.clone();
         workers.push(tokio::spawn(async move {
             loop {
@@ -150,7 +154,7 @@ async fn seed(args: &SeedArgs, secret: Option<SecretKey>) -> Result<(usize, f64)
                         configuration,
                     });
                 }
-                store
+                configs
                     .import(&lines, &Origin::cli(), false)
                     .await
                     .map_err(|e| e.to_string())?;

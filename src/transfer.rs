@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write as _};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::RoutingCache;
 use crate::config::{DEFAULT_DATABASE_URL, KeyMaterial, check_database_url, parse_history_limit};
+use crate::configs::Configs;
 use crate::routing::{self, RegexInterner};
 use crate::secret::SecretKey;
 use crate::sid::AccountSid;
@@ -147,7 +150,8 @@ pub fn run_import(args: ImportArgs) -> ExitCode {
     let result = runtime().and_then(|rt| {
         rt.block_on(async {
             let store = open(&args.database).await?;
-            let changed = store
+            let configs = Configs::new(store.clone(), Arc::new(RoutingCache::new()));
+            let changed = configs
                 .import(&lines, &Origin::cli(), args.dry_run)
                 .await
                 .map_err(|e| e.to_string());

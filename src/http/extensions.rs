@@ -270,28 +270,10 @@ async fn upsert(
     condition: Condition,
     form: AdminForm,
 ) -> Result<Response, ApiError> {
-    let (mut write, compiled) = post_parameters(&form, &state.cache)?;
+    let (mut write, compiled) = post_parameters(&form, state.configs.cache())?;
     write.condition = condition;
-    let written = state.store.write(&write, &origin).await?;
+    let written = state.configs.write(&write, compiled, &origin).await?;
     let record = &written.record;
-    if written.changed {
-        // Same request as the commit: a lookup after the 200 sees the new configuration.
-        match compiled {
-            Some(compiled) if write.configuration.as_ref() == Some(&record.configuration) => {
-                state.cache.apply_compiled(record, compiled)
-            }
-            _ => state.cache.apply(record),
-        }
-        // An account's first write also created the extension record, the global
-        // configuration (`{}`): this instance knows it at once, not a poll later.
-        if record.account_sid.is_some() && !state.cache.holds(None, 1) {
-            match state.store.global().await {
-                Ok(Some(global)) => state.cache.apply(&global),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the global configuration back"),
-            }
-        }
-    }
     log_write(&written);
     Ok(repr::configuration(record, format))
 }
@@ -399,7 +381,8 @@ async fn read(
             ApiError::not_found("the global configuration has not been created yet")
         })?,
         Some(account) => state
-            .store
+            .configs
+            .store()
             .get(account)
             .await?
             .ok_or_else(no_account_configuration)?,
@@ -444,13 +427,12 @@ async fn remove(
             "required: only an account's configuration can be deleted; switch the global one off with Enabled=false",
         ));
     };
+    // Same request as the commit: a lookup after the 204 no longer sees it.
     let revision = state
-        .store
-        .remove(account, &condition, &origin)
+        .configs
+        .delete(account, &condition, &origin)
         .await?
         .ok_or_else(no_account_configuration)?;
-    // Same request as the commit: a lookup after the 204 no longer sees it.
-    state.cache.remove(account, revision);
     tracing::info!(account_sid = %account, revision, "configuration deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -492,7 +474,8 @@ async fn list(
     }
     let offset = page.checked_mul(page_size);
     let (mut records, total) = state
-        .store
+        .configs
+        .store()
         .list_accounts(offset.unwrap_or(0), page_size)
         .await?;
     if caller.masks() {

@@ -284,7 +284,7 @@ impl Extension {
             ))
         };
         let id = id.ok_or_else(unknown)?;
-        let global = state.store.global().await?;
+        let global = state.configs.store().global().await?;
         let known = match &global {
             Some(g) => id == g.extension_name || id.eq_ignore_ascii_case(&g.extension_sid),
             None => id == EXTENSION_NAME,

@@ -108,7 +108,11 @@ async fn list(
         return Err(ApiError::parameters(problems));
     }
     let extension_sid = known_sid(&extension)?;
-    let mut history = state.store.history(account, page, page_size).await?;
+    let mut history = state
+        .configs
+        .store()
+        .history(account, page, page_size)
+        .await?;
     if caller.masks() {
         history.revisions.iter_mut().for_each(mask::revision);
     }
@@ -176,7 +180,8 @@ async fn one(
     let unknown = || ApiError::not_found(format!("no revision {number} of this configuration"));
     let number: i64 = number.parse().map_err(|_| unknown())?;
     let mut revision = state
-        .store
+        .configs
+        .store()
         .revision(account, number)
         .await?
         .ok_or_else(unknown)?;
@@ -226,12 +231,9 @@ async fn rollback_to(
 ) -> Result<Response, ApiError> {
     let (account, revision) = rollback_parameters(&form)?;
     let written = state
-        .store
+        .configs
         .rollback(account, revision, &condition, &origin)
         .await?;
-    if written.changed {
-        state.cache.apply(&written.record);
-    }
     log_write(&written);
     Ok(repr::configuration(&written.record, format))
 }

@@ -92,7 +92,7 @@ async fn list(
     if !problems.is_empty() {
         return Err(ApiError::parameters(problems));
     }
-    let all = state.cache.capacity().members().live();
+    let all = state.configs.cache().capacity().members().live();
     let total = all.len() as i64;
     let start = usize::try_from(page.saturating_mul(page_size)).unwrap_or(usize::MAX);
     let items: Vec<InstanceJson> = all

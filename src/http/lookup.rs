@@ -36,7 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Until the first snapshot is in the cache, an answer would say "no configuration" for
 /// accounts that have one: 503, as `/health/ready` says.
 fn ready(state: &AppState) -> Result<(), ApiError> {
-    if state.cache.is_loaded() {
+    if state.configs.cache().is_loaded() {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -218,7 +218,7 @@ fn answer_voice(
     }
     if explain {
         let mut sid_buf = [0; 34];
-        let (resolved, decider) = state.cache.resolve_explained(&account);
+        let (resolved, decider) = state.configs.cache().resolve_explained(&account);
         let sid = account.encode(&mut sid_buf);
         let input = lookup_input(
             &state.settings.clock,
@@ -257,7 +257,7 @@ fn plain_voice(
         routing,
         health,
         capacity,
-    } = state.cache.resolve(&account);
+    } = state.configs.cache().resolve(&account);
     let sid = account.encode(&mut sid_buf);
     let routing = routing.as_deref();
     let input = lookup_input(
@@ -296,7 +296,7 @@ fn engine_voice(
         routing,
         health,
         capacity,
-    } = state.cache.resolve(&account);
+    } = state.configs.cache().resolve(&account);
     match routing.as_deref() {
         Some(r) => {
             let input = lookup_input(
@@ -337,7 +337,7 @@ pub(super) fn fast(
     };
     let started = Instant::now();
     let account = AccountSid::parse(sid)?;
-    if !state.cache.is_loaded() || !auth::bears_engine_token(state, headers) {
+    if !state.configs.cache().is_loaded() || !auth::bears_engine_token(state, headers) {
         return None;
     }
     let query = uri.query().unwrap_or("");
@@ -397,7 +397,11 @@ fn fast_sms(state: &AppState, account: AccountSid, query: &str) -> Option<Vec<u8
     }
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
-    Some(sms_answer(Some(sid), &state.cache.resolve(&account), None))
+    Some(sms_answer(
+        Some(sid),
+        &state.configs.cache().resolve(&account),
+        None,
+    ))
 }
 
 /// A voice answer with its `explain` (docs/api.md): what `resolved` routes for `input`, each
@@ -779,10 +783,10 @@ async fn sms_get(
     let mut sid_buf = [0; 34];
     let sid = account.encode(&mut sid_buf);
     let body = if explain {
-        let (resolved, decider) = state.cache.resolve_explained(&account);
+        let (resolved, decider) = state.configs.cache().resolve_explained(&account);
         sms_answer(Some(sid), &resolved, Some(decider))
     } else {
-        sms_answer(Some(sid), &state.cache.resolve(&account), None)
+        sms_answer(Some(sid), &state.configs.cache().resolve(&account), None)
     };
     observe(Kind::Sms, started);
     Ok(json(body))

@@ -43,9 +43,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::cache::RoutingCache;
 use crate::config::Settings;
-use crate::store::Store;
+use crate::configs::Configs;
 
 pub use auth::{Caller, EngineOrAdmin, Reader, Writer};
 pub use error::ApiError;
@@ -58,8 +57,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub cache: Arc<RoutingCache>,
+    /// The configurations: the only way to change one, and reads of the store and cache.
+    pub configs: Configs,
     pub settings: Arc<Settings>,
     /// Operators' logins (the super-admin is checked against `settings`).
     pub operators: Arc<crate::operators::Authenticator>,

@@ -211,21 +211,21 @@ async fn ready(State(state): State<AppState>, uri: Uri) -> Response {
     if let Err(e) = only_parameters(uri.query(), NO_PARAMETERS) {
         return e.into_response();
     }
-    let loaded = state.cache.is_loaded();
+    let loaded = state.configs.cache().is_loaded();
     let started = Instant::now();
-    let reachable = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
+    let reachable = tokio::time::timeout(Duration::from_secs(2), state.configs.store().ping())
         .await
         .unwrap_or(false);
     let body = Readiness {
         status: if loaded { "ready" } else { "loading" },
         cache_loaded: loaded,
-        cache_accounts: state.cache.len(),
+        cache_accounts: state.configs.cache().len(),
         database: if reachable {
             "reachable"
         } else {
             "unreachable"
         },
-        database_backend: state.store.backend_name(),
+        database_backend: state.configs.store().backend_name(),
         // Microsecond resolution: more digits would only be float noise (0.43549499999…).
         database_check_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
     };
@@ -255,13 +255,13 @@ async fn render_metrics(State(state): State<AppState>, uri: Uri) -> Response {
         return e.into_response();
     }
     let handle = metrics_handle();
-    metrics::gauge!("multiprovider_cache_accounts").set(state.cache.len() as f64);
-    metrics::gauge!("multiprovider_cache_loaded").set(if state.cache.is_loaded() {
+    metrics::gauge!("multiprovider_cache_accounts").set(state.configs.cache().len() as f64);
+    metrics::gauge!("multiprovider_cache_loaded").set(if state.configs.cache().is_loaded() {
         1.0
     } else {
         0.0
     });
-    state.cache.health().export_gauges();
+    state.configs.cache().health().export_gauges();
     (
         [(
             header::CONTENT_TYPE,

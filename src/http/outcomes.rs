@@ -109,7 +109,7 @@ async fn post_outcomes(
     // No query parameters (docs/strictness.md): one name here would add one.
     only_parameters(uri.query(), &[])?;
     let reports = parse_reports(&body)?;
-    let registry = state.cache.health();
+    let registry = state.configs.cache().health();
     let now = now_micros();
     let ignored = reports
         .iter()

@@ -121,7 +121,8 @@ async fn list(
         return Err(ApiError::parameters(problems));
     }
     let all: Vec<ProxyView> = state
-        .cache
+        .configs
+        .cache()
         .health()
         .list()
         .into_iter()

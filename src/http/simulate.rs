@@ -510,7 +510,7 @@ fn draft(routing: Arc<CompiledRouting>) -> Resolved {
 /// The live health of the draft's proxies, by index: what the registry knows of each (`up`
 /// for a proxy no stored configuration names), read without registering anything.
 fn live_health(state: &AppState, routing: &CompiledRouting) -> Vec<Health> {
-    let registry = state.cache.health();
+    let registry = state.configs.cache().health();
     routing.proxies().map(|p| registry.peek(&p.key())).collect()
 }
 
@@ -556,7 +556,7 @@ fn configuration(
         Ok(text) => text,
         Err(_) => raw.get().to_owned(),
     };
-    match state.cache.compile_configuration(&text) {
+    match state.configs.cache().compile_configuration(&text) {
         Ok(compiled) => Some(compiled),
         Err(found) => {
             problems.extend(found.into_iter().map(ErrorEntry::from));

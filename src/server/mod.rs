@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::cache::RoutingCache;
 use crate::capacity::CapacityRegistry;
 use crate::config::{MigrateArgs, ServeArgs, Settings, check_database_url, redact_url};
+use crate::configs::Configs;
 use crate::health::{self, HealthRegistry, Policy, probe::ProbeSettings};
 use crate::http::{self, AppState};
 use crate::secret::SecretKey;
@@ -132,9 +133,16 @@ impl RunningServer {
             task.abort();
         }
         // The others take this instance's share of the limits at their next heartbeat.
-        let id = self.state.cache.capacity().members().id().to_owned();
+        let id = self
+            .state
+            .configs
+            .cache()
+            .capacity()
+            .members()
+            .id()
+            .to_owned();
         // Bounded: with the database away the row goes silent instead (gone after 5 s).
-        let forget = self.state.store.forget_instance(&id);
+        let forget = self.state.configs.store().forget_instance(&id);
         match tokio::time::timeout(Duration::from_secs(1), forget).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -142,7 +150,7 @@ impl RunningServer {
             }
             Err(_) => tracing::warn!("removing this instance from the registry timed out"),
         }
-        self.state.store.close().await;
+        self.state.configs.store().close().await;
         served
     }
 }
@@ -193,15 +201,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     let capacity = Arc::new(CapacityRegistry::default());
     let state = AppState {
         operators: Arc::new(crate::operators::Authenticator::new(store.clone())),
-        store,
-        cache: Arc::new(RoutingCache::with_health(health).with_capacity(capacity)),
+        configs: Configs::new(
+            store,
+            Arc::new(RoutingCache::with_health(health).with_capacity(capacity)),
+        ),
         settings: Arc::new(settings),
     };
 
     // Other processes' writes (other instances on PostgreSQL, the CLI on SQLite): subscribe
     // before the first load so that no change falls between the snapshot and the subscription.
     let mut background = Vec::new();
-    let changes = state.store.listen().await;
+    let changes = state.configs.store().listen().await;
     background.push(tokio::spawn(sync::follow_changes(state.clone(), changes)));
     // One attempt before serving, so that a healthy start is ready at once; then retries
     // in the background while the server already answers (not ready) probes. Unreadable
@@ -212,7 +222,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
             for task in &background {
                 task.abort();
             }
-            state.store.close().await;
+            state.configs.store().close().await;
             return Err(ServeError::Unreadable(detail));
         }
         Err(_) => background.push(tokio::spawn(sync::retry_load(state.clone()))),
@@ -220,12 +230,12 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     background.extend(start_health(&state).await);
     // The instance registry: N for the carrier limits (docs/routing.md, capacity). The first
     // heartbeat before serving, so that a new instance enforces its share at once.
-    let capacity = state.cache.capacity().clone();
-    let first = capacity.members().beat(&state.store, &capacity);
+    let capacity = state.configs.cache().capacity().clone();
+    let first = capacity.members().beat(state.configs.store(), &capacity);
     let _ = tokio::time::timeout(crate::capacity::instances::HEARTBEAT, first).await;
     background.push(tokio::spawn(crate::capacity::instances::run(
         capacity,
-        state.store.clone(),
+        state.configs.store().clone(),
     )));
 
     let addr = listener.local_addr()?;
@@ -236,7 +246,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
     tracing::info!(
         %addr,
         scheme = %scheme,
-        backend = state.store.backend_name(),
+        backend = state.configs.store().backend_name(),
         pid = std::process::id(),
         "listening; stop with SIGTERM (kill PID) or Ctrl-C"
     );
@@ -253,17 +263,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> Result<RunningS
 /// Proxy health (docs/operations.md): cool-downs, sharing with other instances on PostgreSQL (the
 /// states they stored first), and probing when configured.
 async fn start_health(state: &AppState) -> Vec<JoinHandle<()>> {
-    let registry = state.cache.health().clone();
+    let registry = state.configs.cache().health().clone();
     let mut tasks = vec![tokio::spawn(health::run_ticker(registry.clone()))];
-    if state.store.shares_health() {
+    if state.configs.store().shares_health() {
         // After the first cache load, so that the stored states find their proxies (a
         // failed load is followed by a resync, which loads them too).
-        if let Err(e) = health::share::load(&registry, &state.store).await {
+        if let Err(e) = health::share::load(&registry, state.configs.store()).await {
             tracing::warn!(error = %e, "cannot read the shared proxy health; starting from up");
         }
         tasks.push(tokio::spawn(health::share::publish(
             registry.clone(),
-            state.store.clone(),
+            state.configs.store().clone(),
         )));
     }
     if let Some(interval) = state.settings.probe_interval {

@@ -38,7 +38,8 @@ async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
 
 fn source(app: &TestApp, account: &str) -> Source {
     app.state()
-        .cache
+        .configs
+        .cache()
         .resolve(&AccountSid::parse(account).unwrap())
         .source
 }
@@ -1262,7 +1263,7 @@ on_every_db!(configurations_survive_a_restart, |app, db| {
         (StatusCode::OK, global)
     );
     // The new server's cache was filled from the database before serving.
-    assert!(app.state().cache.is_loaded());
+    assert!(app.state().configs.cache().is_loaded());
     assert_eq!(source(&app, A1), Source::Account);
     assert_eq!(source(&app, A2), Source::Global);
     app.stop().await;
@@ -1290,7 +1291,7 @@ on_every_db!(
 on_every_db!(with_the_database_closed_every_call_is_503, |app, db| {
     create_global(&app, SMS).await;
     // The pool closed under the server: every database call fails as unreachable.
-    app.state().store.close().await;
+    app.state().configs.store().close().await;
     let requests = [
         app.write(Some(A1), Some(SMS), None).await,
         app.get(&format!("{J}/multi_provider")).await,
@@ -1309,7 +1310,7 @@ on_every_db!(
     with_the_database_closed_auth_and_validation_come_first,
     |app, db| {
         create_global(&app, SMS).await;
-        app.state().store.close().await;
+        app.state().configs.store().close().await;
         // No database needed for them.
         let (status, _) = json_of(
             app.client
@@ -1520,5 +1521,5 @@ on_every_db!(concurrent_writes_all_succeed, |app, db| {
             Source::Account
         );
     }
-    assert_eq!(app.state().cache.len(), 12);
+    assert_eq!(app.state().configs.cache().len(), 12);
 });

@@ -633,3 +633,93 @@ fn three_modules_in_a_ring_are_one_cycle() {
         [["r::s".to_owned(), "r::t".to_owned(), "r::u".to_owned()]]
     );
 }
+
+/// The store's and the routing cache's write methods; only `configs` (the service that keeps
+/// the two equal) may call them from `http/`.
+const WRITES: &[&str] = &[
+    "write",
+    "upsert",
+    "remove",
+    "delete",
+    "rollback",
+    "import",
+    "apply",
+    "apply_compiled",
+    "apply_batches",
+    "finish_load",
+];
+
+/// Calls of a write method in `code` (comments and strings already blanked) whose receiver
+/// is not the `configs` service: `(method, line)`. `headers.remove(` is a header map's.
+fn direct_writes(code: &str) -> Vec<(String, usize)> {
+    let compact: Vec<(char, usize)> = code
+        .chars()
+        .scan(1usize, |line, c| {
+            let at = *line;
+            if c == '\n' {
+                *line += 1;
+            }
+            Some((c, at))
+        })
+        .filter(|(c, _)| !c.is_whitespace())
+        .collect();
+    let text: String = compact.iter().map(|(c, _)| *c).collect();
+    let chars: Vec<char> = text.chars().collect();
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for (i, c) in chars.iter().enumerate() {
+        if *c != '.' {
+            continue;
+        }
+        let name: String = chars[i + 1..].iter().take_while(|c| ident(**c)).collect();
+        if !WRITES.contains(&name.as_str()) || chars.get(i + 1 + name.len()) != Some(&'(') {
+            continue;
+        }
+        let receiver: String = chars[..i]
+            .iter()
+            .rev()
+            .take_while(|c| ident(**c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if receiver == "configs" || (receiver == "headers" && name == "remove") {
+            continue;
+        }
+        found.push((name, compact[i].1));
+    }
+    found
+}
+
+#[test]
+fn http_changes_configurations_only_through_the_configs_service() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &src.join("http"), &mut files);
+    assert!(
+        files.iter().any(|(path, _)| path == "http/extensions.rs"),
+        "{files:?}"
+    );
+    let mut offenders = Vec::new();
+    for (path, source) in &files {
+        for (method, line) in direct_writes(&without_test_code(&strip(source))) {
+            offenders.push(format!("src/{path}:{line}: .{method}("));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "http/ writes through the store or the routing cache directly (docs/ARCHITECTURE.md: \
+         every change goes through `configs::Configs`):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_write_rule_sees_a_direct_write_and_allows_the_service() {
+    let code = "fn f(state: S) {\n    state.configs.delete(a, &c, &o);\n    state\n        .configs\n        .store()\n        .remove(a, &c, &o);\n    state.configs.cache().apply(&r);\n    parts.headers.remove(X);\n}\n";
+    let found = direct_writes(code);
+    assert_eq!(
+        found,
+        vec![("remove".to_string(), 6), ("apply".to_string(), 7)]
+    );
+}

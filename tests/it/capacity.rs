@@ -158,7 +158,7 @@ on_every_db!(an_edit_keeps_the_tokens_and_caps_them, |app, db| {
         r#"{"outbound-voice": [{"proxy": [{"uri": "gw0.example.com"}]}]}"#,
     )
     .await;
-    assert_eq!(app.state().cache.capacity().len(), 0);
+    assert_eq!(app.state().configs.cache().capacity().len(), 0);
     app.configure(Some(A1), &slow(3)).await;
     let (_, e) = app.engine_get(&path("to=%2B1555&explain=true")).await;
     assert_eq!(e["explain"]["candidates"][0]["capacity"]["tokens"], 3.0);

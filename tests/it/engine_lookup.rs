@@ -18,9 +18,25 @@ async fn stored_revision(app: &TestApp, account: Option<&str>) -> i64 {
     match account {
         Some(a) => {
             let sid = AccountSid::parse(a).unwrap();
-            app.state().store.get(sid).await.unwrap().unwrap().revision
+            app.state()
+                .configs
+                .store()
+                .get(sid)
+                .await
+                .unwrap()
+                .unwrap()
+                .revision
         }
-        None => app.state().store.global().await.unwrap().unwrap().revision,
+        None => {
+            app.state()
+                .configs
+                .store()
+                .global()
+                .await
+                .unwrap()
+                .unwrap()
+                .revision
+        }
     }
 }
 

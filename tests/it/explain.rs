@@ -362,8 +362,8 @@ on_every_db!(
 
 on_every_db!(a_simulation_writes_and_caches_nothing, |app, db| {
     app.configure(Some(A1), VOICE_EXAMPLE).await;
-    let before = stored(&app.state().store).await;
-    let cached = app.state().cache.len();
+    let before = stored(app.state().configs.store()).await;
+    let cached = app.state().configs.cache().len();
     let (_, lookup_before) = app.voice_route(A1, "sip:bob@uri1.com").await;
     let other = r#"{"outbound-voice": [{"proxy": [{"uri": "sim.example.com"}]}], "outbound-sms": [{"destination_network_id": 7}]}"#;
     for kind in ["voice-route", "sms-route"] {
@@ -374,8 +374,8 @@ on_every_db!(a_simulation_writes_and_caches_nothing, |app, db| {
         };
         assert_eq!(simulate(&app, kind, &body).await.0, 200);
     }
-    assert_eq!(stored(&app.state().store).await, before);
-    assert_eq!(app.state().cache.len(), cached);
+    assert_eq!(stored(app.state().configs.store()).await, before);
+    assert_eq!(app.state().configs.cache().len(), cached);
     assert_eq!(
         app.voice_route(A1, "sip:bob@uri1.com").await.1,
         lookup_before

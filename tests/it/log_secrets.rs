@@ -46,7 +46,7 @@ async fn exercise(app: &TestApp) -> String {
         .send()
         .await;
     // An operator: a login, failed ones up to the lockout, a login refused while locked.
-    let store = &app.state().store;
+    let store = app.state().configs.store();
     let operator = multiprovider::operators::new_operator(
         "ops.anna",
         multiprovider::operators::Role::Viewer,

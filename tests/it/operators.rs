@@ -38,7 +38,7 @@ fn voice(second_password: &str) -> String {
 
 /// Adds the operators `EDITOR` and `VIEWER` straight into the server's database.
 async fn add_both(app: &TestApp) {
-    let store = &app.state().store;
+    let store = app.state().configs.store();
     for (name, role, pw) in [
         (EDITOR, Role::Editor, EDITOR_PW),
         (VIEWER, Role::Viewer, VIEWER_PW),
@@ -638,7 +638,8 @@ on_every_db!(five_failures_lock_a_name_on_every_instance, |app, db| {
     let hash = multiprovider::operators::hash_password("brand-new-passphrase");
     assert!(
         app.state()
-            .store
+            .configs
+            .store()
             .set_operator_password(EDITOR, &hash)
             .await
             .unwrap()
@@ -680,7 +681,7 @@ on_postgres!(
         // Verified (and remembered) on b.
         assert_eq!(send(write(EDITOR_PW)()).await.0, 200);
         // A role change made through a.
-        let store = &a.state().store;
+        let store = a.state().configs.store();
         assert!(store.set_operator_role(EDITOR, "viewer").await.unwrap());
         let took = effective_after(Instant::now(), 403, write(EDITOR_PW)).await;
         assert!(took < Duration::from_secs(1), "role change: {took:?}");
@@ -723,7 +724,7 @@ async fn unknown_names_take_as_long_as_known_ones() {
     let db: TestDb = fresh_sqlite();
     let app = spawn_app(&db.url, AppOptions::default()).await;
     add_both(&app).await;
-    let store = app.state().store.clone();
+    let store = app.state().configs.store().clone();
     let read = app.url(&format!("{J}/multi_provider"));
     let attempt = |name: &'static str| {
         let (client, read, store) = (app.client.clone(), read.clone(), store.clone());

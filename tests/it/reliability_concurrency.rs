@@ -334,7 +334,7 @@ async fn after_storm(db: &TestDb, apps: &[&TestApp], done: &[Done], tally: &Tall
         "an account listed twice: {sids:?}"
     );
     assert_eq!((total, sids.len()), (ACCOUNTS as i64, ACCOUNTS));
-    let now = stored(&apps[0].state().store).await;
+    let now = stored(apps[0].state().configs.store()).await;
     check_linearizable(done, &now);
     now
 }

@@ -107,7 +107,7 @@ async fn seed(app: &TestApp) -> String {
 
 /// The cache answers exactly what the store holds, for every account the fuzzing can touch.
 async fn check_cache_matches_store(app: &TestApp) -> Result<Stored, TestCaseError> {
-    let now = stored(&app.state().store).await;
+    let now = stored(app.state().configs.store()).await;
     let mut accounts: BTreeSet<String> = [A1, A2, A3, A_NONE].map(String::from).into();
     accounts.extend(now.accounts.keys().cloned());
     for account in accounts {
@@ -550,7 +550,7 @@ async fn check_form(
     case: FormCase,
     tally: &Mutex<Tally>,
 ) -> Result<(), TestCaseError> {
-    let before = stored(&app.state().store).await;
+    let before = stored(app.state().configs.store()).await;
     let mut path = match &case.target {
         Target::Collection => J.to_owned(),
         Target::Update(None) => format!("{J}/{ext}"),
@@ -686,7 +686,7 @@ on_every_db!(blocking arbitrary_body_bytes_never_5xx_and_store_nothing_invalid, 
         ];
         run((select(paths), raw_body()), |(path, body)| {
             rt.block_on(async {
-                let before = stored(&app.state().store).await;
+                let before = stored(app.state().configs.store()).await;
                 let auth = app.admin_authorization();
                 let outcome = send(
                     app,
@@ -832,7 +832,7 @@ on_every_db!(blocking arbitrary_paths_and_query_strings_never_5xx, |db| {
     fuzz(db, "paths and queries", |rt, app, _ext, tally| {
         run(path_case(), |case| {
             rt.block_on(async {
-                let before = stored(&app.state().store).await;
+                let before = stored(app.state().configs.store()).await;
                 let mut target = format!("/{}", case.segments.join("/"));
                 if let Some(q) = &case.query {
                     target.push('?');
@@ -890,14 +890,14 @@ on_every_db!(blocking garbage_request_lines_are_refused_with_a_4xx, |db| {
         ];
         run(junk, |line| {
             rt.block_on(async {
-                let before = stored(&app.state().store).await;
+                let before = stored(app.state().configs.store()).await;
                 let mut request = b"GET ".to_vec();
                 request.extend_from_slice(&line);
                 request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let outcome = send(app, request).await;
                 let status = check_answer(&String::from_utf8_lossy(&line), &outcome)?;
                 tally.lock().unwrap().add(status);
-                prop_assert_eq!(&stored(&app.state().store).await, &before);
+                prop_assert_eq!(&stored(app.state().configs.store()).await, &before);
                 Ok(())
             })
         })
@@ -992,7 +992,7 @@ async fn check_authorization(
     value: Vec<u8>,
     tally: &Mutex<Tally>,
 ) -> Result<(), TestCaseError> {
-    let before = stored(&app.state().store).await;
+    let before = stored(app.state().configs.store()).await;
     let body = format!("ExtensionName=multi_provider&AccountSid={A3}&ConfigurationData=%7B%7D");
     let outcome = send(
         app,
@@ -1020,7 +1020,7 @@ async fn check_authorization(
                 String::from_utf8_lossy(&value),
                 outcome
             );
-            prop_assert_eq!(&stored(&app.state().store).await, &before);
+            prop_assert_eq!(&stored(app.state().configs.store()).await, &before);
         }
     }
     if status == 401 {

@@ -47,7 +47,7 @@ on_every_db!(body_size_boundary_on_both_framings, |app, db| {
         // Valid JSON padded with spaces (%20 is 3 bytes of body each).
         let mut body = format!("{prefix}{}", encode(SMS)).into_bytes();
         body.resize(size, b'+');
-        let before = stored(&app.state().store).await;
+        let before = stored(app.state().configs.store()).await;
         let declared = app
             .raw(
                 &format!(
@@ -79,7 +79,7 @@ on_every_db!(body_size_boundary_on_both_framings, |app, db| {
             "chunked {size} bytes: {outcome:?}"
         );
         // At the limit the body is read and the (too large) configuration refused: 400.
-        assert_eq!(stored(&app.state().store).await, before);
+        assert_eq!(stored(app.state().configs.store()).await, before);
     }
 });
 
@@ -276,7 +276,7 @@ on_every_db!(many_large_expressions_are_bounded_as_a_set, |app, db| {
 
 on_every_db!(more_than_100_headers_are_refused, |app, db| {
     let auth = app.admin_authorization();
-    let before = stored(&app.state().store).await;
+    let before = stored(app.state().configs.store()).await;
     // Up to hyper's 100 headers a request is served; beyond, refused.
     for (n, ok) in [(90, true), (101, false), (5000, false)] {
         let mut head = format!("GET {J}/multi_provider HTTP/1.1\r\nAuthorization: {auth}");
@@ -292,14 +292,14 @@ on_every_db!(more_than_100_headers_are_refused, |app, db| {
             assert!((400..500).contains(&s), "{n} headers: {outcome:?}");
         }
     }
-    assert_eq!(stored(&app.state().store).await, before);
+    assert_eq!(stored(app.state().configs.store()).await, before);
     assert_alive(&app).await;
 });
 
 on_every_db!(
     a_huge_header_request_line_query_or_authorization_is_4xx,
     |app, db| {
-        let before = stored(&app.state().store).await;
+        let before = stored(app.state().configs.store()).await;
         for (what, head) in [
             (
                 "a 1 MiB header",
@@ -333,7 +333,7 @@ on_every_db!(
             eprintln!("{what} → {s} in {:?}", started.elapsed());
             assert!((400..500).contains(&s), "{what}: {outcome:?}");
         }
-        assert_eq!(stored(&app.state().store).await, before);
+        assert_eq!(stored(app.state().configs.store()).await, before);
         assert_alive(&app).await;
     }
 );
@@ -404,7 +404,7 @@ struct Flood {
 /// parser each of the next ones would take minutes (measured in a debug build: 13 to 390 s for
 /// a 256 KiB body).
 async fn assert_floods_answered_at_once(app: &TestApp, requests: Vec<Flood>) {
-    let before = stored(&app.state().store).await;
+    let before = stored(app.state().configs.store()).await;
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for flood in &requests {
@@ -439,7 +439,7 @@ async fn assert_floods_answered_at_once(app: &TestApp, requests: Vec<Flood>) {
         failures.join("\n"),
         report.join("\n  ")
     );
-    assert_eq!(stored(&app.state().store).await, before);
+    assert_eq!(stored(app.state().configs.store()).await, before);
     assert_alive(app).await;
 }
 

@@ -82,8 +82,14 @@ async fn send(app: &TestApp, c: &Case) -> (u16, Value) {
 
 /// Everything stored, revisions included: equal before and after means nothing was written.
 async fn stored(app: &TestApp) -> String {
-    let snapshot = app.state().store.load_all().await.unwrap();
-    let history = app.state().store.history(None, 0, 1000).await.unwrap();
+    let snapshot = app.state().configs.store().load_all().await.unwrap();
+    let history = app
+        .state()
+        .configs
+        .store()
+        .history(None, 0, 1000)
+        .await
+        .unwrap();
     format!("{snapshot:?} {}", history.total)
 }
 

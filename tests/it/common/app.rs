@@ -139,8 +139,10 @@ pub async fn spawn_unloaded(db_url: &str) -> (SocketAddr, tokio::task::JoinHandl
     settings.engine_token = Some(ENGINE_TOKEN.into());
     let state = AppState {
         operators: Arc::new(multiprovider::operators::Authenticator::new(store.clone())),
-        store,
-        cache: Arc::new(multiprovider::cache::RoutingCache::new()),
+        configs: multiprovider::configs::Configs::new(
+            store,
+            Arc::new(multiprovider::cache::RoutingCache::new()),
+        ),
         settings: Arc::new(settings),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

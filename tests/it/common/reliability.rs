@@ -189,7 +189,7 @@ pub fn cache_agrees(
     account: &str,
 ) -> Result<(), String> {
     let sid = AccountSid::parse(account).expect("account sid");
-    let got = state.cache.resolve(&sid);
+    let got = state.configs.cache().resolve(&sid);
     let (source, compiled) = expected_resolution(stored, account);
     let got = answers(account, got.source, got.routing.as_deref());
     let want = answers(account, source, compiled.as_ref());

@@ -18,7 +18,7 @@ on_postgres!(
         let b = spawn(&db.url, health(2, Duration::from_secs(30))).await;
         a.configure(Some(A1), &voice_config(&[P1, P2])).await;
         within(Duration::from_secs(1), "configuration on b", || async {
-            b.state().cache.health().len() == 2
+            b.state().configs.cache().health().len() == 2
         })
         .await;
         // Each instance counts the reports it receives: one failure on each is not two.
@@ -90,7 +90,7 @@ on_postgres!(
         within(
             Duration::from_secs(1),
             "configuration on the other",
-            || async { cut_off.state().cache.health().len() == 2 },
+            || async { cut_off.state().configs.cache().health().len() == 2 },
         )
         .await;
 

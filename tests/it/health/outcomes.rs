@@ -261,7 +261,7 @@ on_every_db!(
     |db| {
         let app = spawn(&db.url, |_| {}).await;
         app.configure(Some(A1), &three()).await;
-        let tracked = app.state().cache.health().len();
+        let tracked = app.state().configs.cache().health().len();
         assert_eq!(tracked, 3);
         // 20,000 reports for 20,000 distinct proxies that no configuration names.
         for batch in 0..20 {
@@ -276,7 +276,12 @@ on_every_db!(
                 (202, json!({"accepted": 1000, "ignored": 1000}))
             );
         }
-        assert_eq!(app.state().cache.health().len(), tracked, "{}", db.kind);
+        assert_eq!(
+            app.state().configs.cache().health().len(),
+            tracked,
+            "{}",
+            db.kind
+        );
         let (_, list) = app.proxies("").await;
         assert_eq!(list["total"], 3);
         app.stop().await;
@@ -293,7 +298,7 @@ on_every_db!(a_proxy_no_configuration_uses_any_more_is_forgotten, |db| {
         .await;
     assert_eq!(r.status(), 204);
     within(Duration::from_secs(3), "forgotten", || async {
-        app.state().cache.health().len() == 1
+        app.state().configs.cache().health().len() == 1
     })
     .await;
     let (_, list) = app.proxies("").await;
