@@ -93,20 +93,7 @@ async fn list(
         return Err(ApiError::parameters(problems));
     }
     let all = state.configs.cache().capacity().members().live();
-    let total = all.len() as i64;
-    let start = usize::try_from(page.saturating_mul(page_size)).unwrap_or(usize::MAX);
-    let items: Vec<InstanceJson> = all
-        .iter()
-        .skip(start)
-        .take(page_size as usize)
-        .map(InstanceJson::of)
-        .collect();
-    let info = PageInfo {
-        page,
-        page_size,
-        total,
-        items: items.len() as i64,
-    };
+    let (items, info) = PageInfo::slice(all.iter().collect(), page, page_size, InstanceJson::of);
     Ok(json_response(
         StatusCode::OK,
         &ListJson::new(Paging::new(PATH, info), items),

@@ -128,23 +128,10 @@ async fn list(
         .into_iter()
         .filter(|v| health.is_none_or(|h| v.health == h))
         .collect();
-    let total = all.len() as i64;
-    let start = usize::try_from(page.saturating_mul(page_size)).unwrap_or(usize::MAX);
-    let items: Vec<ProxyJson> = all
-        .into_iter()
-        .skip(start)
-        .take(page_size as usize)
-        .map(ProxyJson::of)
-        .collect();
+    let (items, info) = PageInfo::slice(all, page, page_size, ProxyJson::of);
     let base = match health {
         Some(h) => format!("{PATH}?health={}&", h.as_str()),
         None => PATH.to_owned(),
-    };
-    let info = PageInfo {
-        page,
-        page_size,
-        total,
-        items: items.len() as i64,
     };
     Ok(json_response(
         StatusCode::OK,

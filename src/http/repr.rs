@@ -134,6 +134,30 @@ pub struct PageInfo {
 }
 
 impl PageInfo {
+    /// One page of a list held in memory (proxies, instances): its items and its numbers.
+    pub fn slice<T, U>(
+        all: Vec<T>,
+        page: i64,
+        page_size: i64,
+        each: impl FnMut(T) -> U,
+    ) -> (Vec<U>, PageInfo) {
+        let total = all.len() as i64;
+        let start = usize::try_from(page.saturating_mul(page_size)).unwrap_or(usize::MAX);
+        let items: Vec<U> = all
+            .into_iter()
+            .skip(start)
+            .take(usize::try_from(page_size).unwrap_or(0))
+            .map(each)
+            .collect();
+        let info = PageInfo {
+            page,
+            page_size,
+            total,
+            items: items.len() as i64,
+        };
+        (items, info)
+    }
+
     pub fn num_pages(&self) -> i64 {
         (self.total + self.page_size - 1) / self.page_size
     }
